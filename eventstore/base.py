@@ -1,0 +1,253 @@
+"""The abstract event store every backend implements, and the checks they share.
+
+Backends (SQLite, PostgreSQL) implement the storage primitives; validation of
+input and the catch-up-then-live subscription live here once, so both twins
+behave the same and the contract test suite can hold them to it.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import orjson
+
+from .types import (
+    MAX_EVENT_BYTES,
+    MAX_EVENT_ID_LENGTH,
+    MAX_EVENTS_PER_APPEND,
+    MAX_STREAM_ID_LENGTH,
+    MAX_TYPE_LENGTH,
+    AppendResult,
+    Checkpoint,
+    EncodedEvent,
+    Expected,
+    ExpectedState,
+    InvalidEvent,
+    NewEvent,
+    RecordedEvent,
+    StreamInfo,
+    TailPage,
+)
+
+SUBSCRIBE_BATCH = 500
+SUBSCRIBE_POLL_SECONDS = 1.0
+
+
+def encode_json(value: Any, what: str) -> bytes:
+    """JSON bytes for a payload; bytes are taken as already-encoded JSON and checked."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEvent(f"{what} bytes are not valid JSON: {exc}") from None
+        return raw
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        raise InvalidEvent(f"{what} is not JSON-serialisable: {exc}") from None
+
+
+def validate_stream_id(stream_id: object) -> str:
+    if not isinstance(stream_id, str) or not stream_id:
+        raise InvalidEvent("stream_id must be a non-empty string")
+    if len(stream_id) > MAX_STREAM_ID_LENGTH:
+        raise InvalidEvent(f"stream_id longer than {MAX_STREAM_ID_LENGTH} characters")
+    if "\x00" in stream_id:
+        raise InvalidEvent("stream_id contains a NUL character")
+    return stream_id
+
+
+def validate_expected(expected: object) -> Expected:
+    if isinstance(expected, ExpectedState):
+        return expected
+    if isinstance(expected, bool) or not isinstance(expected, int):
+        raise InvalidEvent(f"expected must be ANY, NO_STREAM, EXISTS or an int, not {expected!r}")
+    if expected < 0:
+        raise InvalidEvent(f"expected version must be >= 0, got {expected}")
+    return expected
+
+
+def encode_events(events: Sequence[NewEvent]) -> list[EncodedEvent]:
+    """Validate a batch completely before anything is written."""
+    if isinstance(events, NewEvent):
+        raise InvalidEvent("append takes a list of NewEvent, not a single NewEvent")
+    if not events:
+        raise InvalidEvent("append needs at least one event")
+    if len(events) > MAX_EVENTS_PER_APPEND:
+        raise InvalidEvent(
+            f"{len(events)} events in one append; the limit is {MAX_EVENTS_PER_APPEND}"
+        )
+    encoded: list[EncodedEvent] = []
+    seen: set[str] = set()
+    for event in events:
+        if not isinstance(event, NewEvent):
+            raise InvalidEvent(f"expected NewEvent, got {type(event).__name__}")
+        if not isinstance(event.type, str) or not event.type.strip():
+            raise InvalidEvent("event type must be a non-empty string")
+        if len(event.type) > MAX_TYPE_LENGTH:
+            raise InvalidEvent(f"event type longer than {MAX_TYPE_LENGTH} characters")
+        event_id = _event_id_text(event.event_id)
+        if event_id in seen:
+            raise InvalidEvent(f"event id {event_id} appears twice in one append")
+        seen.add(event_id)
+        data = encode_json(event.data, "data")
+        metadata = None if event.metadata is None else encode_json(event.metadata, "metadata")
+        size = len(data) + (len(metadata) if metadata else 0)
+        if size > MAX_EVENT_BYTES:
+            raise InvalidEvent(f"event of {size} bytes; the limit is {MAX_EVENT_BYTES}")
+        encoded.append(EncodedEvent(event_id, event.type, data, metadata))
+    return encoded
+
+
+def _event_id_text(event_id: object) -> str:
+    if event_id is None:
+        return str(uuid.uuid4())
+    if isinstance(event_id, uuid.UUID):
+        return str(event_id)
+    if not isinstance(event_id, str) or not event_id:
+        raise InvalidEvent("event_id must be a UUID or a non-empty string")
+    if len(event_id) > MAX_EVENT_ID_LENGTH:
+        raise InvalidEvent(f"event_id longer than {MAX_EVENT_ID_LENGTH} characters")
+    return event_id
+
+
+def validate_count(name: str, value: object, *, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidEvent(f"{name} must be an int >= 0, got {value!r}")
+    return value
+
+
+class Doorbell:
+    """Wakes every waiter after a commit, without lost wake-ups.
+
+    A waiter takes `ticket()` *before* reading, then waits on it if the read was
+    empty: a commit between the read and the wait has already set that ticket.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def ticket(self) -> asyncio.Event:
+        return self._event
+
+    def ring(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+
+async def wait_for_ticket(ticket: asyncio.Event, seconds: float) -> None:
+    """Wait for a commit, or for `seconds` (the poll interval), whichever is first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ticket.wait(), seconds)
+
+
+class EventStore(abc.ABC):
+    """An append-only log of streams. See README "The store API" for the contract."""
+
+    doorbell: Doorbell
+    poll_seconds: float = SUBSCRIBE_POLL_SECONDS
+
+    @abc.abstractmethod
+    async def append(
+        self, stream_id: str, events: Sequence[NewEvent], expected: Expected = ExpectedState.ANY
+    ) -> AppendResult:
+        """Append atomically; returns only once the events are durable."""
+
+    @abc.abstractmethod
+    async def tail(self, stream_id: str, n: int) -> TailPage:
+        """The newest `n` events (oldest first) and the exact stream length, in O(n)."""
+
+    @abc.abstractmethod
+    async def read(
+        self,
+        stream_id: str,
+        after_version: int = 0,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> list[RecordedEvent]:
+        """Forwards: versions > after_version, oldest first.
+
+        Backwards: newest first, versions < after_version (from the head when 0).
+        """
+
+    @abc.abstractmethod
+    async def read_positions(
+        self,
+        stream_id: str,
+        *,
+        after_position: int | None = None,
+        before_position: int | None = None,
+        limit: int,
+        newest_first: bool = False,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        """A window of one stream by global position, optionally only some types."""
+
+    @abc.abstractmethod
+    async def read_all(
+        self, after_position: int = 0, limit: int = 1000, types: Sequence[str] | None = None
+    ) -> list[RecordedEvent]:
+        """The global log after a position, in commit order."""
+
+    @abc.abstractmethod
+    async def delete_stream(self, stream_id: str) -> None:
+        """Tombstone the stream and physically erase its events."""
+
+    @abc.abstractmethod
+    async def stream_info(self, stream_id: str) -> StreamInfo | None:
+        """The stream's head row, or None if it never existed."""
+
+    @abc.abstractmethod
+    async def head_position(self) -> int:
+        """The global position of the newest committed event (0 when empty)."""
+
+    @abc.abstractmethod
+    async def save_checkpoint(self, name: str, position: int, state: bytes) -> None:
+        """Store a projection's state and position together, atomically and durably."""
+
+    @abc.abstractmethod
+    async def load_checkpoint(self, name: str) -> Checkpoint | None:
+        """The last checkpoint saved under `name`."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish in-flight appends and release connections."""
+
+    async def subscribe(
+        self,
+        after_position: int = 0,
+        *,
+        batch: int = SUBSCRIBE_BATCH,
+        types: Sequence[str] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every event after `after_position`: catch-up from the log, then live.
+
+        Reads in bounded batches (the buffer holds at most `batch` events), wakes on
+        the in-process doorbell after each commit, and polls every `poll_seconds`
+        as a safety net for commits it did not hear (other processes).
+        """
+        position = validate_count("after_position", after_position)
+        assert position is not None
+        while True:
+            ticket = self.doorbell.ticket()
+            # With a filter, note the head first: if nothing matches, everything up
+            # to that head has been seen and the position can move past it.
+            head = await self.head_position() if types else 0
+            page = await self.read_all(after_position=position, limit=batch, types=types)
+            if page:
+                for event in page:
+                    position = event.position
+                    yield event
+                continue
+            if head > position:
+                position = head
+                continue
+            await wait_for_ticket(ticket, self.poll_seconds)

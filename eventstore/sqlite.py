@@ -1,0 +1,571 @@
+"""The SQLite backend: WAL, synchronous=FULL, one writer thread with group commit.
+
+Writes go through a single writer task. Appends that arrive while a commit is in
+flight queue up and are committed together in the next transaction (group
+commit): one fsync for many appends. Each append still gets its own
+expected-version check inside a savepoint, so one conflict fails only that
+append. The whole batch runs in one hop to a dedicated thread that owns a
+stdlib `sqlite3` connection: a batch is dozens of statements, and paying an
+aiosqlite thread hop (~50 us) per statement would cost more than the fsync.
+
+Reads go through aiosqlite connections (WAL readers never block the writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from .base import (
+    Doorbell,
+    EventStore,
+    encode_events,
+    validate_count,
+    validate_expected,
+    validate_stream_id,
+)
+from .retry import resolve_retry
+from .types import (
+    AppendResult,
+    Checkpoint,
+    EncodedEvent,
+    EventStoreError,
+    Expected,
+    ExpectedState,
+    InvalidEvent,
+    NewEvent,
+    RecordedEvent,
+    StreamDeleted,
+    StreamInfo,
+    TailPage,
+    WrongExpectedVersion,
+)
+
+T = TypeVar("T")
+
+MAX_JOBS_PER_COMMIT = 1000
+READER_CONNECTIONS = 2
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+MIGRATIONS: list[str] = [
+    # 1: the log, stream heads and projection checkpoints.
+    """
+    CREATE TABLE log_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_position INTEGER NOT NULL
+    );
+    INSERT INTO log_head (id, last_position) VALUES (1, 0);
+    CREATE TABLE streams (
+        stream_id TEXT PRIMARY KEY,
+        head_version INTEGER NOT NULL,
+        head_position INTEGER NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        erased_events INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE events (
+        position INTEGER PRIMARY KEY,
+        stream_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        data BLOB NOT NULL,
+        metadata BLOB,
+        recorded_at INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX events_stream_version ON events (stream_id, version);
+    CREATE INDEX events_stream_position ON events (stream_id, position);
+    CREATE UNIQUE INDEX events_event_id ON events (event_id);
+    CREATE TABLE checkpoints (
+        name TEXT PRIMARY KEY,
+        position INTEGER NOT NULL,
+        state BLOB NOT NULL,
+        saved_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
+]
+
+EVENT_COLUMNS = "stream_id, version, position, event_id, type, data, metadata, recorded_at"
+
+
+def sqlite_path_from_url(url: str) -> str:
+    """`sqlite:///rel/path.db` -> `rel/path.db`; `sqlite:////abs/path.db` -> `/abs/path.db`."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise InvalidEvent(f"not a sqlite URL (want sqlite:///path): {url!r}")
+    path = url[len(prefix) :]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        raise InvalidEvent("sqlite URL needs a file path (in-memory databases are not durable)")
+    return path
+
+
+def row_to_event(row: Sequence[Any]) -> RecordedEvent:
+    return RecordedEvent(
+        stream_id=row[0],
+        version=row[1],
+        position=row[2],
+        event_id=row[3],
+        type=row[4],
+        data_json=bytes(row[5]),
+        metadata_json=None if row[6] is None else bytes(row[6]),
+        recorded_at=EPOCH + dt.timedelta(microseconds=row[7]),
+    )
+
+
+@dataclass
+class _BatchContext:
+    """What jobs in one transaction share: the connection and the log head."""
+
+    conn: sqlite3.Connection
+    last_position: int
+    now_us: int
+    erased: bool = False
+
+
+Job = Callable[[_BatchContext], Any]
+
+
+@dataclass
+class _Request:
+    job: Job
+    future: asyncio.Future[Any] = field(repr=False)
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=10000")
+
+
+class SQLiteStore(EventStore):
+    """Event store in one SQLite file. Create with `await SQLiteStore.open(path)`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.doorbell = Doorbell()
+        self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hivelog-writer")
+        self._conn: sqlite3.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._reader_cycle: Iterable[aiosqlite.Connection] = ()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.batch_sizes: list[int] = []  # recent group-commit sizes, for metrics and bench
+        self.on_commit: list[Callable[[int, float], None]] = []  # (appends, seconds) hooks
+
+    @classmethod
+    async def open(cls, path: str) -> SQLiteStore:
+        store = cls(path)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(store._executor, store._open_writer)
+        for _ in range(READER_CONNECTIONS):
+            reader = await aiosqlite.connect(path, isolation_level=None)
+            await reader.execute("PRAGMA busy_timeout=10000")
+            await reader.execute("PRAGMA query_only=1")
+            store._readers.append(reader)
+        store._reader_cycle = itertools.cycle(store._readers)
+        store._writer_task = asyncio.create_task(store._write_loop(), name="hivelog-writer")
+        return store
+
+    # ---- writer thread -------------------------------------------------------------
+
+    def _open_writer(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        _configure(conn)
+        conn.execute("PRAGMA secure_delete=ON")  # erased events leave no bytes behind
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+            )
+            applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version in applied:
+                    continue
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (version, time.time_ns() // 1000),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _commit_batch(self, jobs: list[Job]) -> list[Any]:
+        """Run every job in one transaction; a job's EventStoreError undoes only that job."""
+        conn = self._conn
+        assert conn is not None
+        outcomes: list[Any] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            (last_position,) = conn.execute("SELECT last_position FROM log_head").fetchone()
+            ctx = _BatchContext(conn, last_position, time.time_ns() // 1000)
+            for job in jobs:
+                conn.execute("SAVEPOINT job")
+                before = ctx.last_position
+                try:
+                    outcomes.append(job(ctx))
+                except (EventStoreError, sqlite3.IntegrityError) as exc:
+                    conn.execute("ROLLBACK TO job")
+                    ctx.last_position = before
+                    outcomes.append(exc)
+                conn.execute("RELEASE job")
+            if ctx.last_position != last_position:
+                conn.execute("UPDATE log_head SET last_position = ?", (ctx.last_position,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if ctx.erased:
+            # Move the erased pages out of the WAL too; best effort if readers hold it.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return outcomes
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            requests = [first]
+            stop = False
+            while len(requests) < MAX_JOBS_PER_COMMIT and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stop = True
+                    break
+                requests.append(nxt)
+            started = time.perf_counter()
+            try:
+                outcomes = await loop.run_in_executor(
+                    self._executor, self._commit_batch, [r.job for r in requests]
+                )
+            except BaseException as exc:  # the commit itself failed: nobody is acknowledged
+                for request in requests:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+            else:
+                elapsed = time.perf_counter() - started
+                self.batch_sizes.append(len(requests))
+                if len(self.batch_sizes) > 10_000:
+                    del self.batch_sizes[:5_000]
+                for hook in self.on_commit:
+                    hook(len(requests), elapsed)
+                for request, outcome in zip(requests, outcomes, strict=True):
+                    if request.future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        request.future.set_exception(outcome)
+                    else:
+                        request.future.set_result(outcome)
+                self.doorbell.ring()
+            if stop:
+                return
+
+    async def _submit(self, job: Callable[[_BatchContext], T]) -> T:
+        if self._closed:
+            raise EventStoreError("the store is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Request(job, future))
+        # shield: a cancelled caller must not cancel the outcome others may share.
+        return await asyncio.shield(future)
+
+    # ---- appends -------------------------------------------------------------------
+
+    async def append(
+        self, stream_id: str, events: Sequence[NewEvent], expected: Expected = ExpectedState.ANY
+    ) -> AppendResult:
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected(expected)
+        encoded = encode_events(events)
+        return await self._submit(lambda ctx: _append_job(ctx, stream_id, encoded, expected))
+
+    async def delete_stream(self, stream_id: str) -> None:
+        stream_id = validate_stream_id(stream_id)
+        await self._submit(lambda ctx: _delete_job(ctx, stream_id))
+
+    async def save_checkpoint(self, name: str, position: int, state: bytes) -> None:
+        validate_count("position", position)
+        if not isinstance(state, bytes):
+            raise InvalidEvent("checkpoint state must be bytes")
+
+        def job(ctx: _BatchContext) -> None:
+            ctx.conn.execute(
+                "INSERT INTO checkpoints (name, position, state, saved_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+                "state = excluded.state, saved_at = excluded.saved_at",
+                (name, position, state, ctx.now_us),
+            )
+
+        await self._submit(job)
+
+    # ---- reads ---------------------------------------------------------------------
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        reader = next(iter(self._reader_cycle))
+        return list(await reader.execute_fetchall(sql, params))
+
+    async def _events(self, sql: str, params: Sequence[Any]) -> list[RecordedEvent]:
+        return [row_to_event(row) for row in await self._fetch(sql, params)]
+
+    async def _raise_if_deleted(self, stream_id: str) -> None:
+        info = await self.stream_info(stream_id)
+        if info is not None and info.deleted:
+            raise StreamDeleted(stream_id)
+
+    async def tail(self, stream_id: str, n: int) -> TailPage:
+        stream_id = validate_stream_id(stream_id)
+        validate_count("n", n)
+        if n > 0:
+            newest = await self._events(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ? "
+                "ORDER BY version DESC LIMIT ?",
+                (stream_id, n),
+            )
+            if newest:
+                # Versions are gapless from 1, so the newest version *is* the total,
+                # and it is consistent with the events returned by the same statement.
+                newest.reverse()
+                return TailPage(newest, newest[-1].version)
+        info = await self.stream_info(stream_id)
+        if info is None:
+            return TailPage([], 0)
+        if info.deleted:
+            raise StreamDeleted(stream_id)
+        return TailPage([], info.head_version)
+
+    async def read(
+        self,
+        stream_id: str,
+        after_version: int = 0,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> list[RecordedEvent]:
+        stream_id = validate_stream_id(stream_id)
+        validate_count("after_version", after_version)
+        validate_count("limit", limit, allow_none=True)
+        sql_limit = -1 if limit is None else limit
+        if backwards:
+            upper = after_version if after_version > 0 else 2**62
+            events = await self._events(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ? AND version < ? "
+                "ORDER BY version DESC LIMIT ?",
+                (stream_id, upper, sql_limit),
+            )
+        else:
+            events = await self._events(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ? AND version > ? "
+                "ORDER BY version LIMIT ?",
+                (stream_id, after_version, sql_limit),
+            )
+        if not events:
+            await self._raise_if_deleted(stream_id)
+        return events
+
+    async def read_positions(
+        self,
+        stream_id: str,
+        *,
+        after_position: int | None = None,
+        before_position: int | None = None,
+        limit: int,
+        newest_first: bool = False,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        stream_id = validate_stream_id(stream_id)
+        validate_count("limit", limit)
+        validate_count("after_position", after_position, allow_none=True)
+        validate_count("before_position", before_position, allow_none=True)
+        where = ["stream_id = ?"]
+        params: list[Any] = [stream_id]
+        if after_position is not None:
+            where.append("position > ?")
+            params.append(after_position)
+        if before_position is not None:
+            where.append("position < ?")
+            params.append(before_position)
+        if types:
+            where.append(f"type IN ({','.join('?' * len(types))})")
+            params.extend(types)
+        order = "DESC" if newest_first else "ASC"
+        params.append(limit)
+        events = await self._events(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+            f"ORDER BY position {order} LIMIT ?",
+            params,
+        )
+        if not events:
+            await self._raise_if_deleted(stream_id)
+        return events
+
+    async def read_all(
+        self, after_position: int = 0, limit: int = 1000, types: Sequence[str] | None = None
+    ) -> list[RecordedEvent]:
+        validate_count("after_position", after_position)
+        validate_count("limit", limit)
+        if types:
+            marks = ",".join("?" * len(types))
+            return await self._events(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? AND type IN ({marks}) "
+                "ORDER BY position LIMIT ?",
+                (after_position, *types, limit),
+            )
+        return await self._events(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
+            (after_position, limit),
+        )
+
+    async def stream_info(self, stream_id: str) -> StreamInfo | None:
+        rows = await self._fetch(
+            "SELECT stream_id, head_version, head_position, deleted, erased_events "
+            "FROM streams WHERE stream_id = ?",
+            (stream_id,),
+        )
+        if not rows:
+            return None
+        sid, head, head_position, deleted, erased = rows[0]
+        return StreamInfo(sid, head, head_position, bool(deleted), erased)
+
+    async def head_position(self) -> int:
+        rows = await self._fetch("SELECT last_position FROM log_head", ())
+        return int(rows[0][0])
+
+    async def load_checkpoint(self, name: str) -> Checkpoint | None:
+        rows = await self._fetch(
+            "SELECT name, position, state FROM checkpoints WHERE name = ?", (name,)
+        )
+        if not rows:
+            return None
+        return Checkpoint(rows[0][0], rows[0][1], bytes(rows[0][2]))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer_task is not None:
+            self._queue.put_nowait(None)
+            await self._writer_task
+        for reader in self._readers:
+            await reader.close()
+        conn = self._conn
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=True)
+
+
+# ---- jobs: run in the writer thread inside the batch transaction -----------------------
+
+
+def _append_job(
+    ctx: _BatchContext, stream_id: str, events: list[EncodedEvent], expected: Expected
+) -> AppendResult:
+    conn = ctx.conn
+    row = conn.execute(
+        "SELECT head_version, deleted FROM streams WHERE stream_id = ?", (stream_id,)
+    ).fetchone()
+    head, deleted = (row[0], bool(row[1])) if row else (0, False)
+    if deleted:
+        raise StreamDeleted(stream_id)
+    if not _expectation_met(expected, head):
+        retried = _retry_result(conn, stream_id, events, expected)
+        if retried is not None:
+            return retried
+        raise WrongExpectedVersion(stream_id, expected, head)
+    first_position = ctx.last_position + 1
+    rows = [
+        (
+            first_position + i,
+            stream_id,
+            head + 1 + i,
+            e.event_id,
+            e.type,
+            e.data,
+            e.metadata,
+            ctx.now_us,
+        )
+        for i, e in enumerate(events)
+    ]
+    conn.execute("SAVEPOINT insert_events")
+    try:
+        conn.executemany(
+            "INSERT INTO events (position, stream_id, version, event_id, type, data, metadata, "
+            "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    except sqlite3.IntegrityError:
+        # An event id is already stored: a retry of an earlier append, or a real clash.
+        conn.execute("ROLLBACK TO insert_events")
+        conn.execute("RELEASE insert_events")
+        retried = _retry_result(conn, stream_id, events, expected)
+        if retried is not None:
+            return retried
+        raise
+    conn.execute("RELEASE insert_events")
+    last_position = first_position + len(events) - 1
+    new_head = head + len(events)
+    conn.execute(
+        "INSERT INTO streams (stream_id, head_version, head_position) VALUES (?, ?, ?) "
+        "ON CONFLICT (stream_id) DO UPDATE SET head_version = excluded.head_version, "
+        "head_position = excluded.head_position",
+        (stream_id, new_head, last_position),
+    )
+    ctx.last_position = last_position
+    return AppendResult(stream_id, head + 1, new_head, last_position)
+
+
+def _expectation_met(expected: Expected, head: int) -> bool:
+    if expected is ExpectedState.ANY:
+        return True
+    if expected is ExpectedState.NO_STREAM:
+        return head == 0
+    if expected is ExpectedState.EXISTS:
+        return head > 0
+    return head == expected
+
+
+def _retry_result(
+    conn: sqlite3.Connection, stream_id: str, events: list[EncodedEvent], expected: Expected
+) -> AppendResult | None:
+    ids = [e.event_id for e in events]
+    found: dict[str, tuple[str, int, int]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for event_id, sid, version, position in conn.execute(
+            f"SELECT event_id, stream_id, version, position FROM events "
+            f"WHERE event_id IN ({marks})",
+            chunk,
+        ):
+            found[event_id] = (sid, version, position)
+    return resolve_retry(stream_id, ids, expected, found)
+
+
+def _delete_job(ctx: _BatchContext, stream_id: str) -> None:
+    conn = ctx.conn
+    erased = conn.execute("DELETE FROM events WHERE stream_id = ?", (stream_id,)).rowcount
+    conn.execute(
+        "INSERT INTO streams (stream_id, head_version, head_position, deleted, erased_events) "
+        "VALUES (?, 0, 0, 1, ?) ON CONFLICT (stream_id) DO UPDATE SET deleted = 1, "
+        "erased_events = streams.erased_events + excluded.erased_events",
+        (stream_id, erased),
+    )
+    ctx.erased = ctx.erased or erased > 0

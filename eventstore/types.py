@@ -1,0 +1,179 @@
+"""Value types and errors of the event store: what goes in, what comes out.
+
+Events are stored as JSON bytes. A `RecordedEvent` keeps those bytes and decodes
+them only when `.data` / `.metadata` is asked for, so an HTTP layer can pass the
+stored bytes straight through to a response body.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Final
+
+import orjson
+
+# Limits; documented in the README. Exceeding one raises InvalidEvent and writes nothing.
+MAX_EVENTS_PER_APPEND: Final = 10_000
+MAX_EVENT_BYTES: Final = 1024 * 1024  # encoded data + metadata of one event
+MAX_TYPE_LENGTH: Final = 256
+MAX_STREAM_ID_LENGTH: Final = 256
+MAX_EVENT_ID_LENGTH: Final = 128
+
+
+class ExpectedState(enum.Enum):
+    """The non-numeric expected-version states, as in KurrentDB."""
+
+    ANY = "any"
+    NO_STREAM = "no_stream"
+    EXISTS = "exists"
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+ANY: Final = ExpectedState.ANY
+NO_STREAM: Final = ExpectedState.NO_STREAM
+EXISTS: Final = ExpectedState.EXISTS
+
+Expected = ExpectedState | int
+
+
+class EventStoreError(Exception):
+    """Base of every error the store raises on purpose."""
+
+
+class InvalidEvent(EventStoreError, ValueError):
+    """Input the store refuses before touching storage (nothing is written)."""
+
+
+class WrongExpectedVersion(EventStoreError):
+    """The stream was not in the state the append expected."""
+
+    def __init__(self, stream_id: str, expected: Expected, actual: int) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual  # current head version; 0 = the stream has no events
+        super().__init__(
+            f"stream {stream_id!r}: expected version {expected!r}, current version is {actual}"
+        )
+
+
+class StreamDeleted(EventStoreError):
+    """The stream was deleted (tombstoned); it can be neither read nor appended to."""
+
+    def __init__(self, stream_id: str) -> None:
+        self.stream_id = stream_id
+        super().__init__(f"stream {stream_id!r} is deleted")
+
+
+class DuplicateEventId(EventStoreError):
+    """An event id is already recorded somewhere that does not make this append a retry."""
+
+    def __init__(self, stream_id: str, event_id: str, detail: str) -> None:
+        self.stream_id = stream_id
+        self.event_id = event_id
+        super().__init__(f"event id {event_id} cannot be appended to {stream_id!r}: {detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append. `data`/`metadata` are JSON values, or bytes already holding JSON."""
+
+    type: str
+    data: Any = None
+    metadata: Any = None
+    event_id: str | uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """A validated NewEvent, ready for a backend: ids as text, payloads as JSON bytes."""
+
+    event_id: str
+    type: str
+    data: bytes
+    metadata: bytes | None
+
+
+@dataclass(frozen=True, eq=False)
+class RecordedEvent:
+    """An event as stored. `data_json`/`metadata_json` are the stored bytes, untouched."""
+
+    stream_id: str
+    version: int
+    position: int
+    event_id: str
+    type: str
+    data_json: bytes
+    metadata_json: bytes | None
+    recorded_at: dt.datetime = field(repr=False)
+
+    @cached_property
+    def data(self) -> Any:
+        return orjson.loads(self.data_json)
+
+    @cached_property
+    def metadata(self) -> Any:
+        return None if self.metadata_json is None else orjson.loads(self.metadata_json)
+
+    def _key(self) -> tuple[object, ...]:
+        return (
+            self.stream_id,
+            self.version,
+            self.position,
+            self.event_id,
+            self.type,
+            self.data_json,
+            self.metadata_json,
+            self.recorded_at,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RecordedEvent):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.stream_id, self.version, self.position, self.event_id))
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Where an append landed. `last_position` is the global position of its last event."""
+
+    stream_id: str
+    first_version: int
+    last_version: int
+    last_position: int
+
+
+@dataclass(frozen=True, slots=True)
+class TailPage:
+    """The newest events of a stream, oldest first, and the exact number of events in it."""
+
+    events: list[RecordedEvent]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """The head row of a stream."""
+
+    stream_id: str
+    head_version: int
+    head_position: int
+    deleted: bool
+    erased_events: int
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A projection's saved state and the global position it has folded up to."""
+
+    name: str
+    position: int
+    state: bytes
