@@ -28,6 +28,8 @@ from .types import (
     Expected,
     ExpectedState,
     InvalidEvent,
+    JsonRow,
+    JsonTailPage,
     NewEvent,
     RecordedEvent,
     StreamInfo,
@@ -164,6 +166,16 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     async def tail(self, stream_id: str, n: int) -> TailPage:
         """The newest `n` events (oldest first) and the exact stream length, in O(n)."""
+
+    async def tail_json(self, stream_id: str, n: int) -> JsonTailPage:
+        """`tail` with only what a response body needs (position, version, type, bytes).
+
+        Same contract as `tail`; backends override it with a leaner query, since
+        building full RecordedEvents costs more than the index walk itself.
+        """
+        page = await self.tail(stream_id, n)
+        rows = [JsonRow(e.position, e.version, e.type, e.data_json) for e in page.events]
+        return JsonTailPage(rows, page.total)
 
     @abc.abstractmethod
     async def read(

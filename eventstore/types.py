@@ -10,9 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -22,6 +21,7 @@ MAX_EVENT_BYTES: Final = 1024 * 1024  # encoded data + metadata of one event
 MAX_TYPE_LENGTH: Final = 256
 MAX_STREAM_ID_LENGTH: Final = 256
 MAX_EVENT_ID_LENGTH: Final = 128
+EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class ExpectedState(enum.Enum):
@@ -99,9 +99,13 @@ class EncodedEvent:
     metadata: bytes | None
 
 
-@dataclass(frozen=True, eq=False)
-class RecordedEvent:
-    """An event as stored. `data_json`/`metadata_json` are the stored bytes, untouched."""
+class RecordedEvent(NamedTuple):
+    """An event as stored. `data_json`/`metadata_json` are the stored bytes, untouched.
+
+    A tuple, so a page of thousands is built at C speed straight from database rows;
+    `data`, `metadata` and `recorded_at` are computed on access (nothing is decoded
+    unless asked for, and HTTP responses pass `data_json` through).
+    """
 
     stream_id: str
     version: int
@@ -110,35 +114,20 @@ class RecordedEvent:
     type: str
     data_json: bytes
     metadata_json: bytes | None
-    recorded_at: dt.datetime = field(repr=False)
+    recorded_at_us: int  # microseconds since the Unix epoch, UTC
 
-    @cached_property
+    @property
     def data(self) -> Any:
         return orjson.loads(self.data_json)
 
-    @cached_property
+    @property
     def metadata(self) -> Any:
         return None if self.metadata_json is None else orjson.loads(self.metadata_json)
 
-    def _key(self) -> tuple[object, ...]:
-        return (
-            self.stream_id,
-            self.version,
-            self.position,
-            self.event_id,
-            self.type,
-            self.data_json,
-            self.metadata_json,
-            self.recorded_at,
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RecordedEvent):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash((self.stream_id, self.version, self.position, self.event_id))
+    @property
+    def recorded_at(self) -> dt.datetime:
+        """The commit time as an aware UTC datetime."""
+        return EPOCH + dt.timedelta(microseconds=self.recorded_at_us)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +145,23 @@ class TailPage:
     """The newest events of a stream, oldest first, and the exact number of events in it."""
 
     events: list[RecordedEvent]
+    total: int
+
+
+class JsonRow(NamedTuple):
+    """The part of an event an HTTP response needs: where it is, and its stored bytes."""
+
+    position: int
+    version: int
+    type: str
+    data_json: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class JsonTailPage:
+    """`tail` for serving: rows oldest first, and the exact number of events in the stream."""
+
+    rows: list[JsonRow]
     total: int
 
 

@@ -274,6 +274,8 @@ class StoreContract:
             await store.read("gone")
         with pytest.raises(StreamDeleted):
             await store.tail("gone", 5)
+        with pytest.raises(StreamDeleted):
+            await store.tail_json("gone", 5)
         assert [e.stream_id for e in await store.read_all()] == ["kept"]
         info = await store.stream_info("gone")
         assert info is not None and info.deleted and info.erased_events == 2
@@ -340,6 +342,11 @@ class StoreContract:
             page = await store.tail("s", n)
             assert page.total == len(full) == sum(sizes)
             assert page.events == (full[-n:] if n else [])
+            served = await store.tail_json("s", n)
+            assert served.total == page.total
+            assert served.rows == [
+                (e.position, e.version, e.type, e.data_json) for e in page.events
+            ]
 
         self.run_fresh(body)
 
