@@ -13,7 +13,7 @@ async def open_store(url: str) -> EventStore:
 
         return await SQLiteStore.open(sqlite_path_from_url(url))
     if url.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+        from .postgres import PostgresStore
 
         store: EventStore = await PostgresStore.open(url)
         return store

@@ -1,0 +1,460 @@
+"""The PostgreSQL backend: asyncpg pool, one server-side append function, LISTEN doorbell.
+
+Ordering: every append is one autocommit call of `append_events()`, which takes a
+transaction-scoped advisory lock, checks the expected version, assigns
+`max(position) + 1` and inserts. The lock is released only after the commit is
+visible, so positions are gapless and commit-ordered, and a reader tailing with
+`position > checkpoint` can never skip an event (postgres.md §2, §4.2).
+
+No group commit: appends are serialised by the lock, not by this process, so
+several nodes can append to one log. A small pool caps how many appenders each
+node queues on the lock. Every connection runs with `synchronous_commit=on`: an
+append is acknowledged only once its commit is flushed, whatever the server default.
+
+Live updates across processes: one dedicated LISTEN connection rings the
+in-process doorbell on each NOTIFY the append function sends; when it is lost it
+reconnects with backoff and rings once so subscribers catch up by query. The base
+class's poll stays as the safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from .base import (
+    Doorbell,
+    EventStore,
+    encode_events,
+    validate_count,
+    validate_expected,
+    validate_stream_id,
+)
+from .pg_schema import (
+    APPENDED,
+    DEFAULT_SCHEMA,
+    DELETED,
+    EVENT_ID_CONSTRAINT,
+    EXPECT_ANY,
+    EXPECT_EXISTS,
+    EXPECT_NO_STREAM,
+    SchemaNames,
+    migrate,
+)
+from .retry import resolve_retry
+from .types import (
+    AppendResult,
+    Checkpoint,
+    EventStoreError,
+    Expected,
+    ExpectedState,
+    InvalidEvent,
+    JsonRow,
+    JsonTailPage,
+    NewEvent,
+    RecordedEvent,
+    StreamDeleted,
+    StreamInfo,
+    TailPage,
+    WrongExpectedVersion,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POOL_SIZE = 4
+MAX_POOL_SIZE = 64
+APPEND_ATTEMPTS = 3
+RECONNECT_MAX_SECONDS = 2.0
+# Server settings for every connection the store opens.
+SERVER_SETTINGS = {"synchronous_commit": "on", "application_name": "hivelog"}
+
+EVENT_COLUMNS = (
+    "stream_id, version, position, event_id, type, data, metadata, "
+    "(extract(epoch FROM recorded_at) * 1000000)::bigint"
+)
+
+
+def parse_postgres_url(url: str) -> tuple[str, str, int]:
+    """Split hivelog's own query parameters (`schema`, `pool_size`) off a libpq-style URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise InvalidEvent(f"not a postgresql:// URL: {url!r}")
+    schema = DEFAULT_SCHEMA
+    pool_size = DEFAULT_POOL_SIZE
+    rest: list[tuple[str, str]] = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "schema":
+            schema = value
+        elif key == "pool_size":
+            if not value.isdigit() or not 1 <= int(value) <= MAX_POOL_SIZE:
+                raise InvalidEvent(f"pool_size must be 1..{MAX_POOL_SIZE}, got {value!r}")
+            pool_size = int(value)
+        else:
+            rest.append((key, value))
+    dsn = urlunsplit(parts._replace(query=urlencode(rest)))
+    return dsn, schema, pool_size
+
+
+def _expected_code(expected: Expected) -> int:
+    if expected is ExpectedState.ANY:
+        return EXPECT_ANY
+    if expected is ExpectedState.NO_STREAM:
+        return EXPECT_NO_STREAM
+    if expected is ExpectedState.EXISTS:
+        return EXPECT_EXISTS
+    assert isinstance(expected, int)
+    return expected
+
+
+async def _init_connection(conn: Any) -> None:
+    """Payload columns are `json`: pass the stored bytes through untouched, both ways."""
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", encoder=bytes, decoder=bytes, format="binary"
+    )
+
+
+class PostgresStore(EventStore):
+    """Event store in a PostgreSQL schema. Create with `await PostgresStore.open(url)`."""
+
+    def __init__(self, dsn: str, names: SchemaNames, pool: Any) -> None:
+        self.dsn = dsn
+        self.names = names
+        self.doorbell = Doorbell()
+        self._pool = pool
+        self._listener: Any = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.reconnects = 0  # how often the LISTEN connection was re-established
+        q = names.q
+        self._sql_append = (
+            f"SELECT status, head, last_position FROM {q}.append_events($1, $2, $3, $4, $5, $6)"
+        )
+        self._sql_delete = f"SELECT {q}.delete_stream($1)"
+        self._sql_found = (
+            f"SELECT event_id, stream_id, version, position FROM {q}.events "
+            "WHERE event_id = ANY($1::text[])"
+        )
+        self._sql_head = (
+            f"SELECT greatest((SELECT coalesce(max(position), 0) FROM {q}.events), "
+            f"erased_up_to) FROM {q}.log_state"
+        )
+        self._sql_info = (
+            f"SELECT head_version, head_position, true, erased_events FROM {q}.tombstones "
+            "WHERE stream_id = $1 UNION ALL "
+            f"(SELECT version, position, false, 0 FROM {q}.events WHERE stream_id = $1 "
+            "ORDER BY version DESC LIMIT 1) LIMIT 1"
+        )
+        self._sql_tail = (
+            f"SELECT {EVENT_COLUMNS} FROM {q}.events WHERE stream_id = $1 "
+            "ORDER BY version DESC LIMIT $2"
+        )
+        self._sql_tail_json = (
+            f"SELECT position, version, type, data FROM {q}.events WHERE stream_id = $1 "
+            "ORDER BY version DESC LIMIT $2"
+        )
+        self._sql_read_forward = (
+            f"SELECT {EVENT_COLUMNS} FROM {q}.events WHERE stream_id = $1 AND version > $2 "
+            "ORDER BY version LIMIT $3"
+        )
+        self._sql_read_backward = (
+            f"SELECT {EVENT_COLUMNS} FROM {q}.events WHERE stream_id = $1 AND version < $2 "
+            "ORDER BY version DESC LIMIT $3"
+        )
+        self._sql_read_all = (
+            f"SELECT {EVENT_COLUMNS} FROM {q}.events WHERE position > $1 ORDER BY position LIMIT $2"
+        )
+        self._sql_read_all_types = (
+            f"SELECT {EVENT_COLUMNS} FROM {q}.events WHERE position > $1 "
+            "AND type = ANY($3::text[]) ORDER BY position LIMIT $2"
+        )
+        self._sql_save_checkpoint = (
+            f"INSERT INTO {q}.checkpoints (name, position, state, saved_at) "
+            "VALUES ($1, $2, $3, now()) ON CONFLICT (name) DO UPDATE SET "
+            "position = excluded.position, state = excluded.state, saved_at = excluded.saved_at"
+        )
+        self._sql_load_checkpoint = (
+            f"SELECT name, position, state FROM {q}.checkpoints WHERE name = $1"
+        )
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresStore:
+        """Connect, create or migrate the schema, and start the LISTEN doorbell."""
+        dsn, schema, pool_size = parse_postgres_url(url)
+        names = SchemaNames.for_schema(schema)
+        conn = await asyncpg.connect(dsn, server_settings=SERVER_SETTINGS)
+        try:
+            await migrate(conn, names)
+        finally:
+            await conn.close()
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=1,
+            max_size=pool_size,
+            init=_init_connection,
+            server_settings=SERVER_SETTINGS,
+        )
+        store = cls(dsn, names, pool)
+        try:
+            await store._start_listener()
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    @property
+    def pool(self) -> Any:
+        """The asyncpg pool (for operator tools and tests that need raw SQL)."""
+        return self._pool
+
+    @property
+    def listener_pid(self) -> int | None:
+        """Server pid of the LISTEN connection, or None while it is reconnecting."""
+        listener = self._listener
+        if listener is None or listener.is_closed():
+            return None
+        return int(listener.get_server_pid())
+
+    # ---- the LISTEN doorbell ---------------------------------------------------------
+
+    async def _start_listener(self) -> None:
+        conn = await asyncpg.connect(
+            self.dsn, server_settings={**SERVER_SETTINGS, "application_name": "hivelog-listen"}
+        )
+        try:
+            await conn.add_listener(self.names.channel, self._on_notify)
+        except BaseException:
+            await conn.close()
+            raise
+        conn.add_termination_listener(self._on_listener_lost)
+        self._listener = conn
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
+        self.doorbell.ring()
+
+    def _on_listener_lost(self, _conn: Any) -> None:
+        if self._closed:
+            return
+        self._listener = None
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.create_task(
+                self._reconnect(), name="hivelog-pg-listen-reconnect"
+            )
+
+    async def _reconnect(self) -> None:
+        """Re-LISTEN with backoff; then ring, since NOTIFYs sent meanwhile are gone."""
+        delay = 0.05
+        while not self._closed:
+            try:
+                await self._start_listener()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("LISTEN connection lost; retrying in %.2fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+                continue
+            if self._closed:
+                await self._listener.close()
+                return
+            self.reconnects += 1
+            self.doorbell.ring()
+            return
+
+    # ---- writes ----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EventStoreError("the store is closed")
+
+    async def append(
+        self, stream_id: str, events: Sequence[NewEvent], expected: Expected = ExpectedState.ANY
+    ) -> AppendResult:
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected(expected)
+        encoded = encode_events(events)
+        self._check_open()
+        ids = [e.event_id for e in encoded]
+        args = (
+            stream_id,
+            _expected_code(expected),
+            ids,
+            [e.type for e in encoded],
+            [e.data for e in encoded],
+            [e.metadata for e in encoded],
+        )
+        for _ in range(APPEND_ATTEMPTS):
+            try:
+                status, head, last_position = await self._pool.fetchrow(self._sql_append, *args)
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != EVENT_ID_CONSTRAINT:
+                    raise
+                # An id is already stored (the statement rolled back): a retry, or a clash.
+                retried = await self._retry_result(stream_id, ids, expected)
+                if retried is not None:
+                    return retried
+                continue  # the clashing event was erased meanwhile: try again
+            if status == APPENDED:
+                self.doorbell.ring()
+                return AppendResult(stream_id, head + 1, head + len(ids), last_position)
+            if status == DELETED:
+                raise StreamDeleted(stream_id)
+            retried = await self._retry_result(stream_id, ids, expected)
+            if retried is not None:
+                return retried
+            raise WrongExpectedVersion(stream_id, expected, head)
+        raise EventStoreError(f"append to {stream_id!r} kept clashing on event ids")
+
+    async def _retry_result(
+        self, stream_id: str, ids: list[str], expected: Expected
+    ) -> AppendResult | None:
+        """Stored ids never change place (only erasure removes them), so no lock is needed."""
+        rows = await self._pool.fetch(self._sql_found, ids)
+        found = {r[0]: (r[1], r[2], r[3]) for r in rows}
+        return resolve_retry(stream_id, ids, expected, found)
+
+    async def delete_stream(self, stream_id: str) -> None:
+        stream_id = validate_stream_id(stream_id)
+        self._check_open()
+        await self._pool.execute(self._sql_delete, stream_id)
+        self.doorbell.ring()
+
+    async def save_checkpoint(self, name: str, position: int, state: bytes) -> None:
+        validate_count("position", position)
+        if not isinstance(state, bytes):
+            raise InvalidEvent("checkpoint state must be bytes")
+        self._check_open()
+        await self._pool.execute(self._sql_save_checkpoint, name, position, state)
+
+    # ---- reads -----------------------------------------------------------------------
+
+    async def _events(self, sql: str, *args: Any) -> list[RecordedEvent]:
+        return list(map(RecordedEvent._make, await self._pool.fetch(sql, *args)))
+
+    async def _raise_if_deleted(self, stream_id: str) -> None:
+        info = await self.stream_info(stream_id)
+        if info is not None and info.deleted:
+            raise StreamDeleted(stream_id)
+
+    async def _total(self, stream_id: str, oldest_first: Sequence[JsonRow | RecordedEvent]) -> int:
+        """Versions are gapless from 1: the page's newest version is the stream length."""
+        if oldest_first:
+            return oldest_first[-1].version
+        info = await self.stream_info(stream_id)
+        if info is None:
+            return 0
+        if info.deleted:
+            raise StreamDeleted(stream_id)
+        return info.head_version
+
+    async def tail(self, stream_id: str, n: int) -> TailPage:
+        stream_id = validate_stream_id(stream_id)
+        validate_count("n", n)
+        newest = await self._events(self._sql_tail, stream_id, n)
+        newest.reverse()
+        return TailPage(newest, await self._total(stream_id, newest))
+
+    async def tail_json(self, stream_id: str, n: int) -> JsonTailPage:
+        stream_id = validate_stream_id(stream_id)
+        validate_count("n", n)
+        rows = await self._pool.fetch(self._sql_tail_json, stream_id, n)
+        newest = list(map(JsonRow._make, reversed(rows)))
+        return JsonTailPage(newest, await self._total(stream_id, newest))
+
+    async def read(
+        self,
+        stream_id: str,
+        after_version: int = 0,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> list[RecordedEvent]:
+        stream_id = validate_stream_id(stream_id)
+        validate_count("after_version", after_version)
+        validate_count("limit", limit, allow_none=True)
+        if backwards:
+            upper = after_version if after_version > 0 else 2**62
+            events = await self._events(self._sql_read_backward, stream_id, upper, limit)
+        else:
+            events = await self._events(self._sql_read_forward, stream_id, after_version, limit)
+        if not events:
+            await self._raise_if_deleted(stream_id)
+        return events
+
+    async def read_positions(
+        self,
+        stream_id: str,
+        *,
+        after_position: int | None = None,
+        before_position: int | None = None,
+        limit: int,
+        newest_first: bool = False,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        stream_id = validate_stream_id(stream_id)
+        validate_count("limit", limit)
+        validate_count("after_position", after_position, allow_none=True)
+        validate_count("before_position", before_position, allow_none=True)
+        where = ["stream_id = $1"]
+        args: list[Any] = [stream_id]
+        if after_position is not None:
+            args.append(after_position)
+            where.append(f"position > ${len(args)}")
+        if before_position is not None:
+            args.append(before_position)
+            where.append(f"position < ${len(args)}")
+        if types:
+            args.append(list(types))
+            where.append(f"type = ANY(${len(args)}::text[])")
+        args.append(limit)
+        order = "DESC" if newest_first else "ASC"
+        events = await self._events(
+            f"SELECT {EVENT_COLUMNS} FROM {self.names.q}.events WHERE {' AND '.join(where)} "
+            f"ORDER BY position {order} LIMIT ${len(args)}",
+            *args,
+        )
+        if not events:
+            await self._raise_if_deleted(stream_id)
+        return events
+
+    async def read_all(
+        self, after_position: int = 0, limit: int = 1000, types: Sequence[str] | None = None
+    ) -> list[RecordedEvent]:
+        validate_count("after_position", after_position)
+        validate_count("limit", limit)
+        if types:
+            return await self._events(self._sql_read_all_types, after_position, limit, list(types))
+        return await self._events(self._sql_read_all, after_position, limit)
+
+    async def stream_info(self, stream_id: str) -> StreamInfo | None:
+        row = await self._pool.fetchrow(self._sql_info, stream_id)
+        if row is None:
+            return None
+        head, head_position, deleted, erased = row
+        return StreamInfo(stream_id, head, head_position, deleted, erased)
+
+    async def head_position(self) -> int:
+        return int(await self._pool.fetchval(self._sql_head))
+
+    async def load_checkpoint(self, name: str) -> Checkpoint | None:
+        row = await self._pool.fetchrow(self._sql_load_checkpoint, name)
+        if row is None:
+            return None
+        return Checkpoint(row[0], row[1], bytes(row[2]))
+
+    async def close(self) -> None:
+        """Wait for in-flight calls to release their connections, then disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        task = self._reconnect_task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        listener, self._listener = self._listener, None
+        if listener is not None and not listener.is_closed():
+            await listener.close()
+        await self._pool.close()
