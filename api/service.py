@@ -1,0 +1,253 @@
+"""The command service: decide on projected state, append with its version, fold.
+
+One follower task reads the global log after the projection's position and folds
+every event into the catalogue, in log order, whoever appended it. `execute`
+appends with the expected version its decision was made on, then waits until the
+follower has folded its own events, so a response always reflects the command.
+The catalogue is checkpointed (state and position in one row) so a restart
+folds only the events after the checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import orjson
+
+from eventstore import (
+    NO_STREAM,
+    EventStore,
+    NewEvent,
+    RecordedEvent,
+    StreamDeleted,
+    WrongExpectedVersion,
+)
+from eventstore.base import wait_for_ticket
+from projections import catalogue as cat
+from projections.catalogue import SESSIONS_STREAM, CatalogueState
+from projections.envelope import new_event
+from projections.errors import DomainError
+from projections.session import SessionState
+
+log = logging.getLogger("hivelog.sessions")
+
+Decide = Callable[[SessionState | None], Sequence[NewEvent]]
+Listener = Callable[[RecordedEvent], None]
+
+MAX_ATTEMPTS = 8
+READ_BATCH = 2000
+CHECKPOINT_EVERY_EVENTS = 5000
+CHECKPOINT_EVERY_SECONDS = 2.0
+
+
+class SessionService:
+    """Live and cold sessions, kept up to date from the log; see the module docstring."""
+
+    def __init__(self, store: EventStore, *, checkpoint_name: str = cat.CHECKPOINT_NAME) -> None:
+        self.store = store
+        self.catalogue = CatalogueState()
+        self.listeners: list[Listener] = []
+        self.checkpoint_name = checkpoint_name
+        self._changed = asyncio.Event()
+        self._follower: asyncio.Task[None] | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._saved_position = 0
+        self._saved_at = time.monotonic()
+        self._encoded: dict[str, tuple[SessionState, bytes]] = {}
+        self.restored_from_checkpoint = False
+        self.events_folded_at_start = 0
+
+    # ---- reading the projection ---------------------------------------------------
+
+    @property
+    def position(self) -> int:
+        """The last global position folded into the catalogue."""
+        return self.catalogue.position
+
+    def get(self, session_id: str) -> SessionState | None:
+        return self.catalogue.sessions.get(session_id)
+
+    def live_ids(self) -> list[str]:
+        return self.catalogue.live_ids()
+
+    def is_deleted(self, session_id: str) -> bool:
+        return session_id in self.catalogue.deleted
+
+    # ---- start and stop -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the checkpoint, fold what came after it, finish erasures, then follow."""
+        checkpoint = await self.store.load_checkpoint(self.checkpoint_name)
+        if checkpoint is not None:
+            state = cat.decode_state(checkpoint.state)
+            if state is not None and state.position == checkpoint.position:
+                self.catalogue = state
+                self.restored_from_checkpoint = True
+            else:
+                log.warning("checkpoint %s unreadable; rebuilding from 0", self.checkpoint_name)
+        self._saved_position = self.catalogue.position
+        start_position = self.catalogue.position
+        while await self._fold_batch():
+            pass
+        self.events_folded_at_start = self.catalogue.position - start_position
+        for session_id in list(self.catalogue.unerased):
+            await self._erase(session_id)
+        if self.catalogue.position != self._saved_position:
+            await self.save_checkpoint()
+        self._follower = asyncio.create_task(self._follow(), name="sessions-follower")
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="sessions-ckpt")
+
+    async def stop(self) -> None:
+        for task in (self._follower, self._checkpointer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._follower = self._checkpointer = None
+        with contextlib.suppress(Exception):
+            await self._fold_batch()
+        await self.save_checkpoint()
+
+    # ---- following the log --------------------------------------------------------
+
+    async def _fold_batch(self) -> bool:
+        events = await self.store.read_all(after_position=self.catalogue.position, limit=READ_BATCH)
+        for event in events:
+            cat.apply(self.catalogue, event)
+            for listener in self.listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("session listener failed on %s", event.type)
+        if events:
+            self._changed.set()
+            self._changed = asyncio.Event()
+        return bool(events)
+
+    async def _follow(self) -> None:
+        while True:
+            ticket = self.store.doorbell.ticket()
+            try:
+                if await self._fold_batch():
+                    continue
+            except Exception:
+                log.exception("sessions follower failed to read the log; retrying")
+            await wait_for_ticket(ticket, self.store.poll_seconds)
+
+    async def wait_for(self, position: int, within: float = 30.0) -> None:
+        """Return once the catalogue has folded `position` (or raise TimeoutError)."""
+        deadline = time.monotonic() + within
+        while self.catalogue.position < position:
+            if self._follower is None:  # not started (tools, tests): fold inline
+                if not await self._fold_batch():
+                    raise TimeoutError(f"position {position} is not in the log")
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"projection did not reach position {position}")
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
+
+    # ---- commands -----------------------------------------------------------------
+
+    async def execute(self, session_id: str, decide: Decide) -> SessionState:
+        """Decide on the projected state, append at its version, retry on conflict."""
+        for _attempt in range(MAX_ATTEMPTS):
+            if self.is_deleted(session_id):
+                raise DomainError(404, f"Session '{session_id}' not found")
+            state = self.get(session_id)
+            events = list(decide(state))
+            if not events:
+                if state is None:
+                    raise DomainError(404, f"Session '{session_id}' not found")
+                return state
+            expected = state.version if state is not None else NO_STREAM
+            try:
+                result = await self.store.append(session_id, events, expected=expected)
+            except WrongExpectedVersion:
+                await self.wait_for(await self.store.head_position())
+                continue
+            except StreamDeleted:
+                raise DomainError(404, f"Session '{session_id}' not found") from None
+            await self.wait_for(result.last_position)
+            new_state = self.get(session_id)
+            if new_state is None:  # deleted between our append and the fold
+                raise DomainError(404, f"Session '{session_id}' not found")
+            return new_state
+        raise DomainError(409, f"Session '{session_id}' is busy; try again")
+
+    async def delete_session(self, session_id: str, now: float) -> bool:
+        """Erase a session: record the deletion, erase its events, record the erase.
+
+        Returns whether there was anything to delete. The `session_deleted` marker is
+        written first, so a crash before the erase is finished on the next start.
+        """
+        if self.get(session_id) is None and session_id not in self.catalogue.unerased:
+            return False
+        if self.get(session_id) is not None:
+            marker = new_event(
+                "session_deleted", {"session_id": session_id}, timestamp=now, stream_id="$sessions"
+            )
+            result = await self.store.append(SESSIONS_STREAM, [marker])
+            await self.wait_for(result.last_position)
+        await self._erase(session_id)
+        return True
+
+    async def _erase(self, session_id: str) -> None:
+        await self.store.delete_stream(session_id)
+        info = await self.store.stream_info(session_id)
+        erased = info.erased_events if info is not None else 0
+        done = new_event(
+            "session_erased",
+            {"session_id": session_id, "erased_events": erased},
+            timestamp=time.time(),
+            stream_id="$sessions",
+        )
+        result = await self.store.append(SESSIONS_STREAM, [done])
+        await self.wait_for(result.last_position)
+
+    # ---- checkpoints --------------------------------------------------------------
+
+    def encode_checkpoint(self) -> bytes:
+        """`catalogue.encode` output, re-encoding only the sessions that changed."""
+        parts: list[bytes] = []
+        fresh: dict[str, tuple[SessionState, bytes]] = {}
+        for sid, state in self.catalogue.sessions.items():
+            cached = self._encoded.get(sid)
+            raw = cached[1] if cached is not None and cached[0] is state else None
+            if raw is None:
+                raw = orjson.dumps(state.to_dict())
+            fresh[sid] = (state, raw)
+            parts.append(raw)
+        self._encoded = fresh
+        head = cat.to_dict(CatalogueState(position=self.catalogue.position))
+        head["deleted"] = self.catalogue.deleted
+        head["unerased"] = self.catalogue.unerased
+        head["sessions"] = []
+        skeleton = orjson.dumps(head)
+        marker = b'"sessions":[]'
+        before, after = skeleton.split(marker, 1)
+        return before + b'"sessions":[' + b",".join(parts) + b"]" + after
+
+    async def save_checkpoint(self) -> None:
+        position = self.catalogue.position
+        state = self.encode_checkpoint()
+        await self.store.save_checkpoint(self.checkpoint_name, position, state)
+        self._saved_position = position
+        self._saved_at = time.monotonic()
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            behind = self.catalogue.position - self._saved_position
+            stale = time.monotonic() - self._saved_at >= CHECKPOINT_EVERY_SECONDS
+            if behind >= CHECKPOINT_EVERY_EVENTS or (behind > 0 and stale):
+                try:
+                    await self.save_checkpoint()
+                except Exception:
+                    log.exception("saving the sessions checkpoint failed; will retry")

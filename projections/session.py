@@ -1,0 +1,157 @@
+"""One session's state, folded from its stream: `fold_session(state, event) -> state`.
+
+Pure and deterministic: time comes from each event's envelope timestamp, so a
+rebuild from position 0 gives exactly the state the live service holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from projections.envelope import payload
+from projections.triggers import TRIGGER_EVENT_TYPES, TriggerState, fold_trigger
+
+QUEEN_PHASES = ("independent", "incubating", "working", "reviewing")
+DEFAULT_QUEEN_ID = "queen_technology"
+LAST_MESSAGE_CHARS = 120
+
+
+@dataclass(frozen=True, slots=True)
+class ColonyState:
+    """A loaded colony's facts, as read from its folder when it was loaded."""
+
+    colony_id: str
+    colony_name: str
+    agent_path: str
+    worker_name: str = ""
+    description: str = ""
+    goal: str = ""
+    node_count: int = 1
+    intro_message: str = ""
+    worker_info: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> ColonyState:
+        return cls(**value)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    session_id: str
+    version: int = 0  # stream version folded up to (the expected version for the next append)
+    created_at: float = 0.0  # epoch seconds
+    last_active_at: float = 0.0
+    loaded_at: float = 0.0  # when it last became live
+    live: bool = False
+    queen_id: str = DEFAULT_QUEEN_ID
+    queen_name: str = ""  # display name
+    queen_title: str = ""
+    queen_phase: str = "independent"
+    model: str | None = None
+    colony: ColonyState | None = None
+    triggers: dict[str, TriggerState] = field(default_factory=dict)
+    colony_spawned: bool = False
+    spawned_colony_name: str | None = None
+    message_count: int = 0
+    last_message: str = ""
+    event_counts: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        value = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        value["colony"] = self.colony.to_dict() if self.colony else None
+        value["triggers"] = [t.to_dict() for t in self.triggers.values()]
+        return value
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> SessionState:
+        fields = dict(value)
+        colony = fields.get("colony")
+        fields["colony"] = ColonyState.from_dict(colony) if colony else None
+        fields["triggers"] = {t["id"]: TriggerState.from_dict(t) for t in fields["triggers"]}
+        return cls(**fields)
+
+
+def _text(data: dict[str, Any], key: str, default: str = "") -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else default
+
+
+def _colony_from(data: dict[str, Any]) -> ColonyState:
+    node_count = data.get("node_count")
+    return ColonyState(
+        colony_id=_text(data, "colony_id"),
+        colony_name=_text(data, "colony_name") or _text(data, "colony_id"),
+        agent_path=_text(data, "agent_path"),
+        worker_name=_text(data, "worker_name"),
+        description=_text(data, "description"),
+        goal=_text(data, "goal"),
+        node_count=node_count if isinstance(node_count, int) else 1,
+        intro_message=_text(data, "intro_message"),
+        worker_info=data["worker_info"] if isinstance(data.get("worker_info"), dict) else {},
+        metadata=data["metadata"] if isinstance(data.get("metadata"), dict) else {},
+    )
+
+
+def fold_session(
+    state: SessionState, event_type: str, body: dict[str, Any], version: int, ts: float
+) -> SessionState:
+    """(state, event) -> state for one event of the session's stream.
+
+    `body` is the stored envelope, `version` the event's stream version and `ts`
+    its envelope time (epoch seconds).
+    """
+    data = payload(body)
+    counts = dict(state.event_counts)
+    counts[event_type] = counts.get(event_type, 0) + 1
+    changes: dict[str, Any] = {
+        "version": version,
+        "last_active_at": max(state.last_active_at, ts),
+        "event_counts": counts,
+    }
+    if not state.created_at:
+        changes["created_at"] = ts
+    if event_type == "session_created":
+        changes.update(created_at=ts, loaded_at=ts, live=True)
+        if isinstance(data.get("model"), str):
+            changes["model"] = data["model"]
+    elif event_type == "session_resumed":
+        changes.update(loaded_at=ts, live=True)
+        if isinstance(data.get("model"), str):
+            changes["model"] = data["model"]
+    elif event_type == "session_stopped":
+        changes["live"] = False
+    elif event_type == "queen_identity_selected":
+        changes.update(
+            queen_id=_text(data, "queen_id", state.queen_id),
+            queen_name=_text(data, "name", state.queen_name),
+            queen_title=_text(data, "title", state.queen_title),
+        )
+    elif event_type == "queen_phase_changed":
+        changes["queen_phase"] = _text(data, "phase", state.queen_phase)
+    elif event_type == "worker_colony_loaded":
+        changes["colony"] = _colony_from(data)
+    elif event_type == "colony_unloaded":
+        changes.update(colony=None, triggers={})
+    elif event_type == "colony_metadata_updated":
+        meta = data.get("metadata")
+        if state.colony is not None and isinstance(meta, dict):
+            changes["colony"] = replace(state.colony, metadata={**state.colony.metadata, **meta})
+    elif event_type == "colony_created":
+        changes.update(colony_spawned=True, spawned_colony_name=_text(data, "colony_name") or None)
+    elif event_type == "client_input_received":
+        changes["message_count"] = state.message_count + 1
+        changes["last_message"] = _text(data, "content")[:LAST_MESSAGE_CHARS]
+    elif event_type == "llm_turn_complete":
+        changes["message_count"] = state.message_count + 1
+    elif event_type == "client_output_delta":
+        snapshot = _text(data, "snapshot") or _text(data, "content")
+        if snapshot:
+            changes["last_message"] = snapshot[:LAST_MESSAGE_CHARS]
+    elif event_type in TRIGGER_EVENT_TYPES:
+        changes["triggers"] = fold_trigger(state.triggers, event_type, data)
+    return replace(state, **changes)

@@ -1,0 +1,85 @@
+"""The session service against a real SQLite file: commands, checkpoints, rebuilds."""
+
+from __future__ import annotations
+
+from api.service import SessionService
+from eventstore import open_store
+from projections import catalogue as cat
+from projections.commands import ColonyFacts, Queen, StartSession, decide_start, decide_stop
+from projections.errors import DomainError
+
+QUEEN = Queen("queen_technology", "Technology")
+FACTS = ColonyFacts(
+    colony_id="c1",
+    colony_name="Colony One",
+    agent_path="/agents/c1",
+    worker_name="w",
+    triggers=(
+        {
+            "id": "t1",
+            "name": "T",
+            "trigger_type": "timer",
+            "trigger_config": {"interval_minutes": 5},
+            "task": "do",
+        },
+    ),
+)
+
+
+async def all_events(store) -> list:  # type: ignore[no-untyped-def]
+    return await store.read_all(after_position=0, limit=1_000_000)
+
+
+async def test_create_stop_resume_and_checkpoint_restore(db_url: str) -> None:
+    store = await open_store(db_url)
+    service = SessionService(store)
+    await service.start()
+    start = StartSession("s1", 1000.0, QUEEN, colony=FACTS)
+    state = await service.execute("s1", lambda s: decide_start(s, start))
+    assert state.live and state.colony is not None and state.triggers["t1"].active
+    assert state.queen_phase == "working"
+    await service.execute("s1", lambda s: decide_stop(s, "s1", 1001.0))
+    assert not service.get("s1").live  # type: ignore[union-attr]
+    try:
+        await service.execute("s1", lambda s: decide_stop(s, "s1", 1002.0))
+    except DomainError as exc:
+        assert exc.status_code == 404
+    else:
+        raise AssertionError("stopping a cold session must be refused")
+    resume = StartSession("s1", 1003.0, QUEEN, resume=True)
+    state = await service.execute("s1", lambda s: decide_start(s, resume))
+    assert state.live and state.queen_phase == "reviewing" and state.colony is not None
+    again = await service.execute("s1", lambda s: decide_start(s, resume))
+    assert again == state  # idempotent: no events
+    await service.stop()
+    expected = cat.fold_all(await all_events(store))
+    await store.close()
+
+    store = await open_store(db_url)
+    restored = SessionService(store)
+    await restored.start()
+    assert restored.restored_from_checkpoint
+    assert restored.events_folded_at_start == 0
+    assert restored.catalogue == expected
+    assert list(restored.catalogue.sessions) == list(expected.sessions)
+    assert cat.decode_state(restored.encode_checkpoint()) == expected
+    await restored.stop()
+    await store.close()
+
+
+async def test_delete_erases_and_is_recorded(db_url: str) -> None:
+    store = await open_store(db_url)
+    service = SessionService(store)
+    await service.start()
+    start = StartSession("s2", 1000.0, QUEEN)
+    await service.execute("s2", lambda s: decide_start(s, start))
+    assert await service.delete_session("s2", 1001.0)
+    assert service.get("s2") is None and service.is_deleted("s2")
+    info = await store.stream_info("s2")
+    assert info is not None and info.deleted and info.erased_events == 3
+    types = [e.type for e in await all_events(store)]
+    assert types[-2:] == ["session_deleted", "session_erased"]
+    assert not await service.delete_session("s2", 1002.0)
+    assert cat.fold_all(await all_events(store)) == service.catalogue
+    await service.stop()
+    await store.close()
