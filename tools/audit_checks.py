@@ -1,0 +1,304 @@
+"""The log-level audit checks, as a pure checker fed the log in position order.
+
+No I/O here: a source (SQLite file or PostgreSQL) feeds `LogChecker.event()` one
+row at a time, then `finish()` with the stream heads, the log head and the
+checkpoints. Memory is bounded by the number of streams, not events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+
+from projections.ids import is_session_stream
+
+# hive's envelope (contract §2.1); run_id may be absent ("present only when set").
+ENVELOPE_REQUIRED = (
+    "type",
+    "stream_id",
+    "node_id",
+    "execution_id",
+    "data",
+    "timestamp",
+    "correlation_id",
+    "colony_id",
+)
+MAX_LISTED = 200  # faults listed per check; the rest are counted
+
+CHECKS = (
+    "stream_versions",
+    "global_positions",
+    "event_ids",
+    "payloads",
+    "stream_heads",
+    "tombstones",
+    "checkpoints",
+    "projections",
+    "trigger_fires",
+)
+
+
+class EventRow(NamedTuple):
+    position: int
+    stream_id: str
+    version: int
+    event_id: str
+    type: str
+    data: bytes | str
+    metadata: bytes | str | None
+    recorded_at_us: int
+
+
+class StreamRow(NamedTuple):
+    stream_id: str
+    head_version: int
+    head_position: int
+    deleted: bool
+    erased_events: int
+
+
+class CheckpointRow(NamedTuple):
+    name: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    check: str
+    message: str
+    stream_id: str | None = None
+    position: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "message": self.message,
+            "stream_id": self.stream_id,
+            "position": self.position,
+        }
+
+
+@dataclass
+class Report:
+    """Faults per check (capped), how many there were, and what was looked at."""
+
+    faults: list[Fault] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHECKS, 0))
+    skipped: dict[str, str] = field(default_factory=dict)  # check -> why it did not run
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def add(self, fault: Fault) -> None:
+        self.counts[fault.check] = self.counts.get(fault.check, 0) + 1
+        if self.counts[fault.check] <= MAX_LISTED:
+            self.faults.append(fault)
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "fault_counts": self.counts,
+            "faults": [f.to_dict() for f in self.faults],
+            "skipped": self.skipped,
+            "stats": self.stats,
+        }
+
+
+@dataclass
+class _StreamSeen:
+    version: int
+    position: int
+    count: int
+
+
+class LogChecker:
+    """Feed every event row in position order, then call `finish`."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.streams: dict[str, _StreamSeen] = {}
+        self.events = 0
+        self.last_position = 0
+        self.gaps: list[tuple[int, int]] = []  # (first missing, last missing), capped
+
+    def event(self, row: EventRow) -> None:
+        self.events += 1
+        if row.position <= self.last_position:
+            self._fault("global_positions", f"position {row.position} out of order", row)
+        elif row.position != self.last_position + 1 and len(self.gaps) < MAX_LISTED:
+            self.gaps.append((self.last_position + 1, row.position - 1))
+        self.last_position = max(self.last_position, row.position)
+        self._check_version(row)
+        self._check_payload(row)
+
+    def _check_version(self, row: EventRow) -> None:
+        seen = self.streams.get(row.stream_id)
+        previous = seen.version if seen else 0
+        if row.version != previous + 1:
+            if row.version == previous + 2:
+                missing = f"version {previous + 1} missing"
+            elif row.version > previous + 2:
+                missing = f"versions {previous + 1}..{row.version - 1} missing"
+            else:
+                missing = "repeated or out of order"
+            self._fault(
+                "stream_versions",
+                f"version {row.version} follows version {previous} ({missing})",
+                row,
+            )
+        if seen is None:
+            self.streams[row.stream_id] = _StreamSeen(row.version, row.position, 1)
+        else:
+            seen.version = max(seen.version, row.version)
+            seen.position = row.position
+            seen.count += 1
+
+    def _check_payload(self, row: EventRow) -> None:
+        try:
+            body = orjson.loads(row.data)
+        except orjson.JSONDecodeError as exc:
+            self._fault("payloads", f"data is not valid JSON ({exc})", row)
+            return
+        if row.metadata is not None:
+            try:
+                orjson.loads(row.metadata)
+            except orjson.JSONDecodeError as exc:
+                self._fault("payloads", f"metadata is not valid JSON ({exc})", row)
+        if is_session_stream(row.stream_id):
+            problem = envelope_problem(body, row.type)
+            if problem:
+                self._fault("payloads", problem, row)
+
+    def finish(
+        self,
+        streams: Iterable[StreamRow],
+        head: int,
+        checkpoints: Sequence[CheckpointRow],
+        duplicate_ids: Sequence[tuple[str, int]],
+    ) -> Report:
+        report = self.report
+        erased = 0
+        heads = {s.stream_id: s for s in streams}
+        for row in heads.values():
+            seen = self.streams.get(row.stream_id)
+            if row.deleted:
+                erased += row.erased_events
+                if seen is not None:
+                    report.add(
+                        Fault(
+                            "tombstones",
+                            f"deleted stream still has {seen.count} events",
+                            row.stream_id,
+                            seen.position,
+                        )
+                    )
+                continue
+            self._check_head(row, seen)
+        for stream_id, seen in self.streams.items():
+            if stream_id not in heads:
+                report.add(
+                    Fault(
+                        "stream_heads",
+                        f"{seen.count} events but no stream head row",
+                        stream_id,
+                        seen.position,
+                    )
+                )
+        self._check_positions(head, erased)
+        for name, position in checkpoints:
+            if position > head:
+                report.add(
+                    Fault(
+                        "checkpoints",
+                        f"checkpoint {name!r} at position {position} is beyond the head {head}",
+                    )
+                )
+        for event_id, count in duplicate_ids:
+            report.add(Fault("event_ids", f"event id {event_id} is stored {count} times"))
+        report.stats.update(
+            events=self.events,
+            streams=len(heads),
+            deleted_streams=sum(1 for s in heads.values() if s.deleted),
+            erased_events=erased,
+            head_position=head,
+            checkpoints=len(checkpoints),
+        )
+        return report
+
+    def _check_head(self, row: StreamRow, seen: _StreamSeen | None) -> None:
+        if seen is None:
+            if row.head_version:
+                self.report.add(
+                    Fault(
+                        "stream_heads",
+                        f"head says version {row.head_version} but the stream has no events",
+                        row.stream_id,
+                    )
+                )
+            return
+        if row.head_version != seen.version or row.head_position != seen.position:
+            self.report.add(
+                Fault(
+                    "stream_heads",
+                    f"head says version {row.head_version} at position {row.head_position}; "
+                    f"the events end at version {seen.version}, position {seen.position}",
+                    row.stream_id,
+                    seen.position,
+                )
+            )
+
+    def _check_positions(self, head: int, erased: int) -> None:
+        report = self.report
+        if self.last_position > head:
+            report.add(
+                Fault(
+                    "global_positions",
+                    f"events up to position {self.last_position} beyond the log head {head}",
+                    position=self.last_position,
+                )
+            )
+            return
+        missing = head - self.events
+        if missing != erased:
+            gaps = ", ".join(f"{a}..{b}" if a != b else str(a) for a, b in self.gaps[:20])
+            if self.last_position < head:
+                gaps = f"{gaps}, {self.last_position + 1}..{head}".lstrip(", ")
+            report.add(
+                Fault(
+                    "global_positions",
+                    f"{missing} positions of 1..{head} hold no event, but deleted streams "
+                    f"account for {erased} (gaps: {gaps or 'none'})",
+                )
+            )
+
+    def _fault(self, check: str, message: str, row: EventRow) -> None:
+        self.report.add(Fault(check, message, row.stream_id, row.position))
+
+
+def envelope_problem(body: Any, event_type: str) -> str | None:
+    """Why a session event's payload is not hive's envelope, or None if it is."""
+    if not isinstance(body, dict):
+        return "data is not a JSON object (want hive's envelope)"
+    missing = [k for k in ENVELOPE_REQUIRED if k not in body]
+    if missing:
+        return f"envelope lacks {', '.join(missing)}"
+    if body["type"] != event_type:
+        return f"envelope type {body['type']!r} differs from the event type {event_type!r}"
+    if not isinstance(body["data"], dict):
+        return "envelope data is not an object"
+    stamp = body["timestamp"]
+    if not isinstance(stamp, str):
+        return "envelope timestamp is not a string"
+    try:
+        moment = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return f"envelope timestamp {stamp!r} is not ISO-8601"
+    if moment.utcoffset() != dt.timedelta(0):
+        return f"envelope timestamp {stamp!r} is not UTC"
+    return None
