@@ -1,0 +1,239 @@
+"""GET /api/sessions/{id}/events/history: hive's tail read, plus position cursors.
+
+Without cursors or a type filter this is hive's response, served from
+`store.tail_json`: an index walk of `limit` rows, so the cost is the same for a
+session of ten events or a million, and the stored envelope bytes go to the
+body untouched (see api/eventjson.py). `before=` / `after=` (global positions)
+and `types=` page through the rest; every page says whether older or newer
+events exist and which cursor fetches them. Unlike hive, an unknown (or
+deleted) session is a 404, not an empty 200.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.eventjson import StoredEvent, events_array
+from api.responses import JSONResponse, error
+from eventstore import EventStore, StreamDeleted, StreamInfo
+from projections.ids import is_valid_id
+
+DEFAULT_LIMIT = 2000
+MAX_LIMIT = 10_000
+
+
+class QueryError(Exception):
+    """A malformed query parameter: 400 with its message."""
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    limit: int
+    before: int | None
+    after: int | None
+    types: tuple[str, ...]
+
+    @property
+    def plain(self) -> bool:
+        """hive's request: the newest `limit` events of every type."""
+        return self.before is None and self.after is None and not self.types
+
+
+def parse_limit(text: str | None) -> int:
+    """hive's rule: default 2000, clamped to [1, 10000]; a non-integer means the default."""
+    if text is None:
+        return DEFAULT_LIMIT
+    try:
+        value = int(text)
+    except ValueError:
+        return DEFAULT_LIMIT
+    return min(max(value, 1), MAX_LIMIT)
+
+
+def parse_position(name: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise QueryError(f"{name} must be a non-negative integer position")
+    return int(text)
+
+
+def parse_types(text: str | None) -> tuple[str, ...]:
+    """`types=a,b`: comma-separated event types; blanks are ignored."""
+    if not text:
+        return ()
+    return tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+
+
+def parse_query(params: Any) -> HistoryQuery:
+    return HistoryQuery(
+        limit=parse_limit(params.get("limit")),
+        before=parse_position("before", params.get("before")),
+        after=parse_position("after", params.get("after")),
+        types=parse_types(params.get("types")),
+    )
+
+
+def not_found(session_id: str) -> JSONResponse:
+    return error(404, f"Session '{session_id}' not found")
+
+
+async def session_stream_info(request: Request, session_id: str) -> StreamInfo | None:
+    """The session's stream head, or None when the session never existed or was deleted.
+
+    A session the sessions service knows but whose stream is still empty counts
+    as existing (head 0), so a brand-new session is never a 404.
+    """
+    if not is_valid_id(session_id):
+        return None
+    store: EventStore = request.app.state.store
+    info = await store.stream_info(session_id)
+    if info is not None:
+        return None if info.deleted else info
+    sessions = getattr(request.app.state, "sessions", None)
+    if sessions is not None and sessions.get(session_id) is not None:
+        return StreamInfo(session_id, 0, 0, False, 0)
+    return None
+
+
+def render(rows: list[StoredEvent], fields: dict[str, Any]) -> Response:
+    """`{"events":[...], **fields}` with the events spliced in as bytes."""
+    tail = orjson.dumps(fields)
+    body = b'{"events":' + events_array(rows) + b"," + tail[1:]
+    return Response(body, media_type="application/json")
+
+
+async def events_history(request: Request) -> Response:
+    session_id: str = request.path_params["session_id"]
+    try:
+        query = parse_query(request.query_params)
+    except QueryError as exc:
+        return error(400, str(exc))
+    if not is_valid_id(session_id):
+        return not_found(session_id)
+    store: EventStore = request.app.state.store
+    try:
+        if query.plain:
+            return await _tail(request, store, session_id, query)
+        return await _window(request, store, session_id, query)
+    except StreamDeleted:
+        return not_found(session_id)
+
+
+async def _tail(request: Request, store: EventStore, session_id: str, q: HistoryQuery) -> Response:
+    page = await store.tail_json(session_id, q.limit)
+    rows: list[StoredEvent] = list(page.rows)
+    if rows:
+        head_position = rows[-1].position
+    else:
+        info = await session_stream_info(request, session_id)
+        if info is None:
+            return not_found(session_id)
+        head_position = info.head_position
+    older = bool(rows) and rows[0].version > 1
+    return render(
+        rows,
+        _fields(session_id, q, rows, page.total, older=older, newer=False, next_=head_position),
+    )
+
+
+async def _window(
+    request: Request, store: EventStore, session_id: str, q: HistoryQuery
+) -> Response:
+    info = await session_stream_info(request, session_id)
+    if info is None:
+        return not_found(session_id)
+    types = list(q.types) or None
+    newest_first = q.after is None  # a `before` page (or a filtered tail) walks back
+    fetched: list[StoredEvent] = list(
+        await store.read_positions(
+            session_id,
+            after_position=q.after,
+            before_position=q.before,
+            limit=q.limit + 1,
+            newest_first=newest_first,
+            types=types,
+        )
+    )
+    more = len(fetched) > q.limit
+    rows = fetched[: q.limit]
+    if newest_first:
+        rows.reverse()
+    first = rows[0].position if rows else None
+    last = rows[-1].position if rows else None
+    if newest_first:
+        older = more
+        newer_than = last if last is not None else (q.before - 1 if q.before else None)
+        newer = newer_than is not None and await _exists(store, session_id, types, after=newer_than)
+    else:
+        newer = more
+        assert q.after is not None
+        older_than = first if first is not None else q.after + 1
+        older = await _exists(store, session_id, types, before=older_than)
+    if last is not None:
+        next_ = last
+    elif q.after is not None:
+        next_ = q.after
+    elif q.before is not None:
+        next_ = max(q.before - 1, 0)
+    else:
+        next_ = info.head_position
+    return render(
+        rows, _fields(session_id, q, rows, info.head_version, older=older, newer=newer, next_=next_)
+    )
+
+
+async def _exists(
+    store: EventStore,
+    session_id: str,
+    types: list[str] | None,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+) -> bool:
+    """Whether a (matching) event lies before / after a position: one index probe."""
+    found = await store.read_positions(
+        session_id,
+        before_position=before,
+        after_position=after,
+        limit=1,
+        newest_first=before is not None,
+        types=types,
+    )
+    return bool(found)
+
+
+def _fields(
+    session_id: str,
+    q: HistoryQuery,
+    rows: list[StoredEvent],
+    total: int,
+    *,
+    older: bool,
+    newer: bool,
+    next_: int,
+) -> dict[str, Any]:
+    """hive's keys in hive's order, then the cursor keys hive lacks."""
+    prev: int | None = None
+    if older:
+        prev = rows[0].position if rows else (q.after + 1 if q.after else None)
+    return {
+        "session_id": session_id,
+        "total": total,
+        "returned": len(rows),
+        "truncated": older,
+        "limit": q.limit,
+        "has_more_older": older,
+        "has_more_newer": newer,
+        "prev": prev,
+        "next": next_,
+    }
+
+
+routes = [Route("/api/sessions/{session_id}/events/history", events_history, methods=["GET"])]
