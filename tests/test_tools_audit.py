@@ -7,10 +7,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 
 from eventstore import NewEvent, open_store
+from tests.pg import fresh_url, pg_dsn  # noqa: F401
 from tests.tools_support import hive_event, hivelog, sqlite_path
 
 
@@ -232,3 +234,39 @@ def test_usage_errors(tmp_path: Path) -> None:
     r = hivelog("audit", "--db", f"sqlite:///{other}")
     assert r.returncode == 2 and b"not a hivelog database" in r.stderr
     assert hivelog("audit", "--db", "mysql://x").returncode == 2
+
+
+@pytest.mark.postgres
+async def test_postgres_log_audited_through_sql(pg_dsn: str) -> None:  # noqa: F811
+    url = fresh_url(pg_dsn)
+    await seed_sound_log(url)
+    code, report = audit_json(url)
+    assert code == 0, report
+    assert report["stats"]["events"] == 10 and report["stats"]["erased_events"] == 2
+    schema = url.rsplit("schema=", 1)[1]
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        first_id = await conn.fetchval(f"SELECT event_id FROM {schema}.events WHERE position = 1")
+        await conn.execute(f"DELETE FROM {schema}.events WHERE position = 7")
+        await conn.execute(f"ALTER TABLE {schema}.events DROP CONSTRAINT events_event_id")
+        await conn.execute(f"UPDATE {schema}.events SET event_id = $1 WHERE position = 6", first_id)
+        await conn.execute(
+            f'UPDATE {schema}.events SET data = \'{{"type": "x"}}\' WHERE position = 3'
+        )
+        await conn.execute(
+            f"UPDATE {schema}.checkpoints SET position = 99 WHERE name = 'test-projection'"
+        )
+    finally:
+        await conn.close()
+    code, report = audit_json(url)
+    assert code == 1
+    assert only_checks_failing(report) == {
+        "stream_versions",
+        "global_positions",
+        "event_ids",
+        "payloads",
+        "checkpoints",
+    }
+    assert faults(report, "stream_versions")[0]["position"] == 8
+    assert first_id in faults(report, "event_ids")[0]["message"]
+    assert faults(report, "payloads")[0]["position"] == 3

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from eventstore import InvalidEvent
+
 from .audit_checks import CheckpointRow, EventRow, StreamRow
 from .logio import UsageError
 
@@ -88,42 +90,59 @@ class SQLiteSource:
 
 
 class PostgresSource:
-    """The same reads through SQL on PostgreSQL, in one REPEATABLE READ read-only transaction."""
+    """The same reads through SQL on PostgreSQL, in one REPEATABLE READ read-only transaction.
 
-    def __init__(self, conn: Any, transaction: Any) -> None:
+    PostgreSQL keeps no head row per stream (a live stream's head is its newest
+    event), only `tombstones` for deleted streams and `log_state.erased_up_to`,
+    so the heads compared there are the tombstones' and the log's.
+    """
+
+    def __init__(self, conn: Any, transaction: Any, schema: str) -> None:
         self.conn = conn
         self.transaction = transaction
+        self.q = schema
 
     @classmethod
     async def open(cls, url: str) -> PostgresSource:
         import asyncpg
 
-        conn = await asyncpg.connect(url)
+        from eventstore.pg_schema import SchemaNames
+        from eventstore.postgres import parse_postgres_url
+
+        try:
+            dsn, schema, _ = parse_postgres_url(url)
+            names = SchemaNames.for_schema(schema)
+        except InvalidEvent as exc:
+            raise UsageError(str(exc)) from None
+        conn = await asyncpg.connect(dsn)
         transaction = conn.transaction(isolation="repeatable_read", readonly=True)
         await transaction.start()
-        return cls(conn, transaction)
+        source = cls(conn, transaction, names.q)
+        found = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 "
+            "AND table_name IN ('events', 'tombstones', 'log_state', 'checkpoints')",
+            names.schema,
+        )
+        if found != 4:
+            await source.close()
+            raise UsageError(f"schema {names.schema!r} holds no hivelog log")
+        return source
 
     async def head(self) -> int:
-        tables = await self._tables()
-        if "log_head" in tables:
-            value = await self.conn.fetchval("SELECT last_position FROM log_head")
-        else:
-            value = await self.conn.fetchval("SELECT COALESCE(MAX(position), 0) FROM events")
+        value = await self.conn.fetchval(
+            f"SELECT greatest((SELECT coalesce(max(position), 0) FROM {self.q}.events), "
+            f"erased_up_to) FROM {self.q}.log_state"
+        )
         return int(value or 0)
 
-    async def _tables(self) -> set[str]:
-        rows = await self.conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-        )
-        return {r[0] for r in rows}
-
     async def event_count(self) -> int:
-        return int(await self.conn.fetchval("SELECT COUNT(*) FROM events"))
+        return int(await self.conn.fetchval(f"SELECT count(*) FROM {self.q}.events"))
 
     async def events(self) -> AsyncIterator[list[EventRow]]:
         cursor = self.conn.cursor(
-            "SELECT position, stream_id, version, event_id::text, type, data::text, "
-            "metadata::text FROM events ORDER BY position",
+            "SELECT position, stream_id, version, event_id, type, data::text, metadata::text, "
+            "(extract(epoch FROM recorded_at) * 1000000)::bigint "
+            f"FROM {self.q}.events ORDER BY position",
             prefetch=FETCH,
         )
         batch: list[EventRow] = []
@@ -136,23 +155,34 @@ class PostgresSource:
             yield batch
 
     async def streams(self) -> list[StreamRow]:
-        rows = await self.conn.fetch(
-            "SELECT stream_id, head_version, head_position, deleted, erased_events FROM streams"
+        live = await self.conn.fetch(
+            "SELECT stream_id, max(version), (array_agg(position ORDER BY version DESC))[1] "
+            f"FROM {self.q}.events GROUP BY stream_id"
         )
-        return [StreamRow(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+        dead = await self.conn.fetch(
+            f"SELECT stream_id, head_version, head_position, erased_events FROM {self.q}.tombstones"
+        )
+        tombstoned = {r[0] for r in dead}
+        rows = [StreamRow(r[0], r[1], r[2], True, r[3]) for r in dead]
+        rows += [StreamRow(r[0], r[1], r[2], False, 0) for r in live if r[0] not in tombstoned]
+        return rows
 
     async def checkpoints(self) -> list[CheckpointRow]:
-        rows = await self.conn.fetch("SELECT name, position FROM checkpoints ORDER BY name")
+        rows = await self.conn.fetch(
+            f"SELECT name, position FROM {self.q}.checkpoints ORDER BY name"
+        )
         return [CheckpointRow(r[0], r[1]) for r in rows]
 
     async def checkpoint_state(self, name: str) -> tuple[int, bytes] | None:
         row = await self.conn.fetchrow(
-            "SELECT position, state FROM checkpoints WHERE name = $1", name
+            f"SELECT position, state FROM {self.q}.checkpoints WHERE name = $1", name
         )
         return None if row is None else (int(row[0]), bytes(row[1]))
 
     async def duplicate_ids(self) -> list[tuple[str, int]]:
-        rows = await self.conn.fetch(DUPLICATE_IDS_SQL.replace("event_id,", "event_id::text,"))
+        rows = await self.conn.fetch(
+            DUPLICATE_IDS_SQL.replace("FROM events", f"FROM {self.q}.events")
+        )
         return [(str(r[0]), int(r[1])) for r in rows]
 
     async def close(self) -> None:
