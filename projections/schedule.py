@@ -1,0 +1,442 @@
+"""When timer triggers fire: pure schedule arithmetic, config validation, fire ids.
+
+hive computed next fires from "now" and kept them in memory, so restarts lost or
+burst slots. Here every slot is a pure function of the trigger's config, its
+anchor (when the schedule started) and the last slot already handled (both
+folded from the log), so any process computes the same slots and the same
+derived event id per slot: a slot is recorded at most once.
+
+Cron runs on local wall time in the trigger's IANA `timezone` (default UTC). DST
+follows Vixie cron: an expression with a fixed hour fires once per local match
+(a non-existent time is shifted forward by the gap, a repeated time fires on its
+first occurrence only), so a daily job fires once per local day; an expression
+whose hour field is `*` follows real time (both repeated hours fire, a skipped
+hour has no slots). Intervals are elapsed time, anchor + k x interval, no drift.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import math
+import re
+import uuid
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from croniter.croniter import CroniterBadCronError, CroniterBadDateError
+
+MISFIRE_POLICIES: Final = ("fire_once", "skip", "fire_all")
+DEFAULT_MISFIRE: Final = "fire_once"
+DEFAULT_GRACE_SECONDS: Final = 60.0
+FIRE_ALL_CAP: Final = 100  # fire_all replays at most this many missed slots (hive HEAD lists 100)
+COUNT_LIMIT: Final = 100_000  # missed cron slots counted exactly up to this many
+MIN_INTERVAL_MS: Final = 100  # below this a timer would flood the log
+WEBHOOK_METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+DST_MARGIN: Final = dt.timedelta(hours=3)  # wider than any DST gap in the tz database
+FIRE_NAMESPACE: Final = uuid.UUID("6f1d8a4e-2b0c-5e7a-9a51-3c1e0b7d4f10")
+_RANDOM_FIELD = re.compile(r"(?:^|[\s,])R(?:[\s,(]|$)")
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+class ConfigError(ValueError):
+    """A trigger_config refused before anything changes; `message` is the 400 body's text."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    cron: str | None
+    interval_ms: int | None
+    tz: ZoneInfo | None  # None: UTC
+    misfire: str = DEFAULT_MISFIRE
+    grace_ms: int = int(DEFAULT_GRACE_SECONDS * 1000)
+
+    @property
+    def wildcard_hour(self) -> bool:
+        return self.cron is not None and _hour_is_wildcard(self.cron)
+
+
+# -- validation (hive §3.3 order and texts; our own keys after hive's) ---------------
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_cron(expr: str) -> None:
+    if not croniter.is_valid(expr) or _RANDOM_FIELD.search(expr):
+        raise ConfigError(f"Invalid cron expression: {expr}")
+    try:
+        croniter(expr, dt.datetime(2026, 1, 1), max_years_between_matches=30).get_next(dt.datetime)
+    except (CroniterBadDateError, CroniterBadCronError, ValueError, KeyError):
+        raise ConfigError(f"Invalid cron expression: {expr} (it never fires)") from None
+
+
+def _check_timezone(config: Mapping[str, Any]) -> None:
+    name = config.get("timezone")
+    if name is None:
+        return
+    if not isinstance(name, str):
+        raise ConfigError("'trigger_config.timezone' must be a string")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"Unknown time zone: '{name}'") from None
+
+
+def _check_misfire(config: Mapping[str, Any]) -> None:
+    policy = config.get("misfire")
+    if policy is not None and policy not in MISFIRE_POLICIES:
+        raise ConfigError(f"'trigger_config.misfire' must be one of {', '.join(MISFIRE_POLICIES)}")
+    grace = config.get("misfire_grace_seconds")
+    if grace is not None and not (_is_number(grace) and math.isfinite(grace) and grace >= 0):
+        raise ConfigError("'trigger_config.misfire_grace_seconds' must be a number >= 0")
+
+
+def validate_timer_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """hive's timer checks, in its order; a valid cron drops `interval_minutes` (cron wins)."""
+    merged = dict(config)
+    cron = merged.get("cron")
+    interval = merged.get("interval_minutes")
+    if cron is not None and not isinstance(cron, str):
+        raise ConfigError("'trigger_config.cron' must be a string")
+    if cron:
+        _check_cron(cron)
+        merged.pop("interval_minutes", None)
+    elif interval is None:
+        raise ConfigError("Timer trigger needs 'cron' or 'interval_minutes' in trigger_config.")
+    elif not (_is_number(interval) and math.isfinite(interval)) or interval <= 0:
+        raise ConfigError("'trigger_config.interval_minutes' must be > 0")
+    elif interval * 60_000 < MIN_INTERVAL_MS:
+        raise ConfigError(
+            f"'trigger_config.interval_minutes' must be at least {MIN_INTERVAL_MS / 60_000:.7f} "
+            f"({MIN_INTERVAL_MS} ms)"
+        )
+    _check_timezone(merged)
+    _check_misfire(merged)
+    return merged
+
+
+def validate_webhook_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """hive's set_trigger checks (path, methods), plus secret and port types."""
+    merged = dict(config)
+    path = merged.get("path")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ConfigError("'trigger_config.path' must be a string starting with '/'")
+    methods = merged.get("methods", ["POST"])
+    if (
+        not isinstance(methods, list)
+        or not methods
+        or not all(isinstance(m, str) and m.upper() in WEBHOOK_METHODS for m in methods)
+    ):
+        raise ConfigError(
+            f"'trigger_config.methods' must be a list of {', '.join(WEBHOOK_METHODS)}"
+        )
+    secret = merged.get("secret")
+    if secret is not None and not isinstance(secret, str):
+        raise ConfigError("'trigger_config.secret' must be a string")
+    port = merged.get("port")
+    if port is not None and (not isinstance(port, int) or isinstance(port, bool)):
+        raise ConfigError("'trigger_config.port' must be an integer")
+    return merged
+
+
+def validate_config(trigger_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    if trigger_type == "timer":
+        return validate_timer_config(config)
+    if trigger_type == "webhook":
+        return validate_webhook_config(config)
+    return dict(config)
+
+
+def merge_config(trigger_type: str, current: Mapping[str, Any], update: object) -> dict[str, Any]:
+    """PATCH's shallow merge (a `null` value removes the key), then full validation."""
+    if not isinstance(update, dict):
+        raise ConfigError("'trigger_config' must be an object")
+    merged = {**current, **update}
+    merged = {k: v for k, v in merged.items() if v is not None}
+    return validate_config(trigger_type, merged)
+
+
+# -- schedules -----------------------------------------------------------------------
+
+
+def parse_schedule(trigger_type: str, config: Mapping[str, Any]) -> Schedule | None:
+    """The schedule of a timer config, or None when it cannot fire (logged configs may be
+    anything: an invalid stored config means "no timer", never an exception)."""
+    if trigger_type != "timer":
+        return None
+    try:
+        valid = validate_timer_config(config)
+    except ConfigError:
+        return None
+    cron = valid.get("cron") or None
+    interval: float = valid.get("interval_minutes") or 0.0
+    tz_name = valid.get("timezone")
+    grace = valid.get("misfire_grace_seconds", DEFAULT_GRACE_SECONDS)
+    return Schedule(
+        cron=cron,
+        interval_ms=None if cron else round(interval * 60_000),
+        tz=ZoneInfo(tz_name) if tz_name and tz_name != "UTC" else None,
+        misfire=valid.get("misfire") or DEFAULT_MISFIRE,
+        grace_ms=round(float(grace) * 1000),
+    )
+
+
+def _hour_is_wildcard(expr: str) -> bool:
+    text = expr.strip()
+    if text.startswith("@"):
+        return text.lower() == "@hourly"
+    fields = text.split()
+    return len(fields) >= 2 and fields[1].startswith("*")
+
+
+def _wall(ms: int, tz: ZoneInfo | None) -> dt.datetime:
+    """Naive local wall time of an instant (croniter iterates naive values as-is)."""
+    instant = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    return (instant.astimezone(tz) if tz else instant).replace(tzinfo=None)
+
+
+def _offset(ms: int, tz: ZoneInfo) -> dt.timedelta | None:
+    return dt.datetime.fromtimestamp(ms / 1000, tz).utcoffset()
+
+
+def _instants(wall: dt.datetime, tz: ZoneInfo | None, wildcard_hour: bool) -> list[int]:
+    """The instants (epoch ms) a local wall-time match stands for, by the DST rule above."""
+    if tz is None:
+        return [round((wall - _EPOCH).total_seconds() * 1000)]
+    first = wall.replace(tzinfo=tz, fold=0)
+    second = wall.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return [round(first.timestamp() * 1000)]
+    exists = first.astimezone(dt.UTC).astimezone(tz).replace(tzinfo=None) == wall
+    if exists:  # repeated (fall back): first occurrence, or both for hour `*`
+        both = [round(first.timestamp() * 1000), round(second.timestamp() * 1000)]
+        return both if wildcard_hour else both[:1]
+    # skipped (spring forward): fold=0 reads the pre-transition offset = shifted by the gap
+    return [] if wildcard_hour else [round(first.timestamp() * 1000)]
+
+
+def _cron_slots(schedule: Schedule, after_ms: int) -> Iterator[int]:
+    assert schedule.cron is not None
+    start = _wall(after_ms, schedule.tz)
+    margin = int(DST_MARGIN.total_seconds() * 1000)
+    if schedule.tz is not None and (
+        len({_offset(after_ms + d, schedule.tz) for d in (-margin, 0, margin)}) > 1
+    ):
+        start -= (
+            DST_MARGIN  # near a DST change a shifted or repeated wall time may map past `after`
+        )
+    itr = croniter(schedule.cron, start, max_years_between_matches=30)
+    last = after_ms
+    wildcard = schedule.wildcard_hour
+    pending: list[int] = []  # DST can map a later wall time to an earlier instant: reorder
+    while True:
+        try:
+            wall: dt.datetime = itr.get_next(dt.datetime)
+        except CroniterBadDateError:
+            bound = None
+        else:
+            for ms in _instants(wall, schedule.tz, wildcard):
+                heapq.heappush(pending, ms)
+            bound = _earliest_instant(wall, schedule.tz)
+        while pending and (bound is None or pending[0] <= bound):
+            ms = heapq.heappop(pending)
+            if ms > last:
+                last = ms
+                yield ms
+        if bound is None:
+            return
+
+
+def _earliest_instant(wall: dt.datetime, tz: ZoneInfo | None) -> int:
+    """No wall time after `wall` maps to an instant before this one."""
+    if tz is None:
+        return round((wall - _EPOCH).total_seconds() * 1000)
+    offsets = [wall.replace(tzinfo=tz, fold=f).utcoffset() or dt.timedelta(0) for f in (0, 1)]
+    return round((wall - _EPOCH - max(offsets)).total_seconds() * 1000)
+
+
+def slots_after(schedule: Schedule, after_ms: int, anchor_ms: int) -> Iterator[int]:
+    """Every slot strictly after `after_ms`, ascending (intervals: anchor + k*interval, k>=1)."""
+    if schedule.interval_ms is not None:
+        step = schedule.interval_ms
+        k = max(1, (after_ms - anchor_ms) // step + 1)
+        while True:
+            yield anchor_ms + k * step
+            k += 1
+    else:
+        yield from _cron_slots(schedule, max(after_ms, anchor_ms))
+
+
+def next_slot(schedule: Schedule, after_ms: int, anchor_ms: int) -> int | None:
+    return next(slots_after(schedule, after_ms, anchor_ms), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """Slots in (after, now]: how many, whether counted exactly, and the newest few."""
+
+    count: int
+    exact: bool
+    first: int | None
+    newest: tuple[int, ...]
+
+
+def due_slots(schedule: Schedule, after_ms: int, now_ms: int, anchor_ms: int, keep: int) -> Due:
+    """Bounded work whatever the downtime: intervals by arithmetic, cron up to COUNT_LIMIT."""
+    after = max(after_ms, anchor_ms)
+    if schedule.interval_ms is not None:
+        step = schedule.interval_ms
+        k_first = max(1, (after - anchor_ms) // step + 1)
+        k_last = (now_ms - anchor_ms) // step
+        if k_last < k_first:
+            return Due(0, True, None, ())
+        ks = range(max(k_first, k_last - keep + 1), k_last + 1)
+        return Due(
+            k_last - k_first + 1,
+            True,
+            anchor_ms + k_first * step,
+            tuple(anchor_ms + k * step for k in ks),
+        )
+    newest: deque[int] = deque(maxlen=keep)
+    count = 0
+    first: int | None = None
+    for slot in _cron_slots(schedule, after):
+        if slot > now_ms:
+            break
+        if count >= COUNT_LIMIT:
+            return Due(count, False, first, tuple(newest))
+        first = slot if first is None else first
+        count += 1
+        newest.append(slot)
+    return Due(count, True, first, tuple(newest))
+
+
+@dataclass(frozen=True, slots=True)
+class FirePlan:
+    """What to do with the slots due now.
+
+    `fire`: slots to fire, ascending; `catch_up`: those of them that were missed;
+    `handled_through`: the newest due slot, which becomes `last_scheduled_at`.
+    `missed` > 0 means a `missed_triggers` record with `decision`.
+    """
+
+    fire: tuple[int, ...] = ()
+    catch_up: frozenset[int] = frozenset()
+    handled_through: int | None = None
+    missed: int = 0
+    missed_exact: bool = True
+    first_missed: int | None = None
+    last_missed: int | None = None
+    decision: str | None = None
+    capped: bool = False
+    dropped: int = 0
+
+
+def plan_due(schedule: Schedule, after_ms: int, now_ms: int, anchor_ms: int) -> FirePlan:
+    """The misfire policy. Only the newest due slot may be on time (late by <= grace);
+    every other due slot is missed: `skip` drops them, `fire_once` coalesces the backlog
+    into one fire (the on-time slot, else the newest missed), `fire_all` replays up to
+    FIRE_ALL_CAP of the newest missed ones and reports the rest as dropped."""
+    due = due_slots(schedule, after_ms, now_ms, anchor_ms, keep=FIRE_ALL_CAP + 1)
+    if due.count == 0:
+        return FirePlan()
+    newest = due.newest[-1]
+    on_time = newest if now_ms - newest <= schedule.grace_ms else None
+    missed_slots = due.newest[:-1] if on_time is not None else due.newest
+    missed = due.count - (1 if on_time is not None else 0)
+    if missed == 0:
+        return FirePlan(fire=(newest,), handled_through=newest)
+    policy = schedule.misfire
+    fire: tuple[int, ...] = ()
+    catch_up: tuple[int, ...] = ()
+    if policy == "fire_once":
+        fire = (newest,)
+        catch_up = () if on_time is not None else (newest,)
+    elif policy == "fire_all":
+        catch_up = missed_slots[-FIRE_ALL_CAP:]
+        fire = catch_up + ((on_time,) if on_time is not None else ())
+    elif on_time is not None:
+        fire = (on_time,)
+    capped = policy == "fire_all" and missed > FIRE_ALL_CAP
+    return FirePlan(
+        fire=fire,
+        catch_up=frozenset(catch_up),
+        handled_through=newest,
+        missed=missed,
+        missed_exact=due.exact,
+        first_missed=due.first,
+        last_missed=missed_slots[-1] if missed_slots else None,
+        decision=policy,
+        capped=capped,
+        dropped=missed - FIRE_ALL_CAP if capped else 0,
+    )
+
+
+# -- ids and display -----------------------------------------------------------------
+
+
+def fire_event_id(session_id: str, trigger_id: str, scheduled_ms: int) -> uuid.UUID:
+    """The one event id a slot's outcome (fired or skipped) can have, on any node."""
+    return uuid.uuid5(FIRE_NAMESPACE, f"slot\x00{session_id}\x00{trigger_id}\x00{scheduled_ms}")
+
+
+def missed_event_id(session_id: str, trigger_id: str, through_ms: int) -> uuid.UUID:
+    return uuid.uuid5(FIRE_NAMESPACE, f"missed\x00{session_id}\x00{trigger_id}\x00{through_ms}")
+
+
+class TriggerLike(Protocol):
+    @property
+    def trigger_type(self) -> str: ...
+    @property
+    def trigger_config(self) -> dict[str, Any]: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def last_scheduled_at(self) -> int | None: ...
+
+
+def next_due(trigger: TriggerLike, now_ms: int) -> int | None:
+    """The next slot the scheduler will handle (may lie in the past while it catches up);
+    None for inactive or non-timer triggers. Without a recorded anchor the schedule
+    starts at `now_ms`."""
+    if not trigger.active:
+        return None
+    schedule = parse_schedule(trigger.trigger_type, trigger.trigger_config)
+    if schedule is None:
+        return None
+    anchor = getattr(trigger, "anchor_at", None)
+    anchor_ms = anchor if isinstance(anchor, int) else now_ms
+    after = trigger.last_scheduled_at if trigger.last_scheduled_at is not None else anchor_ms
+    return next_slot(schedule, after, anchor_ms)
+
+
+def next_fire_at(trigger: TriggerLike, now_ms: int) -> int | None:
+    """Epoch ms of the next fire for display: the pending slot when it will still fire on
+    time, else the next regular slot after now."""
+    due = next_due(trigger, now_ms)
+    if due is None or due >= now_ms:
+        return due
+    schedule = parse_schedule(trigger.trigger_type, trigger.trigger_config)
+    assert schedule is not None
+    if now_ms - due <= schedule.grace_ms:
+        return due
+    anchor = getattr(trigger, "anchor_at", None)
+    return next_slot(schedule, now_ms, anchor if isinstance(anchor, int) else now_ms)
+
+
+def next_fire_fields(trigger: TriggerLike, now_ms: int) -> dict[str, Any]:
+    """`{next_fire_at (epoch ms), next_fire_in (s)}` for entry points, or `{}`."""
+    at = next_fire_at(trigger, now_ms)
+    if at is None:
+        return {}
+    return {"next_fire_at": at, "next_fire_in": max(0.0, (at - now_ms) / 1000)}
