@@ -1,0 +1,134 @@
+"""Agent folders over HTTP: GET /api/discover, DELETE /api/agents, PATCH /api/agents/metadata.
+
+The folder is the source of a colony's facts, so edits to it are also recorded
+in the log (`$agents` stream, and each session with that colony loaded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.body import RequestError, read_json_object
+from api.colonies import CATEGORY, discover, validate_agent_path, write_metadata
+from api.responses import JSONResponse
+from api.routing import handles_errors, sessions_of
+from api.service import SessionService
+from api.settings import hive_home
+from eventstore import NewEvent
+from projections import commands
+from projections.envelope import iso_utc, new_event, parse_iso
+from projections.errors import DomainError
+from projections.ids import AGENTS_STREAM
+from projections.session import SessionState
+
+
+def _agent_path(request: Request, body: dict[str, Any]) -> Path:
+    raw = body.get("agent_path")
+    if raw in (None, ""):
+        raise RequestError(400, "agent_path is required")
+    return validate_agent_path(raw, request.app.state.settings.agents_roots)
+
+
+def _sessions_using(service: SessionService, folder: Path) -> list[str]:
+    path = str(folder)
+    return [
+        sid
+        for sid, s in service.catalogue.sessions.items()
+        if s.colony is not None and s.colony.agent_path == path
+    ]
+
+
+@handles_errors
+async def discover_agents(request: Request) -> Response:
+    """GET /api/discover: `{"Your Agents": [DiscoverEntry + is_loaded]}`.
+
+    session_count and last_active come from the log (hive counted folders on disk).
+    """
+    service = sessions_of(request)
+    entries = await asyncio.to_thread(discover, request.app.state.settings.agents_roots)
+    for entry in entries:
+        using = [service.catalogue.sessions[sid] for sid in _sessions_using(service, entry["path"])]
+        entry["session_count"] = len(using)
+        entry["is_loaded"] = any(s.live for s in using)
+        latest = max((s.last_active_at for s in using), default=None)
+        known = parse_iso(entry["last_active"])
+        if latest is not None and (known is None or latest > known):
+            entry["last_active"] = iso_utc(latest)
+    return JSONResponse({CATEGORY: entries} if entries else {})
+
+
+def _stop(state: SessionState | None, session_id: str, now: float) -> list[NewEvent]:
+    return commands.decide_stop(state, session_id, now)
+
+
+@handles_errors
+async def delete_agent(request: Request) -> Response:
+    """DELETE /api/agents `{agent_path}`: stop its sessions, remove the folder."""
+    service = sessions_of(request)
+    body = await read_json_object(request)
+    folder = _agent_path(request, body)
+    if folder.is_relative_to((hive_home() / "agents").resolve()):
+        raise DomainError(403, "Cannot delete framework agents")
+    now = time.time()
+    stopped = []
+    for sid in _sessions_using(service, folder):
+        state = service.get(sid)
+        if state is not None and state.live:
+            await service.execute(sid, functools.partial(_stop, session_id=sid, now=now))
+            stopped.append(sid)
+    existed = folder.is_dir()
+    if existed:
+        try:
+            await asyncio.to_thread(shutil.rmtree, folder)
+        except OSError as exc:
+            return JSONResponse(
+                {"error": f"Failed to delete agent directory: {exc}"}, status_code=500
+            )
+    if existed or stopped:
+        payload = {"agent_path": str(folder), "stopped_sessions": stopped}
+        event = new_event("agent_deleted", payload, timestamp=now, stream_id=AGENTS_STREAM)
+        await service.store.append(AGENTS_STREAM, [event])
+    return JSONResponse({"deleted": str(folder)})
+
+
+@handles_errors
+async def update_metadata(request: Request) -> Response:
+    """PATCH /api/agents/metadata `{agent_path, icon?}`: merge into metadata.json."""
+    service = sessions_of(request)
+    body = await read_json_object(request)
+    folder = _agent_path(request, body)
+    changes: dict[str, Any] = {}
+    if "icon" in body:
+        if body["icon"] is not None and not isinstance(body["icon"], str):
+            raise RequestError(400, "'icon' must be a string or null")
+        changes["icon"] = body["icon"]
+    if not folder.is_dir():
+        raise DomainError(404, f"Agent not found: {body['agent_path']}")
+    if not changes:
+        return JSONResponse({"ok": True})
+    changes["updated_at"] = dt.datetime.now(dt.UTC).isoformat()
+    await asyncio.to_thread(write_metadata, folder, changes)
+    now = time.time()
+    record = {"agent_path": str(folder), "metadata": changes}
+    event = new_event("colony_metadata_updated", record, timestamp=now, stream_id=AGENTS_STREAM)
+    await service.store.append(AGENTS_STREAM, [event])
+    for sid in _sessions_using(service, folder):
+        await service.execute(sid, lambda s: commands.decide_metadata(s, str(folder), changes, now))
+    return JSONResponse({"ok": True})
+
+
+routes = [
+    Route("/api/discover", discover_agents, methods=["GET"]),
+    Route("/api/agents", delete_agent, methods=["DELETE"]),
+    Route("/api/agents/metadata", update_metadata, methods=["PATCH"]),
+]

@@ -1,0 +1,288 @@
+"""hive's session routes (contract §3) over the event-sourced session service.
+
+Every command is decided by a pure function on projected state and appended at
+that state's version; reads come from the projection. Routes for triggers and
+events/history live in their own modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.body import RequestError, read_json_object
+from api.colonies import read_colony, read_json, validate_agent_path
+from api.queens import default_queen, find_queen, queens_dir
+from api.responses import JSONResponse
+from api.routing import handles_errors, path_session_id, sessions_of
+from api.service import SessionService
+from projections import commands, views
+from projections.commands import ColonyFacts, Queen, StartSession
+from projections.errors import DomainError, session_not_found
+from projections.ids import is_valid_id
+from projections.session import SessionState
+from projections.views import NextFire
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Restore every session from the checkpoint plus the log before serving."""
+    service = SessionService(app.state.store)
+    await service.start()
+    app.state.sessions = service
+    try:
+        yield
+    finally:
+        await service.stop()
+
+
+def new_session_id(now: float) -> str:
+    """hive's `session_YYYYMMDD_HHMMSS_<8hex>`, in UTC (hive used local time)."""
+    stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%d_%H%M%S")
+    return f"session_{stamp}_{secrets.token_hex(4)}"
+
+
+def next_fire_of(request: Request) -> NextFire | None:
+    """The scheduler's next-fire function, if the triggers feature installed one."""
+    value = getattr(request.app.state, "next_fire", None)
+    return value if callable(value) else None
+
+
+def _optional_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RequestError(400, f"'{key}' must be a string")
+    return value
+
+
+def _optional_id(body: dict[str, Any], key: str) -> str | None:
+    value = _optional_str(body, key)
+    if value is not None and not is_valid_id(value):
+        raise RequestError(400, f"Invalid {key} '{value[:200]}'")
+    return value
+
+
+def _queen_of(state: SessionState) -> Queen:
+    return Queen(state.queen_id, state.queen_name, state.queen_title)
+
+
+async def _read_colony(folder: Path, colony_id: str | None, shown: str) -> ColonyFacts:
+    try:
+        return await asyncio.to_thread(read_colony, folder, colony_id)
+    except FileNotFoundError:
+        raise DomainError(404, f"Agent not found: {shown}") from None
+
+
+@handles_errors
+async def create_session(request: Request) -> Response:
+    """POST /api/sessions: create, resume a cold session, or return a live one (201)."""
+    service = sessions_of(request)
+    body = await read_json_object(request, optional=True)
+    commands.check_phase(body.get("initial_phase"))
+    queen_name = _optional_str(body, "queen_name")
+    explicit_queen: Queen | None = None
+    if queen_name is not None:
+        explicit_queen = find_queen(queen_name)
+        if explicit_queen is None:
+            raise DomainError(404, f"Queen '{queen_name}' not found")
+    raw_path = body.get("agent_path")
+    folder = None
+    if raw_path not in (None, ""):
+        folder = validate_agent_path(raw_path, request.app.state.settings.agents_roots)
+    session_id = _optional_id(body, "session_id")
+    resume_from = _optional_id(body, "queen_resume_from")
+    agent_id = _optional_id(body, "agent_id")
+    model = _optional_str(body, "model")
+    initial_prompt = _optional_str(body, "initial_prompt")
+    _optional_str(body, "worker_name")  # accepted and ignored (hive's branch was broken)
+
+    colony: ColonyFacts | None = None
+    meta_queen: Queen | None = None
+    if folder is not None:
+        meta = await asyncio.to_thread(read_json, folder / "metadata.json", {})
+        meta = meta if isinstance(meta, dict) else {}
+        forked = meta.get("queen_session_id")
+        # hive: the colony's queen_session_id is authoritative for resume, when we know it.
+        if isinstance(forked, str) and service.get(forked) is not None and resume_from:
+            resume_from = forked
+        if isinstance(meta.get("queen_name"), str):
+            meta_queen = find_queen(meta["queen_name"])
+        colony = await _read_colony(folder, agent_id, str(raw_path))
+
+    now = time.time()
+    resume = resume_from is not None
+    target = resume_from or session_id or new_session_id(now)
+    if not resume and service.is_deleted(target):
+        raise DomainError(409, f"Session '{target}' was deleted; its id cannot be reused")
+    fallback = meta_queen or default_queen()
+
+    def decide(state: SessionState | None) -> list[Any]:
+        queen = explicit_queen or (_queen_of(state) if state else None) or fallback
+        command = StartSession(
+            session_id=target,
+            now=now,
+            queen=queen,
+            resume=resume,
+            initial_phase=body.get("initial_phase"),
+            colony=colony,
+            model=model,
+            initial_prompt=initial_prompt,
+        )
+        return commands.decide_start(state, command)
+
+    state = await service.execute(target, decide)
+    return JSONResponse(views.live_dict(state, time.time()), status_code=201)
+
+
+@handles_errors
+async def list_sessions(request: Request) -> Response:
+    """GET /api/sessions: live sessions in creation order."""
+    service = sessions_of(request)
+    now = time.time()
+    sessions = [views.live_dict(s, now) for s in service.catalogue.sessions.values() if s.live]
+    return JSONResponse({"sessions": sessions})
+
+
+@handles_errors
+async def list_history(request: Request) -> Response:
+    """GET /api/sessions/history: every session in the log, newest activity first."""
+    service = sessions_of(request)
+    states = sorted(
+        service.catalogue.sessions.values(), key=lambda s: s.last_active_at, reverse=True
+    )
+    return JSONResponse({"sessions": [views.history_entry(s) for s in states]})
+
+
+@handles_errors
+async def delete_history(request: Request) -> Response:
+    """DELETE /api/sessions/history/{id}: erase the session's events for good (idempotent)."""
+    session_id = path_session_id(request)
+    try:
+        await sessions_of(request).delete_session(session_id, time.time())
+    except OSError as exc:
+        return JSONResponse({"error": f"Failed to delete session: {exc}"}, status_code=500)
+    return JSONResponse({"deleted": session_id})
+
+
+def _known(service: SessionService, session_id: str) -> SessionState:
+    state = service.get(session_id)
+    if state is None:
+        raise session_not_found(session_id)
+    return state
+
+
+@handles_errors
+async def get_session(request: Request) -> Response:
+    """GET /api/sessions/{id}: LiveSessionDetail when live, cold info when known, else 404."""
+    session_id = path_session_id(request)
+    state = _known(sessions_of(request), session_id)
+    if not state.live:
+        return JSONResponse(views.cold_info(state))
+    return JSONResponse(views.detail_dict(state, time.time(), next_fire_of(request)))
+
+
+@handles_errors
+async def stop_session(request: Request) -> Response:
+    """DELETE /api/sessions/{id}: live -> cold; the session stays in the log."""
+    session_id = path_session_id(request)
+    now = time.time()
+    await sessions_of(request).execute(
+        session_id, lambda s: commands.decide_stop(s, session_id, now)
+    )
+    return JSONResponse({"session_id": session_id, "stopped": True})
+
+
+@handles_errors
+async def load_colony(request: Request) -> Response:
+    """POST /api/sessions/{id}/colony `{agent_path, colony_id?, model?}`."""
+    session_id = path_session_id(request)
+    service = sessions_of(request)
+    commands.require_live(service.get(session_id), session_id)
+    body = await read_json_object(request)
+    raw_path = body.get("agent_path")
+    if raw_path in (None, ""):
+        raise RequestError(400, "agent_path is required")
+    folder = validate_agent_path(raw_path, request.app.state.settings.agents_roots)
+    colony_id = _optional_id(body, "colony_id")
+    _optional_str(body, "model")
+    facts = await _read_colony(folder, colony_id, str(folder))
+    now = time.time()
+    state = await service.execute(
+        session_id, lambda s: commands.decide_load_colony(s, session_id, facts, now)
+    )
+    return JSONResponse(views.live_dict(state, time.time()))
+
+
+@handles_errors
+async def unload_colony(request: Request) -> Response:
+    """DELETE /api/sessions/{id}/colony: remove its triggers, then the colony."""
+    session_id = path_session_id(request)
+    now = time.time()
+    await sessions_of(request).execute(
+        session_id, lambda s: commands.decide_unload_colony(s, session_id, now)
+    )
+    return JSONResponse({"session_id": session_id, "colony_unloaded": True})
+
+
+@handles_errors
+async def reveal(request: Request) -> Response:
+    """POST /api/sessions/{id}/reveal: hive's session folder path. A server opens no
+    file manager and creates nothing; the path is where hive keeps that session."""
+    session_id = path_session_id(request)
+    state = _known(sessions_of(request), session_id)
+    return JSONResponse({"path": str(queens_dir() / state.queen_id / "sessions" / session_id)})
+
+
+def _live(request: Request) -> SessionState:
+    session_id = path_session_id(request)
+    return commands.require_live(sessions_of(request).get(session_id), session_id)
+
+
+@handles_errors
+async def stats(request: Request) -> Response:
+    """GET /api/sessions/{id}/stats: hive's runtime stats shape, `{}` with no colony."""
+    return JSONResponse(views.stats_dict(_live(request)))
+
+
+@handles_errors
+async def entry_points(request: Request) -> Response:
+    """GET /api/sessions/{id}/entry-points."""
+    state = _live(request)
+    points = views.entry_points(state, time.time(), next_fire_of(request))
+    return JSONResponse({"entry_points": points})
+
+
+@handles_errors
+async def colonies(request: Request) -> Response:
+    """GET /api/sessions/{id}/colonies: `[colony_id]`, or `[]` with no colony."""
+    state = _live(request)
+    return JSONResponse({"colonies": [state.colony.colony_id] if state.colony else []})
+
+
+routes = [
+    Route("/api/sessions", create_session, methods=["POST"]),
+    Route("/api/sessions", list_sessions, methods=["GET"]),
+    Route("/api/sessions/history", list_history, methods=["GET"]),
+    Route("/api/sessions/history/{session_id}", delete_history, methods=["DELETE"]),
+    Route("/api/sessions/{session_id}", get_session, methods=["GET"]),
+    Route("/api/sessions/{session_id}", stop_session, methods=["DELETE"]),
+    Route("/api/sessions/{session_id}/colony", load_colony, methods=["POST"]),
+    Route("/api/sessions/{session_id}/colony", unload_colony, methods=["DELETE"]),
+    Route("/api/sessions/{session_id}/reveal", reveal, methods=["POST"]),
+    Route("/api/sessions/{session_id}/stats", stats, methods=["GET"]),
+    Route("/api/sessions/{session_id}/entry-points", entry_points, methods=["GET"]),
+    Route("/api/sessions/{session_id}/colonies", colonies, methods=["GET"]),
+]
