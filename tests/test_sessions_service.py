@@ -6,6 +6,7 @@ from api.service import SessionService
 from eventstore import open_store
 from projections import catalogue as cat
 from projections.commands import ColonyFacts, Queen, StartSession, decide_start, decide_stop
+from projections.envelope import new_event
 from projections.errors import DomainError
 
 QUEEN = Queen("queen_technology", "Technology")
@@ -81,5 +82,28 @@ async def test_delete_erases_and_is_recorded(db_url: str) -> None:
     assert types[-2:] == ["session_deleted", "session_erased"]
     assert not await service.delete_session("s2", 1002.0)
     assert cat.fold_all(await all_events(store)) == service.catalogue
+    await service.stop()
+    await store.close()
+
+
+async def test_erase_interrupted_by_a_crash_is_finished_on_start(db_url: str) -> None:
+    store = await open_store(db_url)
+    service = SessionService(store)
+    await service.start()
+    start = StartSession("s3", 1000.0, QUEEN)
+    await service.execute("s3", lambda s: decide_start(s, start))
+    marker = new_event(
+        "session_deleted", {"session_id": "s3"}, timestamp=1001.0, stream_id="$sessions"
+    )
+    await store.append(cat.SESSIONS_STREAM, [marker])  # the crash came before the erase
+    await store.close()
+
+    store = await open_store(db_url)
+    service = SessionService(store)
+    await service.start()
+    info = await store.stream_info("s3")
+    assert info is not None and info.deleted and info.erased_events == 3
+    assert service.catalogue.unerased == [] and service.is_deleted("s3")
+    assert [e.type for e in await all_events(store)][-1] == "session_erased"
     await service.stop()
     await store.close()
