@@ -21,6 +21,7 @@ from .logio import resolve_url, run_tool
 class ExtraCheck(Protocol):
     """A check that sees every event and reports at the end (projections, trigger fires)."""
 
+    async def start(self, source: LogSource) -> None: ...
     def event(self, row: EventRow) -> None: ...
     async def finish(self, source: LogSource, report: Report) -> None: ...
 
@@ -51,6 +52,8 @@ async def audit(source: LogSource) -> Report:
     checker = LogChecker(report)
     extras = extra_checks(report)
     head = await source.head()
+    for extra in extras:
+        await extra.start(source)
     with progress("audit", head) as advance:
         done = 0
         async for rows in source.events():
