@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="jsonl: file (default stdout); hive: the HIVE_HOME folder to write into",
     )
+    parser.add_argument(
+        "--force", action="store_true", help="hive: overwrite existing events.jsonl files"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
 
 
@@ -62,7 +65,7 @@ async def _main(args: argparse.Namespace) -> int:
         if args.format == "hive":
             from .export_hive import export_hive
 
-            summary = await export_hive(store, Path(args.output), args.session)
+            summary = await export_hive(store, Path(args.output), args.session, force=args.force)
         else:
             summary = await _export_jsonl(store, args.session, args.output)
     finally:

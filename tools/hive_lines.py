@@ -1,0 +1,98 @@
+"""Turning one line of hive's events.jsonl into our stored envelope (pure).
+
+hive wrote `AgentEvent.to_dict()` per line with a naive local timestamp and no
+event id (contract §2.1). Here a line becomes the same envelope, keys in hive's
+order, absent ids as null, with the timestamp in UTC; the original timestamp
+and the line's origin go to the event's metadata. Event ids are uuid5 of the
+source file (relative to HIVE_HOME) and line number, so importing twice finds
+the same ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from eventstore import MAX_EVENT_BYTES, NewEvent
+from projections.envelope import ENVELOPE_KEYS
+
+IMPORT_NAMESPACE: Final = uuid.UUID("5b0e6f9e-3c59-4d0c-9a57-8f2f4b3c7e11")
+MAX_TYPE_CHARS = 256
+
+
+class LineError(ValueError):
+    """Why a line cannot be imported (reported with its file and line, then skipped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    source: str  # the file, relative to HIVE_HOME, with forward slashes
+    line: int  # 1-based
+
+
+def line_event_id(origin: Origin) -> str:
+    return str(uuid.uuid5(IMPORT_NAMESPACE, f"{origin.source}:{origin.line}"))
+
+
+def utc_timestamp(value: object, tz: dt.tzinfo | None) -> tuple[str, str | None]:
+    """(ISO-8601 UTC, the original text if it was changed). Naive values are in `tz`.
+
+    `tz=None` means the importing machine's local zone, where hive wrote them.
+    """
+    if not isinstance(value, str) or not value:
+        raise LineError("no timestamp")
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise LineError(f"timestamp {value!r} is not ISO-8601") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz) if tz is not None else moment.astimezone()
+    elif moment.utcoffset() == dt.timedelta(0):
+        return value, None  # already UTC: kept byte for byte
+    return moment.astimezone(dt.UTC).isoformat(), value
+
+
+def envelope_from_line(raw: bytes, tz: dt.tzinfo | None) -> tuple[dict[str, Any], str | None]:
+    """hive's line -> (our envelope, original timestamp if converted). Raises LineError."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise LineError(f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise LineError("not a JSON object")
+    event_type = value.get("type")
+    if not isinstance(event_type, str) or not event_type.strip():
+        raise LineError("no event type")
+    if len(event_type) > MAX_TYPE_CHARS:
+        raise LineError("event type longer than 256 characters")
+    data = value.get("data", {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise LineError("data is not an object")
+    timestamp, original = utc_timestamp(value.get("timestamp"), tz)
+    body: dict[str, Any] = {key: value.get(key) for key in ENVELOPE_KEYS}
+    body.update(data=data, timestamp=timestamp)
+    if body["stream_id"] is None:
+        body["stream_id"] = "queen"
+    for key, extra in value.items():  # keys hive added later are kept, after ours
+        if key not in body:
+            body[key] = extra
+    return body, original
+
+
+def event_from_line(raw: bytes, origin: Origin, tz: dt.tzinfo | None) -> NewEvent:
+    """A NewEvent for one line, ready to append; raises LineError."""
+    body, original = envelope_from_line(raw, tz)
+    meta: dict[str, Any] = {"hive_import": {"source": origin.source, "line": origin.line}}
+    if original is not None:
+        meta["hive_import"]["original_timestamp"] = original
+    data = orjson.dumps(body)
+    metadata = orjson.dumps(meta)
+    if len(data) + len(metadata) > MAX_EVENT_BYTES:
+        raise LineError(f"event of {len(data)} bytes is over the store's 1 MiB limit")
+    return NewEvent(body["type"], data, metadata, event_id=line_event_id(origin))

@@ -1,0 +1,324 @@
+"""`hivelog import-hive HIVE_HOME`: an existing hive tree into the log, idempotently.
+
+Each `agents/queens/{queen}/sessions/{id}/events.jsonl` line becomes one event of
+session stream `{id}` (hive's envelope, timestamp in UTC, origin and original
+timestamp in the event metadata), with an event id derived from the file and
+line, so a second run appends only lines it has not seen. Each session's
+`meta.json` and each colony's `metadata.json` / `triggers.json` are recorded in
+the `$imports` stream (`hive_session_imported`, `hive_colony_imported`). Lines
+that cannot be imported are listed with file and line and skipped; any such
+problem makes the exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+
+from eventstore import NO_STREAM, EventStore, NewEvent, StreamDeleted
+from projections.envelope import new_event
+from projections.ids import is_valid_id
+
+from .console import EXIT_OK, EXIT_PROBLEMS, progress, write_json
+from .hive_lines import IMPORT_NAMESPACE, LineError, Origin, event_from_line, line_event_id
+from .logio import UsageError, connect, resolve_url, run_tool
+
+IMPORTS_STREAM = "$imports"
+BATCH = 5000
+MAX_PROBLEMS_LISTED = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDir:
+    queen_id: str
+    session_id: str
+    path: Path
+
+
+@dataclass
+class Summary:
+    sessions_found: int = 0
+    sessions_imported: int = 0
+    sessions_skipped: int = 0
+    events_imported: int = 0
+    events_already_present: int = 0
+    lines_skipped: int = 0
+    colonies_found: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    problem_count: int = 0
+
+    def problem(self, source: str, reason: str, line: int | None = None) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS_LISTED:
+            self.problems.append({"source": source, "line": line, "reason": reason})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("hive_home", metavar="HIVE_HOME", help="hive's home folder (~/.hive)")
+    parser.add_argument(
+        "--timezone",
+        default=None,
+        metavar="IANA",
+        help="zone of hive's naive timestamps (default: this machine's local zone)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="read and report; append nothing")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_tool(_main(args))
+
+
+async def _main(args: argparse.Namespace) -> int:
+    home = Path(args.hive_home)
+    if not _is_dir(home):
+        raise UsageError(f"{home} is not a folder")
+    tz: dt.tzinfo | None = None
+    if args.timezone:
+        try:
+            tz = ZoneInfo(args.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UsageError(f"unknown time zone {args.timezone!r}") from None
+    sessions = find_sessions(home)
+    colonies = sorted(p for p in (home / "colonies").glob("*") if p.is_dir())
+    summary = Summary(sessions_found=len(sessions))
+    store = await connect(resolve_url(args.db, must_exist=False))
+    try:
+        importer = Importer(store, home, tz, summary, dry_run=args.dry_run)
+        total = sum(_size(s.path / "events.jsonl") for s in sessions)
+        with progress("import", total) as advance:
+            seen: dict[str, Path] = {}
+            for session in sessions:
+                if session.session_id in seen:
+                    summary.sessions_skipped += 1
+                    summary.problem(
+                        importer.rel(session.path),
+                        f"session id also under {importer.rel(seen[session.session_id])}; "
+                        "imported once",
+                    )
+                    continue
+                seen[session.session_id] = session.path
+                await importer.session(session, advance)
+        for colony in colonies:
+            await importer.colony(colony)
+    finally:
+        await store.close()
+    if args.json:
+        write_json(summary.to_dict())
+    else:
+        sys.stdout.write(render(summary, dry_run=args.dry_run))
+    return EXIT_OK if summary.problem_count == 0 else EXIT_PROBLEMS
+
+
+def find_sessions(home: Path) -> list[SessionDir]:
+    """`agents/queens/*/sessions/*` folders, in a stable (sorted) order."""
+    found: list[SessionDir] = []
+    for queen in sorted((home / "agents" / "queens").glob("*")):
+        for folder in sorted((queen / "sessions").glob("*")):
+            if folder.is_dir():
+                found.append(SessionDir(queen.name, folder.name, folder))
+    return found
+
+
+def _is_dir(path: Path) -> bool:
+    return path.is_dir()
+
+
+def _absolute(path: Path) -> str:
+    return str(path.resolve())
+
+
+def _is_file(path: Path) -> bool:
+    return path.is_file()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def content_id(kind: str, source: str, content: Any) -> str:
+    """An id that changes only when the recorded content changes (idempotent records)."""
+    digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return str(uuid.uuid5(IMPORT_NAMESPACE, f"{kind}:{source}:{digest}"))
+
+
+class Importer:
+    def __init__(
+        self,
+        store: EventStore,
+        home: Path,
+        tz: dt.tzinfo | None,
+        summary: Summary,
+        *,
+        dry_run: bool,
+    ) -> None:
+        self.store = store
+        self.home = home
+        self.tz = tz
+        self.summary = summary
+        self.dry_run = dry_run
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.home).as_posix()
+
+    def read_json(self, path: Path, want: type) -> Any:
+        """A JSON file's value, or None (missing, or reported as a problem)."""
+        if not path.is_file():
+            return None
+        try:
+            value = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            self.summary.problem(self.rel(path), f"unreadable ({exc})")
+            return None
+        if not isinstance(value, want):
+            self.summary.problem(self.rel(path), f"not a JSON {want.__name__}")
+            return None
+        return value
+
+    async def session(self, session: SessionDir, advance: Any) -> None:
+        summary = self.summary
+        source = self.rel(session.path)
+        events_path = session.path / "events.jsonl"
+        sid = session.session_id
+        if not is_valid_id(sid):
+            summary.sessions_skipped += 1
+            summary.problem(source, "not a valid session id; skipped")
+            advance(_size(events_path))
+            return
+        meta = self.read_json(session.path / "meta.json", dict)
+        existing = await self._existing_ids(sid, source)
+        if existing is None:
+            summary.sessions_skipped += 1
+            advance(_size(events_path))
+            return
+        head = len(existing)
+        imported = await self._lines(sid, events_path, existing, head, advance)
+        if imported:
+            summary.sessions_imported += 1
+        record = {"session_id": sid, "queen_id": session.queen_id, "source": source, "meta": meta}
+        await self._record("hive_session_imported", source, record)
+
+    async def _existing_ids(self, sid: str, source: str) -> set[str] | None:
+        """Ids already in the session's stream; None (reported) if it must not be touched."""
+        info = await self.store.stream_info(sid)
+        if info is None:
+            return set()
+        if info.deleted:
+            self.summary.problem(source, f"session {sid} was deleted in the log; not re-imported")
+            return None
+        ids: set[str] = set()
+        after = 0
+        while batch := await self.store.read(sid, after_version=after, limit=5000):
+            for event in batch:
+                origin = (event.metadata or {}).get("hive_import", {})
+                if not str(origin.get("source", "")).startswith(source + "/"):
+                    self.summary.problem(
+                        source, f"session {sid} is already in the log, not imported from here"
+                    )
+                    return None
+                ids.add(event.event_id)
+            after = batch[-1].version
+        return ids
+
+    async def _lines(
+        self, sid: str, path: Path, existing: set[str], head: int, advance: Any
+    ) -> int:
+        if not _is_file(path):
+            return 0
+        source = self.rel(path)
+        batch: list[NewEvent] = []
+        imported = 0
+        with path.open("rb") as lines:
+            for number, raw in enumerate(lines, start=1):
+                advance(len(raw))
+                if not raw.strip():
+                    continue
+                origin = Origin(source, number)
+                if line_event_id(origin) in existing:
+                    self.summary.events_already_present += 1
+                    continue
+                try:
+                    batch.append(event_from_line(raw, origin, self.tz))
+                except LineError as exc:
+                    self.summary.lines_skipped += 1
+                    self.summary.problem(source, str(exc), number)
+                    continue
+                if len(batch) >= BATCH:
+                    head = await self._append(sid, batch, head)
+                    imported += len(batch)
+                    batch = []
+        if batch:
+            await self._append(sid, batch, head)
+            imported += len(batch)
+        return imported
+
+    async def _append(self, sid: str, batch: list[NewEvent], head: int) -> int:
+        """Append at the version we expect (another writer makes this fail loudly)."""
+        self.summary.events_imported += len(batch)
+        if self.dry_run:
+            return head + len(batch)
+        try:
+            result = await self.store.append(sid, batch, expected=head or NO_STREAM)
+        except StreamDeleted:
+            raise UsageError(f"session {sid} was deleted while importing") from None
+        return result.last_version
+
+    async def colony(self, folder: Path) -> None:
+        metadata = self.read_json(folder / "metadata.json", dict)
+        triggers = self.read_json(folder / "triggers.json", list)
+        if metadata is None and triggers is None:
+            return
+        self.summary.colonies_found += 1
+        source = self.rel(folder)
+        record = {
+            "colony_name": folder.name,
+            "agent_path": _absolute(folder),
+            "source": source,
+            "metadata": metadata,
+            "triggers": triggers,
+        }
+        await self._record("hive_colony_imported", source, record)
+
+    async def _record(self, event_type: str, source: str, record: dict[str, Any]) -> None:
+        """One `$imports` event; the same content again is an idempotent retry (no-op)."""
+        if self.dry_run:
+            return
+        event = new_event(
+            event_type,
+            record,
+            timestamp=time.time(),
+            stream_id=IMPORTS_STREAM,
+            event_id=content_id(event_type, source, record),
+        )
+        await self.store.append(IMPORTS_STREAM, [event])
+
+
+def render(summary: Summary, *, dry_run: bool) -> str:
+    lines = [f"{p['source']}{':' + str(p['line']) if p['line'] else ''}: {p['reason']}"
+             for p in summary.problems]  # fmt: skip
+    if summary.problem_count > len(summary.problems):
+        lines.append(f"... and {summary.problem_count - len(summary.problems)} more problems")
+    verb = "would import" if dry_run else "imported"
+    lines.append(
+        f"{verb} {summary.events_imported} events into {summary.sessions_imported} of "
+        f"{summary.sessions_found} sessions ({summary.events_already_present} already present, "
+        f"{summary.lines_skipped} lines skipped, {summary.sessions_skipped} sessions skipped); "
+        f"{summary.colonies_found} colonies recorded"
+    )
+    return "\n".join(lines) + "\n"
