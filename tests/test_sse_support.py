@@ -56,13 +56,18 @@ class SSEMessage:
     comments: list[str] = field(default_factory=list)
 
 
+_LINES: dict[int, AsyncIterator[str]] = {}
+
+
 async def read_sse(
     response: httpx.Response, count: int, *, keep_comments: bool = False
 ) -> list[SSEMessage]:
-    """Parse up to `count` messages (or comments, when asked) from a streaming response."""
+    """Parse up to `count` messages (or comments, when asked) from a streaming response;
+    may be called again on the same response to read on."""
+    lines = _LINES.setdefault(id(response), response.aiter_lines())
     out: list[SSEMessage] = []
     current = SSEMessage(None, None)
-    async for line in response.aiter_lines():
+    async for line in lines:
         if line == "":
             if current.data is not None or (keep_comments and current.comments):
                 out.append(current)
@@ -75,6 +80,7 @@ async def read_sse(
             current.id = int(line[3:].strip())
         elif line.startswith("data:"):
             current.data = line[5:].lstrip(" ")
+    _LINES.pop(id(response), None)
     return out
 
 
