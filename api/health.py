@@ -10,7 +10,13 @@ from api.responses import JSONResponse
 
 async def health(request: Request) -> JSONResponse:
     store = request.app.state.store
-    return JSONResponse({"status": "ok", "head_position": await store.head_position()})
+    body: dict[str, object] = {"status": "ok", "head_position": await store.head_position()}
+    sessions = getattr(request.app.state, "sessions", None)
+    if sessions is not None:  # hive's fields: live sessions, and those with a colony loaded
+        live = [sessions.get(sid) for sid in sessions.live_ids()]
+        body["sessions"] = len(live)
+        body["agents_loaded"] = sum(1 for s in live if s is not None and s.colony is not None)
+    return JSONResponse(body)
 
 
 routes = [Route("/api/health", health, methods=["GET"])]

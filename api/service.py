@@ -42,6 +42,7 @@ MAX_ATTEMPTS = 8
 READ_BATCH = 2000
 CHECKPOINT_EVERY_EVENTS = 5000
 CHECKPOINT_EVERY_SECONDS = 2.0
+CHECKPOINT_DURING_START = 200_000
 
 
 class SessionService:
@@ -92,7 +93,8 @@ class SessionService:
         self._saved_position = self.catalogue.position
         start_position = self.catalogue.position
         while await self._fold_batch():
-            pass
+            if self.catalogue.position - self._saved_position >= CHECKPOINT_DURING_START:
+                await self.save_checkpoint()  # a crash during a long first fold resumes here
         self.events_folded_at_start = self.catalogue.position - start_position
         for session_id in list(self.catalogue.unerased):
             await self._erase(session_id)

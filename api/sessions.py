@@ -115,8 +115,9 @@ async def create_session(request: Request) -> Response:
         meta = await asyncio.to_thread(read_json, folder / "metadata.json", {})
         meta = meta if isinstance(meta, dict) else {}
         forked = meta.get("queen_session_id")
-        # hive: the colony's queen_session_id is authoritative for resume, when we know it.
-        if isinstance(forked, str) and service.get(forked) is not None and resume_from:
+        # hive: the colony's queen_session_id is authoritative (the frontend may have
+        # picked the source DM, not the fork); applied only when the log knows that id.
+        if isinstance(forked, str) and service.get(forked) is not None and not session_id:
             resume_from = forked
         if isinstance(meta.get("queen_name"), str):
             meta_queen = find_queen(meta["queen_name"])

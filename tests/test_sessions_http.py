@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.server import start_server
@@ -285,8 +284,12 @@ def test_restart_restores_live_sessions_colonies_and_triggers(env: Env) -> None:
         with client(server) as c:
             assert [s["session_id"] for s in c.get("/api/sessions").json()["sessions"]] == [live]
             after = c.get(f"/api/sessions/{live}").json()
-            for key in ("colony_id", "agent_path", "queen_phase", "entry_points", "colonies"):
+            for key in ("colony_id", "agent_path", "queen_phase", "colonies"):
                 assert after[key] == before_live[key], key
+            for view in (after, before_live):  # the countdown moves on; the rest must not
+                for entry in view["entry_points"]:
+                    entry.pop("next_fire_in", None)
+            assert after["entry_points"] == before_live["entry_points"]
             assert c.get(f"/api/sessions/{cold['session_id']}").json()["cold"] is True
     finally:
         server.stop()
@@ -336,9 +339,34 @@ def test_framework_agents_cannot_be_deleted(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_health_still_answers(env: Env) -> None:
+def test_health_counts_sessions_and_loaded_agents(env: Env) -> None:
+    folder = make_colony(env.root, "h")
     server = env.start()
     try:
-        assert httpx.get(f"{server.base_url}/api/health").status_code == 200
+        with client(server) as c:
+            c.post("/api/sessions")
+            c.post("/api/sessions", json={"agent_path": str(folder)})
+            body = c.get("/api/health").json()
+            assert body["status"] == "ok"
+            assert (body["sessions"], body["agents_loaded"]) == (2, 1)
+    finally:
+        server.stop()
+
+
+def test_colony_queen_session_id_is_resumed(env: Env) -> None:
+    """hive: metadata.json's queen_session_id names the session a colony opens in."""
+    server = env.start()
+    try:
+        with client(server) as c:
+            c.post("/api/sessions", json={"session_id": "forked"})
+            c.delete("/api/sessions/forked")
+            folder = make_colony(
+                env.root, "forky", metadata={"queen_session_id": "forked", "queen_name": "x"}
+            )
+            r = c.post("/api/sessions", json={"agent_path": str(folder)})
+            assert r.status_code == 201 and r.json()["session_id"] == "forked"
+            assert r.json()["colony_id"] == "forky" and r.json()["queen_phase"] == "working"
+            again = c.post("/api/sessions", json={"agent_path": str(folder)})
+            assert again.status_code == 201 and again.json()["session_id"] == "forked"
     finally:
         server.stop()

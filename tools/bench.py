@@ -14,6 +14,7 @@ TARGETS = {
     "store": "tools.bench_store",
     "http": "tools.bench_http",
     "timers": "tools.bench_timers",
+    "sessions": "tools.bench_sessions",
 }
 
 

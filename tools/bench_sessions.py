@@ -1,0 +1,247 @@
+"""`hivelog bench sessions`: restart cost against log length, and command throughput.
+
+Rows (medians within this one run):
+  - restart-to-ready (open the store, load the checkpoint, fold what follows, erase
+    leftovers) with 10k sessions in 1M events vs 10k sessions in 10k events
+    (target <= 2x: restart cost must not grow with the log);
+  - the first start on the 1M-event log (no checkpoint: full fold from 0), for scale;
+  - POST /api/sessions on a real `hivelog serve` vs a bare Starlette endpoint that
+    parses the same body, both under uvicorn on 127.0.0.1, same client, same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+
+from api.service import SessionService
+from eventstore import NO_STREAM, NewEvent, open_store
+from projections.envelope import envelope
+
+BARE_APP = """
+import sys, orjson, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+async def create(request):
+    body = await request.body()
+    value = orjson.loads(body) if body.strip() else {}
+    return Response(orjson.dumps({"session_id": "x", **value}), 201,
+                    media_type="application/json")
+
+app = Starlette(routes=[Route("/api/sessions", create, methods=["POST"])])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+
+@dataclass
+class Row:
+    measurement: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    ratio: float | None = None
+    target: str = ""
+    met: bool | None = None
+
+
+def _session_events(sid: str, n: int, now: float) -> list[NewEvent]:
+    created = envelope("session_created", {"session_id": sid}, timestamp=now)
+    events = [NewEvent("session_created", orjson.dumps(created))]
+    for i in range(n - 1):
+        body = envelope("client_input_received", {"content": f"message {i} " * 8}, timestamp=now)
+        events.append(NewEvent("client_input_received", orjson.dumps(body)))
+    return events
+
+
+async def build_log(url: str, sessions: int, per_session: int) -> None:
+    store = await open_store(url)
+    now = time.time()
+    try:
+        chunk = 100
+        for start in range(0, sessions, chunk):
+            await asyncio.gather(
+                *(
+                    store.append(f"s{i}", _session_events(f"s{i}", per_session, now), NO_STREAM)
+                    for i in range(start, min(start + chunk, sessions))
+                )
+            )
+    finally:
+        await store.close()
+
+
+async def start_once(url: str) -> tuple[float, int]:
+    """Seconds from opening the store to a ready service, and events folded on start."""
+    began = time.perf_counter()
+    store = await open_store(url)
+    service = SessionService(store)
+    await service.start()
+    elapsed = time.perf_counter() - began
+    folded = service.events_folded_at_start
+    await service.stop()
+    await store.close()
+    return elapsed, folded
+
+
+async def restart_rows(base: Path, quick: bool) -> list[Row]:
+    sessions = 1_000 if quick else 10_000
+    per_session = 10 if quick else 100
+    reps = 3 if quick else 5
+    small_url = f"sqlite:///{base / 'small.db'}"
+    big_url = f"sqlite:///{base / 'big.db'}"
+    await build_log(small_url, sessions, 1)
+    await build_log(big_url, sessions, per_session)
+    first_big, folded = await start_once(big_url)  # full fold from 0, writes the checkpoint
+    await start_once(small_url)
+    small = statistics.median([(await start_once(small_url))[0] for _ in range(reps)])
+    big = statistics.median([(await start_once(big_url))[0] for _ in range(reps)])
+    ratio = big / small
+    total = sessions * per_session
+    return [
+        Row(
+            f"restart-to-ready, {sessions:,} sessions / {total:,} events "
+            f"vs {sessions:,} events (checkpointed)",
+            big * 1e3,
+            "ms",
+            small * 1e3,
+            ratio,
+            "<= 2x",
+            ratio <= 2.0,
+        ),
+        Row(f"first start, no checkpoint: fold {folded:,} events from 0", first_big, "s"),
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _server(argv: list[str], port: int, log: Path) -> Iterator[str]:
+    """A uvicorn subprocess on 127.0.0.1, stopped by its pid."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {log.read_text(errors='replace')}")
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(f"{base}/api/sessions", timeout=1)
+                break
+            time.sleep(0.05)
+        yield base
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+async def post_rate(base: str, total: int, concurrency: int) -> float:
+    """Requests per second for `total` POST /api/sessions from `concurrency` clients."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        counter = iter(range(total))
+
+        async def worker() -> None:
+            for _ in counter:
+                r = await client.post("/api/sessions", json={"initial_prompt": "hello"})
+                if r.status_code != 201:
+                    raise RuntimeError(f"POST /api/sessions gave {r.status_code}: {r.text}")
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return total / (time.perf_counter() - began)
+
+
+def throughput_rows(base_dir: Path, quick: bool) -> list[Row]:
+    total = 400 if quick else 3000
+    concurrency = 16
+    ours_port, bare_port = _free_port(), _free_port()
+    ours_argv = [
+        sys.executable, "-m", "tools", "serve", "--db", f"sqlite:///{base_dir / 'http.db'}",
+        "--port", str(ours_port), "--log-level", "warning",
+        "--agents-root", str(base_dir),
+    ]  # fmt: skip
+    bare_argv = [sys.executable, "-c", BARE_APP, str(bare_port)]
+    with (
+        _server(ours_argv, ours_port, base_dir / "ours.log") as ours,
+        _server(bare_argv, bare_port, base_dir / "bare.log") as bare,
+    ):
+        asyncio.run(post_rate(ours, 50, concurrency))  # warm-up
+        asyncio.run(post_rate(bare, 50, concurrency))
+        ours_rates, bare_rates = [], []
+        for _ in range(3):  # interleaved, so machine noise hits both
+            ours_rates.append(asyncio.run(post_rate(ours, total, concurrency)))
+            bare_rates.append(asyncio.run(post_rate(bare, total, concurrency)))
+    ours_rate, bare_rate = statistics.median(ours_rates), statistics.median(bare_rates)
+    return [
+        Row(
+            f"POST /api/sessions (3 durable events each), {concurrency} clients "
+            "vs bare Starlette endpoint",
+            ours_rate,
+            "req/s",
+            bare_rate,
+            ours_rate / bare_rate,
+            "report",
+        )
+    ]
+
+
+def render(rows: list[Row]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="hivelog bench sessions (medians; ratio = hivelog vs baseline)")
+    for column in ("measurement", "hivelog", "baseline", "ratio", "target", "met"):
+        table.add_column(column, justify="left" if column == "measurement" else "right")
+    for r in rows:
+        table.add_row(
+            r.measurement,
+            f"{r.value:,.2f} {r.unit}",
+            "" if r.baseline is None else f"{r.baseline:,.2f}",
+            "" if r.ratio is None else f"{r.ratio:,.2f}x",
+            r.target,
+            "" if r.met is None else ("yes" if r.met else "NO"),
+        )
+    Console(width=160).print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    chosen = getattr(args, "store_dir", None)
+    base_dir = Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="hivelog-bench-"))
+    base_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        rows = asyncio.run(restart_rows(base_dir, args.quick))
+        rows += throughput_rows(base_dir, args.quick)
+    finally:
+        if not chosen:
+            shutil.rmtree(base_dir, ignore_errors=True)
+    if args.json:
+        print(orjson.dumps([r.__dict__ for r in rows], option=orjson.OPT_INDENT_2).decode())
+    else:
+        render(rows)
+    return 0
