@@ -19,6 +19,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -51,9 +52,6 @@ class Cluster:
         self.dir = tempfile.mkdtemp(prefix="hlpg", dir="/tmp")  # socket path <= 107 bytes
         self.data = os.path.join(self.dir, "data")
         self.as_root = os.geteuid() == 0
-        if self.as_root:  # postgres refuses to run as root
-            pw = pwd.getpwnam("postgres")
-            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
 
     def _run(self, *args: str) -> None:
         cmd = [os.path.join(self.bindir, args[0]), *args[1:]]
@@ -62,6 +60,9 @@ class Cluster:
         subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
 
     def start(self) -> Cluster:
+        if self.as_root:  # postgres refuses to run as root
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
         self._run(
             "initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
             "--locale=C.UTF-8", "--no-sync",
@@ -117,23 +118,34 @@ def _unavailable(reason: str) -> None:
 def pg_dsn() -> Iterator[str]:
     """DSN of a fresh, empty database on a real PostgreSQL server."""
     base = os.environ.get("EVENTSTORE_TEST_PG_DSN")
-    cluster: Cluster | None = None
-    if not base:
-        bindir = pg_bindir()
-        if bindir is None:
-            _unavailable("no PostgreSQL server binaries on this machine")
-            raise AssertionError("unreachable")
+    if base:
+        yield from _fresh_database(base)
+        return
+    bindir = pg_bindir()
+    if bindir is None:
+        _unavailable("no PostgreSQL server binaries on this machine")
+        raise AssertionError("unreachable")
+    # `timeout` and CI runners stop pytest with SIGTERM: make it an interrupt, so the
+    # teardown below still stops the cluster instead of leaving a server running.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    cluster = Cluster(bindir)
+    try:
         try:
-            cluster = Cluster(bindir).start()
+            cluster.start()
         except (subprocess.SubprocessError, OSError, KeyError) as exc:
             _unavailable(f"could not start a throwaway cluster: {exc}")
-        assert cluster is not None
-        base = cluster.dsn()
-    database = "hivelog_test_" + uuid.uuid4().hex[:12]
-    try:
-        asyncio.run(admin(base, f'CREATE DATABASE "{database}"'))
-        yield with_database(base, database)
-        asyncio.run(admin(base, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        yield from _fresh_database(cluster.dsn())
     finally:
-        if cluster is not None:
-            cluster.stop()
+        cluster.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _fresh_database(base: str) -> Iterator[str]:
+    database = "hivelog_test_" + uuid.uuid4().hex[:12]
+    asyncio.run(admin(base, f'CREATE DATABASE "{database}"'))
+    yield with_database(base, database)
+    asyncio.run(admin(base, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
