@@ -46,8 +46,10 @@ def apply(catalogue: CatalogueState, event: RecordedEvent) -> CatalogueState:
         return catalogue
     if not is_session_stream(event.stream_id):
         return catalogue
-    body = decode(event)
     sid = event.stream_id
+    if sid in catalogue.deleted:
+        return catalogue  # raced past the deletion marker; erased with the stream anyway
+    body = decode(event)
     previous = catalogue.sessions.get(sid) or SessionState(session_id=sid)
     catalogue.sessions[sid] = fold_session(
         previous, event.type, body, event.version, event_time(body, event)

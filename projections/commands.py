@@ -54,7 +54,7 @@ class StartSession:
 
 
 def check_phase(phase: object) -> str | None:
-    if phase is None:
+    if phase is None or phase == "":
         return None
     if not isinstance(phase, str) or phase not in QUEEN_PHASES:
         raise DomainError(400, f"Invalid initial_phase '{phase}'", valid=sorted(QUEEN_PHASES))

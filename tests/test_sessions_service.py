@@ -107,3 +107,23 @@ async def test_erase_interrupted_by_a_crash_is_finished_on_start(db_url: str) ->
     assert [e.type for e in await all_events(store)][-1] == "session_erased"
     await service.stop()
     await store.close()
+
+
+async def test_event_racing_past_the_deletion_marker_is_ignored(db_url: str) -> None:
+    store = await open_store(db_url)
+    service = SessionService(store)
+    await service.start()
+    start = StartSession("s4", 1000.0, QUEEN)
+    await service.execute("s4", lambda s: decide_start(s, start))
+    marker = new_event(
+        "session_deleted", {"session_id": "s4"}, timestamp=1001.0, stream_id="$sessions"
+    )
+    await store.append(cat.SESSIONS_STREAM, [marker])
+    late = new_event("client_input_received", {"content": "late"}, timestamp=1002.0)
+    await store.append("s4", [late])  # a command that was in flight during the delete
+    await service.wait_for(await store.head_position())
+    assert service.get("s4") is None
+    await service.delete_session("s4", 1003.0)
+    assert service.catalogue == cat.fold_all(await all_events(store))
+    await service.stop()
+    await store.close()
