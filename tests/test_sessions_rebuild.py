@@ -91,9 +91,9 @@ async def run_op(service: SessionService, op: str, sid: str, arg: Any, now: floa
         await service.execute(sid, decide)
 
 
-async def scenario(ops: list[tuple[str, Any, Any]]) -> None:
+async def scenario(ops: list[tuple[str, Any, Any]], store_url: str | None = None) -> None:
     folder = tempfile.mkdtemp(prefix="hivelog-rebuild-")
-    url = f"sqlite:///{folder}/log.db"
+    url = store_url or f"sqlite:///{folder}/log.db"
     store: EventStore = await open_store(url)
     service = SessionService(store)
     await service.start()
