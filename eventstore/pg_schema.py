@@ -116,7 +116,10 @@ CREATE FUNCTION {s}.append_events(
 ) LANGUAGE plpgsql AS $fn$
 DECLARE
     v_next bigint;
+    v_now timestamptz;
 BEGIN
+    -- Acknowledged means flushed, whatever the role's or server's default says.
+    PERFORM set_config('synchronous_commit', 'on', true);
     PERFORM pg_advisory_xact_lock({lock});
     last_position := 0;
     IF EXISTS (SELECT 1 FROM {s}.tombstones t WHERE t.stream_id = p_stream) THEN
@@ -131,10 +134,10 @@ BEGIN
     END IF;
     SELECT greatest((SELECT coalesce(max(e.position), 0) FROM {s}.events e), l.erased_up_to) + 1
         INTO v_next FROM {s}.log_state l;
+    v_now := clock_timestamp();  -- one commit time for the batch, taken under the lock
     INSERT INTO {s}.events (position, stream_id, version, event_id, type, data, metadata,
                             recorded_at)
-    SELECT v_next + u.i - 1, p_stream, head + u.i, u.id, u.type, u.data, u.metadata,
-           clock_timestamp()
+    SELECT v_next + u.i - 1, p_stream, head + u.i, u.id, u.type, u.data, u.metadata, v_now
     FROM unnest(p_ids, p_types, p_data, p_metadata) WITH ORDINALITY
          AS u(id, type, data, metadata, i);
     last_position := v_next + cardinality(p_ids) - 1;
@@ -151,6 +154,7 @@ DECLARE
     v_head_position bigint;
     v_erased bigint;
 BEGIN
+    PERFORM set_config('synchronous_commit', 'on', true);
     PERFORM pg_advisory_xact_lock({lock});
     UPDATE {s}.log_state SET erased_up_to = m.top
     FROM (SELECT max(position) AS top FROM {s}.events) m

@@ -69,6 +69,35 @@ async def test_every_connection_commits_synchronously(url: str) -> None:
         await store.close()
 
 
+async def test_append_function_forces_synchronous_commit(url: str) -> None:
+    """Even a caller whose session says synchronous_commit=off gets a flushed append."""
+    store = await open_pg(url)
+    try:
+        async with store.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            await conn.fetchrow(
+                f"SELECT * FROM {store.names.q}.append_events('s', -1, $1, $2, $3, $4)",
+                ["id-1"],
+                ["t"],
+                [b"{}"],
+                [None],
+            )
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+        (e,) = await store.read("s")
+        assert e.event_id == "id-1"
+    finally:
+        await store.close()
+
+
+async def test_one_commit_time_per_append(url: str) -> None:
+    store = await open_pg(url)
+    try:
+        await store.append("s", [ev(), ev(), ev()])
+        assert len({e.recorded_at_us for e in await store.read("s")}) == 1
+    finally:
+        await store.close()
+
+
 async def test_concurrent_openers_migrate_once(url: str) -> None:
     stores = await asyncio.gather(*[open_pg(url) for _ in range(4)])
     try:
