@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from .leases import Leases
 from .types import (
     MAX_EVENT_BYTES,
     MAX_EVENT_ID_LENGTH,
@@ -232,6 +233,15 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Finish in-flight appends and release connections."""
+
+    _leases: Leases | None = None
+
+    @property
+    def leases(self) -> Leases:
+        """The store's lease table (eventstore/leases.py), attached when the store opens."""
+        if self._leases is None:
+            raise NotImplementedError(f"{type(self).__name__} has no lease table")
+        return self._leases
 
     async def subscribe(
         self,

@@ -13,8 +13,11 @@ async def open_store(url: str) -> EventStore:
 
         return await SQLiteStore.open(sqlite_path_from_url(url))
     if url.startswith(("postgresql://", "postgres://")):
+        from .pg_leases import PostgresLeases
         from .postgres import PostgresStore
 
-        store: EventStore = await PostgresStore.open(url)
+        pg = await PostgresStore.open(url)
+        pg._leases = PostgresLeases(pg.pool, pg.names.q)
+        store: EventStore = pg
         return store
     raise InvalidEvent(f"unsupported store URL {url!r}: use sqlite:///path or postgresql://...")

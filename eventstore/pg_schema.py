@@ -174,6 +174,17 @@ END
 $fn$;
 """,
     ),
+    (
+        "leases: node liveness and claims on due trigger fires (eventstore/leases.py)",
+        """
+CREATE TABLE {s}.leases (
+    name text PRIMARY KEY,
+    owner text NOT NULL,
+    fence bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+""",
+    ),
 ]
 
 

@@ -34,6 +34,7 @@ from .base import (
     validate_stream_id,
 )
 from .retry import resolve_retry
+from .sqlite_leases import SQLiteLeases
 from .types import (
     AppendResult,
     Checkpoint,
@@ -94,6 +95,15 @@ MIGRATIONS: list[str] = [
         saved_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 2: leases (node liveness, claims on due trigger fires); see eventstore/leases.py.
+    """
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        fence INTEGER NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 EVENT_COLUMNS = "stream_id, version, position, event_id, type, data, metadata, recorded_at"
@@ -148,6 +158,7 @@ class SQLiteStore(EventStore):
         self._reader_cycle: Iterable[aiosqlite.Connection] = ()
         self._writer_task: asyncio.Task[None] | None = None
         self._closed = False
+        self._leases = SQLiteLeases(self)
         self.batch_sizes: list[int] = []  # recent group-commit sizes, for metrics and bench
         self.on_commit: list[Callable[[int, float], None]] = []  # (appends, seconds) hooks
 

@@ -291,6 +291,58 @@ class StoreContract:
         cp = await store.load_checkpoint("p")
         assert cp is not None and (cp.position, cp.state) == (9, b"state-2")
 
+    # ---- leases ------------------------------------------------------------------------
+
+    async def test_lease_grant_renew_and_fence(self, store: EventStore) -> None:
+        leases = store.leases
+        a = await leases.acquire("node:a", "a", 30)
+        assert a is not None and a.fence == 1 and a.owner == "a"
+        assert await leases.acquire("node:a", "b", 30) is None  # held by a live owner
+        again = await leases.acquire("node:a", "a", 30)  # re-acquire by the holder: same fence
+        assert again is not None and again.fence == 1
+        renewed = await leases.renew(a, 60)
+        assert renewed is not None and renewed.expires_at > a.expires_at - 1
+        assert await leases.is_current(a)
+        assert [h.name for h in await leases.holders("node:")] == ["node:a"]
+
+    async def test_expired_lease_moves_with_a_new_fence(self, store: EventStore) -> None:
+        leases = store.leases
+        old = await leases.acquire("fire:x", "a", 0.05)
+        assert old is not None
+        await asyncio.sleep(0.2)
+        assert not await leases.is_current(old)
+        new = await leases.acquire("fire:x", "b", 30)
+        assert new is not None and new.owner == "b" and new.fence == old.fence + 1
+        assert await leases.renew(old, 30) is None  # the old holder is fenced off
+        await leases.release(old)  # a stale release changes nothing
+        assert await leases.is_current(new)
+        await leases.release(new)
+        assert not await leases.is_current(new)
+        assert await leases.holders("fire:") == []
+
+    async def test_claim_many_skips_held_names(self, store: EventStore) -> None:
+        leases = store.leases
+        assert await leases.acquire("t:2", "other", 30) is not None
+        got = await leases.claim(["t:1", "t:2", "t:3", "t:1"], "me", 30)
+        assert [(g.name, g.owner) for g in got] == [("t:1", "me"), ("t:3", "me")]
+
+    async def test_concurrent_claims_grant_each_name_once(self, store: EventStore) -> None:
+        names = [f"due:{i}" for i in range(20)]
+        results = await asyncio.gather(
+            *[store.leases.claim(names, f"node-{n}", 30) for n in range(4)]
+        )
+        granted = [lease.name for result in results for lease in result]
+        assert sorted(granted) == sorted(names)
+
+    async def test_bad_lease_arguments(self, store: EventStore) -> None:
+        with pytest.raises(InvalidEvent):
+            await store.leases.acquire("", "a", 1)
+        with pytest.raises(InvalidEvent):
+            await store.leases.acquire("x", "", 1)
+        with pytest.raises(InvalidEvent):
+            await store.leases.acquire("x", "a", 0)
+        assert await store.leases.holders() == []
+
     # ---- subscribe ---------------------------------------------------------------------
 
     async def test_subscribe_catch_up_then_live(self, store: EventStore) -> None:
