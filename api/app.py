@@ -28,6 +28,7 @@ FEATURES = [
     "api.health",
     "api.middleware",
     "api.metrics",
+    "api.nodes",
     "api.sessions",
     "api.agents",
     "api.triggers",

@@ -28,6 +28,7 @@ class Settings:
     token: str | None = None  # when set, /api/* needs X-Hive-Token
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
     max_body_bytes: int = MAX_BODY_BYTES
+    node_ttl: float = 10.0  # seconds a node's liveness lease lasts without renewal
 
     @classmethod
     def from_env(
@@ -39,7 +40,7 @@ class Settings:
         node_id: str | None = None,
     ) -> Settings:
         """Flags win over the environment: HIVELOG_AGENTS_ROOTS (os.pathsep-separated),
-        HIVELOG_TOKEN (or hive's HIVE_DESKTOP_TOKEN), HIVELOG_NODE_ID."""
+        HIVELOG_TOKEN (or hive's HIVE_DESKTOP_TOKEN), HIVELOG_NODE_ID, HIVELOG_NODE_TTL."""
         roots_text = os.environ.get("HIVELOG_AGENTS_ROOTS", "")
         roots = agents_roots or [r for r in roots_text.split(os.pathsep) if r]
         resolved = (
@@ -52,4 +53,7 @@ class Settings:
         node = node_id or os.environ.get("HIVELOG_NODE_ID")
         if node:
             kwargs["node_id"] = node
+        ttl = os.environ.get("HIVELOG_NODE_TTL")
+        if ttl:
+            kwargs["node_ttl"] = float(ttl)
         return cls(db_url=db_url, agents_roots=resolved, token=token or None, **kwargs)  # type: ignore[arg-type]
