@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 
 import orjson
 
 from eventstore import (
     NO_STREAM,
+    AppendResult,
     EventStore,
     NewEvent,
     RecordedEvent,
@@ -45,6 +48,25 @@ CHECKPOINT_EVERY_SECONDS = 2.0
 CHECKPOINT_DURING_START = 200_000
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel and await a task, repeating the cancel: Python 3.11's `asyncio.wait_for`
+    can swallow a cancellation that races with its inner future completing."""
+    for _attempt in range(50):
+        if task.done():
+            break
+        task.cancel()
+        await asyncio.wait([task], timeout=0.2)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+
+def _with_id(event: NewEvent) -> NewEvent:
+    """Give the event its id before appending, so a locally folded copy carries it."""
+    if event.event_id is not None:
+        return event
+    return dataclasses.replace(event, event_id=str(uuid.uuid4()))
+
+
 class SessionService:
     """Live and cold sessions, kept up to date from the log; see the module docstring."""
 
@@ -59,6 +81,7 @@ class SessionService:
         self._saved_position = 0
         self._saved_at = time.monotonic()
         self._encoded: dict[str, tuple[SessionState, bytes]] = {}
+        self._stopping = False
         self.restored_from_checkpoint = False
         self.events_folded_at_start = 0
 
@@ -104,11 +127,10 @@ class SessionService:
         self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="sessions-ckpt")
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in (self._follower, self._checkpointer):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await _cancel(task)
         self._follower = self._checkpointer = None
         with contextlib.suppress(Exception):
             await self._fold_batch()
@@ -118,20 +140,57 @@ class SessionService:
 
     async def _fold_batch(self) -> bool:
         events = await self.store.read_all(after_position=self.catalogue.position, limit=READ_BATCH)
+        return self._fold(events)
+
+    def _fold(self, events: Sequence[RecordedEvent]) -> bool:
+        """Apply events in log order, each exactly once, and wake whoever waits."""
+        folded = False
         for event in events:
+            if event.position <= self.catalogue.position:
+                continue  # already folded (our own append, folded when acknowledged)
             cat.apply(self.catalogue, event)
+            folded = True
             for listener in self.listeners:
                 try:
                     listener(event)
                 except Exception:
                     log.exception("session listener failed on %s", event.type)
-        if events:
+        if folded:
             self._changed.set()
             self._changed = asyncio.Event()
         return bool(events)
 
+    def _fold_own(self, stream_id: str, events: Sequence[NewEvent], result: AppendResult) -> None:
+        """Fold an acknowledged append at once when it is the very next thing in the log.
+
+        An append's events take contiguous positions ending at `last_position` (both
+        backends), so when the projection stands right before them they are built
+        from what was sent, saving the follower's read-back; otherwise the follower
+        folds them in order as usual.
+        """
+        first = result.last_position - len(events) + 1
+        if first != self.catalogue.position + 1 or result.first_version + len(events) - 1 != (
+            result.last_version
+        ):
+            return
+        now_us = time.time_ns() // 1000
+        recorded = [
+            RecordedEvent(
+                stream_id,
+                result.first_version + i,
+                first + i,
+                str(event.event_id),
+                event.type,
+                orjson.dumps(event.data),
+                None,
+                now_us,
+            )
+            for i, event in enumerate(events)
+        ]
+        self._fold(recorded)
+
     async def _follow(self) -> None:
-        while True:
+        while not self._stopping:
             ticket = self.store.doorbell.ticket()
             try:
                 if await self._fold_batch():
@@ -169,6 +228,7 @@ class SessionService:
                     raise DomainError(404, f"Session '{session_id}' not found")
                 return state
             expected = state.version if state is not None else NO_STREAM
+            events = [_with_id(e) for e in events]
             try:
                 result = await self.store.append(session_id, events, expected=expected)
             except WrongExpectedVersion:
@@ -176,6 +236,8 @@ class SessionService:
                 continue
             except StreamDeleted:
                 raise DomainError(404, f"Session '{session_id}' not found") from None
+            if all(isinstance(e.data, dict) and e.metadata is None for e in events):
+                self._fold_own(session_id, events, result)
             await self.wait_for(result.last_position)
             new_state = self.get(session_id)
             if new_state is None:  # deleted between our append and the fold
@@ -244,7 +306,7 @@ class SessionService:
         self._saved_at = time.monotonic()
 
     async def _checkpoint_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(0.5)
             behind = self.catalogue.position - self._saved_position
             stale = time.monotonic() - self._saved_at >= CHECKPOINT_EVERY_SECONDS

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.service import SessionService
+from api.service import _cancel as cancel_task
 from eventstore import EventStore, open_store
 from projections import catalogue as cat
 from projections import commands
@@ -103,9 +104,10 @@ async def scenario(ops: list[tuple[str, Any, Any]], store_url: str | None = None
                 if op == "restart":
                     await service.stop()
                 else:  # no final checkpoint: restart must fold what came after the last one
+                    service._stopping = True
                     for task in (service._follower, service._checkpointer):
                         assert task is not None
-                        task.cancel()
+                        await cancel_task(task)
                 await store.close()
                 store = await open_store(url)
                 service = SessionService(store)

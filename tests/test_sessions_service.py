@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from api.service import SessionService
+from api.service import _cancel as cancel_task
 from eventstore import open_store
 from projections import catalogue as cat
 from projections.commands import ColonyFacts, Queen, StartSession, decide_start, decide_stop
@@ -96,6 +97,10 @@ async def test_erase_interrupted_by_a_crash_is_finished_on_start(db_url: str) ->
         "session_deleted", {"session_id": "s3"}, timestamp=1001.0, stream_id="$sessions"
     )
     await store.append(cat.SESSIONS_STREAM, [marker])  # the crash came before the erase
+    service._stopping = True  # die without the final checkpoint
+    for task in (service._follower, service._checkpointer):
+        assert task is not None
+        await cancel_task(task)
     await store.close()
 
     store = await open_store(db_url)
