@@ -58,5 +58,20 @@ def event_json(event: StoredEvent, *, session_id: str | None = None) -> bytes:
 
 
 def events_array(events: Iterable[StoredEvent]) -> bytes:
-    """A JSON array of events, each spliced as `event_json` does."""
-    return b"[" + b",".join(map(event_json, events)) + b"]"
+    """A JSON array of events, each spliced as `event_json` does.
+
+    The common case (every payload an orjson-written object, as the store writes
+    them) is one list comprehension and one join, about 1 us per event; anything
+    else takes the careful per-event path.
+    """
+    rows = list(events)
+    if all(e.data_json.startswith(b'{"') and e.data_json.endswith(b"}") for e in rows):
+        body = b",".join(
+            [
+                b'{"position":%d,"version":%d,%b' % (e.position, e.version, e.data_json[1:])
+                for e in rows
+            ]
+        )
+        if b"\n" not in body and b"\r" not in body:
+            return b"[" + body + b"]"
+    return b"[" + b",".join(map(event_json, rows)) + b"]"

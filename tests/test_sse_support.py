@@ -56,15 +56,15 @@ class SSEMessage:
     comments: list[str] = field(default_factory=list)
 
 
-_LINES: dict[int, AsyncIterator[str]] = {}
-
-
 async def read_sse(
     response: httpx.Response, count: int, *, keep_comments: bool = False
 ) -> list[SSEMessage]:
     """Parse up to `count` messages (or comments, when asked) from a streaming response;
     may be called again on the same response to read on."""
-    lines = _LINES.setdefault(id(response), response.aiter_lines())
+    lines: AsyncIterator[str] | None = getattr(response, "_sse_lines", None)
+    if lines is None:
+        lines = response.aiter_lines()
+        response._sse_lines = lines  # type: ignore[attr-defined]
     out: list[SSEMessage] = []
     current = SSEMessage(None, None)
     async for line in lines:
@@ -80,7 +80,6 @@ async def read_sse(
             current.id = int(line[3:].strip())
         elif line.startswith("data:"):
             current.data = line[5:].lstrip(" ")
-    _LINES.pop(id(response), None)
     return out
 
 

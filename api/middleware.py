@@ -1,0 +1,179 @@
+"""The API's outer layer, as pure ASGI middleware (no BaseHTTPMiddleware: it breaks
+streaming and contextvars, Starlette #1678/#919).
+
+Outermost first: `/api/*` responses get `Cache-Control: no-store`; unhandled
+errors become hive's 500 body; the optional `X-Hive-Token` check (401); the body-size
+cap (413), enforced while the body streams in, so an oversized upload is never
+held in memory. Settings are read per request from `app.state.settings`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+import orjson
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.settings import MAX_BODY_BYTES, Settings
+
+log = logging.getLogger("hivelog.http")
+
+# Reachable without the token: liveness probes, the API description, and webhook
+# receivers (external senders cannot know the token; webhooks carry their own secret).
+PUBLIC_PATHS = frozenset({"/api/health", "/openapi.json"})
+PUBLIC_PREFIXES = ("/webhooks/", "/api/webhooks/")
+
+
+def _settings(scope: Scope) -> Settings | None:
+    app = scope.get("app")
+    state = getattr(app, "state", None)
+    return getattr(state, "settings", None)
+
+
+async def send_json(send: Send, status: int, body: dict[str, object]) -> None:
+    raw = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(raw)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw, "more_body": False})
+
+
+class ErrorMiddleware:
+    """An exception no route handled: logged with its traceback, and hive's
+    500 `{"error":"Internal server error"}` if the response has not started."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await send_json(send, 500, {"error": "Internal server error"})
+
+
+class CacheControlMiddleware:
+    """hive's `Cache-Control: no-store` on every `/api/*` response that sets none."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
+
+
+class TokenMiddleware:
+    """hive's desktop token: with `settings.token` set, a missing or wrong
+    `X-Hive-Token` is 401 `{"error":"unauthorized"}` (compared in constant time)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        settings = _settings(scope)
+        token = settings.token if settings is not None else None
+        if scope["type"] == "http" and token and not _public(scope["path"]):
+            given = dict(scope["headers"]).get(b"x-hive-token", b"")
+            if not hmac.compare_digest(given, token.encode()):
+                await send_json(send, 401, {"error": "unauthorized"})
+                return
+        await self.app(scope, receive, send)
+
+
+def _public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+class BodyLimitMiddleware:
+    """413 for a body over `settings.max_body_bytes`: at once from Content-Length,
+    else as soon as the streamed chunks pass the limit (the app then sees a
+    disconnect, and whatever it tries to send is dropped)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        settings = _settings(scope)
+        limit = settings.max_body_bytes if settings is not None else MAX_BODY_BYTES
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await send_json(send, 413, {"error": f"Request body larger than {limit} bytes"})
+            return
+        received = 0
+        refused = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    refused = True
+                    if not started:
+                        await send_json(
+                            send, 413, {"error": f"Request body larger than {limit} bytes"}
+                        )
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+
+
+middleware = [
+    Middleware(CacheControlMiddleware),  # outermost, so 500/401/413 carry it too
+    Middleware(ErrorMiddleware),
+    Middleware(TokenMiddleware),
+    Middleware(BodyLimitMiddleware),
+]

@@ -1,0 +1,51 @@
+"""GET /openapi.json describes every route the app serves, and is served as JSON."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+from starlette.routing import Route
+
+from api.app import create_app
+from api.openapi import DOCUMENT
+from api.settings import Settings
+from tests.server import running_server
+
+CONVERTOR = re.compile(r"{(\w+):\w+}")  # Starlette's {path:path} is OpenAPI's {path}
+
+
+def app_operations(tmp_path: Path) -> set[tuple[str, str]]:
+    app = create_app(Settings(db_url=f"sqlite:///{tmp_path / 'x.db'}", agents_roots=(tmp_path,)))
+    ops: set[tuple[str, str]] = set()
+    for route in app.routes:
+        assert isinstance(route, Route), f"unexpected route type {route!r}"
+        for method in route.methods or ():
+            if method != "HEAD":  # Starlette adds HEAD to every GET
+                ops.add((method.lower(), CONVERTOR.sub(r"{\1}", route.path)))
+    return ops
+
+
+def test_every_app_route_is_documented(tmp_path: Path) -> None:
+    documented = {(m, p) for p, item in DOCUMENT["paths"].items() for m in item}
+    missing = app_operations(tmp_path) - documented
+    assert not missing, f"routes missing from api/openapi.py: {sorted(missing)}"
+
+
+def test_every_operation_documents_errors_and_path_parameters() -> None:
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            assert "4XX" in operation["responses"], (method, path)
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            in_path = {part[1:-1] for part in path.split("/") if part.startswith("{")}
+            assert declared == in_path, (method, path)
+
+
+def test_served_document(db_url: str, tmp_path: Path) -> None:
+    with running_server(db_url, tmp_path, env={"HIVELOG_AGENTS_ROOTS": str(tmp_path)}) as srv:
+        r = httpx.get(f"{srv.base_url}/openapi.json")
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/json"
+        assert r.json()["openapi"].startswith("3.")
+        assert r.json() == DOCUMENT

@@ -1,0 +1,358 @@
+"""`hivelog bench http`: the HTTP read side, each figure against a baseline in the same run.
+
+Rows:
+  - GET …/events/history?limit=2000 on a session of 1M events (20k with --quick) vs a
+    bare Starlette endpoint returning the very same bytes: what the store read and
+    the splice cost on top of serving a 600 KB body at all;
+  - append -> SSE delivery latency p50/p99 with 100 subscribers on the session (20
+    with --quick) vs the durable append alone.
+Both servers run under uvicorn in this process; the load comes from another
+process: wrk when installed (`apt-get install wrk`), else a Python httpx loader
+(named in the table; it is slower than wrk, so absolute req/s are lower, the ratio
+still compares like with like). Subscribers run in a child process and time
+delivery on the shared monotonic clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.app import create_app
+from api.settings import Settings
+from eventstore import NewEvent, open_store
+from tools.bench_store import build_stream
+
+SESSION = "bench-session"
+SSE_SESSION = "sse-bench"
+LIMIT = 2000
+
+
+@dataclass
+class Row:
+    measurement: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    baseline_name: str = ""
+    ratio: float | None = None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--http-events", type=int, default=None, help="session size (1M)")
+    parser.add_argument("--http-seconds", type=float, default=None, help="load per server (10)")
+    parser.add_argument("--http-connections", type=int, default=16, help="loader connections")
+    parser.add_argument("--http-subscribers", type=int, default=None, help="SSE clients (100)")
+    parser.add_argument("--http-sse-events", type=int, default=None, help="events timed (200)")
+    parser.add_argument(
+        "--http-loader", choices=["auto", "wrk", "httpx"], default="auto", help="load generator"
+    )
+
+
+# ---- servers in this process -------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(600):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.05)
+    if not server.started:
+        raise RuntimeError("server did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bare_app(body: bytes) -> Starlette:
+    async def bare(request: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    return Starlette(routes=[Route("/bare", bare)])
+
+
+# ---- load ------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+def _to_ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+async def wrk_load(url: str, connections: int, seconds: float) -> Load:
+    proc = await asyncio.create_subprocess_exec(
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out = (await proc.communicate())[0].decode()
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    if not (rps and p50 and p99) or "Non-2xx" in out:
+        raise RuntimeError(f"wrk failed:\n{out}")
+    return Load(float(rps.group(1)), _to_ms(*p50.groups()), _to_ms(*p99.groups()))
+
+
+async def httpx_load(url: str, connections: int, seconds: float) -> Load:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tools.bench_http",
+        "load",
+        url,
+        str(connections),
+        str(seconds),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out = (await proc.communicate())[0]
+    result = orjson.loads(out)
+    return Load(result["rps"], result["p50_ms"], result["p99_ms"])
+
+
+async def child_load(url: str, connections: int, seconds: float) -> dict[str, float]:
+    """The httpx loader (runs in its own process)."""
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                r = await client.get(url)
+                await r.aread()
+                if r.status_code != 200:
+                    raise RuntimeError(f"{url}: {r.status_code}")
+                latencies.append(time.perf_counter() - t0)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.perf_counter() - started
+    q = statistics.quantiles(latencies, n=100)
+    return {"rps": len(latencies) / elapsed, "p50_ms": q[49] * 1e3, "p99_ms": q[98] * 1e3}
+
+
+# ---- SSE delivery --------------------------------------------------------------------------
+
+
+async def child_subscribe(url: str, subscribers: int, count: int) -> None:
+    """Open the streams, say "ready" once each saw the first event, then time `count` more."""
+    latencies: list[int] = []
+    ready = 0
+    all_ready = asyncio.Event()
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+
+        async def one() -> None:
+            nonlocal ready
+            seen = 0
+            async with client.stream("GET", url) as r:
+                async for line in r.aiter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    now = time.monotonic_ns()
+                    sent = orjson.loads(line[6:])["data"].get("sent_ns")
+                    if sent is None:
+                        ready += 1
+                        if ready == subscribers:
+                            all_ready.set()
+                        continue
+                    latencies.append(now - sent)
+                    seen += 1
+                    if seen == count:
+                        return
+
+        tasks = [asyncio.create_task(one()) for _ in range(subscribers)]
+        await asyncio.wait_for(all_ready.wait(), 120)
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        await asyncio.wait_for(asyncio.gather(*tasks), 300)
+    sys.stdout.write(orjson.dumps(latencies).decode() + "\n")
+    sys.stdout.flush()
+
+
+def tick(sent_ns: int | None) -> NewEvent:
+    data = {} if sent_ns is None else {"sent_ns": sent_ns}
+    return NewEvent("bench_tick", {"type": "bench_tick", "stream_id": "queen", "data": data})
+
+
+async def sse_rows(app: Starlette, base_url: str, subscribers: int, count: int) -> list[Row]:
+    url = f"{base_url}/api/sessions/{SSE_SESSION}/events?types=*&after=0"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tools.bench_http",
+        "subscribe",
+        url,
+        str(subscribers),
+        str(count),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    if (await asyncio.wait_for(proc.stdout.readline(), 180)).strip() != b"ready":
+        raise RuntimeError("subscribers did not connect")
+    store = app.state.store
+    appends: list[int] = []
+    for _ in range(count):
+        t0 = time.monotonic_ns()
+        await store.append(SSE_SESSION, [tick(t0)])
+        appends.append(time.monotonic_ns() - t0)
+        await asyncio.sleep(0.02)  # latency, not throughput: one event in flight
+    delivered: list[int] = orjson.loads(await asyncio.wait_for(proc.stdout.readline(), 300))
+    await proc.wait()
+    d = statistics.quantiles(delivered, n=100)
+    a = statistics.quantiles(appends, n=100)
+    label = f"append -> SSE delivery, {subscribers} subscribers ({len(delivered):,} deliveries)"
+    return [
+        Row(f"{label}: p50", d[49] / 1e6, "ms", a[49] / 1e6, "durable append alone", d[49] / a[49]),
+        Row(f"{label}: p99", d[98] / 1e6, "ms", a[98] / 1e6, "durable append alone", d[98] / a[98]),
+    ]
+
+
+# ---- the run -----------------------------------------------------------------------------
+
+
+async def measure(args: argparse.Namespace, base_dir: Path) -> list[Row]:
+    quick = args.quick
+    size = args.http_events or (20_000 if quick else 1_000_000)
+    seconds = args.http_seconds or (3.0 if quick else 10.0)
+    subscribers = args.http_subscribers or (20 if quick else 100)
+    count = args.http_sse_events or (50 if quick else 200)
+    loader = args.http_loader
+    if loader == "auto":
+        loader = "wrk" if shutil.which("wrk") else "httpx"
+    load = wrk_load if loader == "wrk" else httpx_load
+
+    db_url = f"sqlite:///{base_dir / 'bench-http.db'}"
+    store = await open_store(db_url)
+    try:
+        print(f"building a {size:,}-event session ...", file=sys.stderr)
+        await build_stream(store, SESSION, size)
+        await store.append(SSE_SESSION, [tick(None)])
+    finally:
+        await store.close()
+
+    app = create_app(Settings(db_url=db_url, agents_roots=(base_dir,)))
+    rows: list[Row] = []
+    async with serve(app) as base_url:
+        path = f"/api/sessions/{SESSION}/events/history?limit={LIMIT}"
+        async with httpx.AsyncClient(timeout=60) as client:
+            r = await client.get(base_url + path)
+        r.raise_for_status()
+        body = r.content
+        assert orjson.loads(body)["returned"] == LIMIT
+        async with serve(bare_app(body)) as bare_url:
+            await load(bare_url + "/bare", args.http_connections, 1.0)  # warm-up
+            await load(base_url + path, args.http_connections, 1.0)
+            theirs = await load(bare_url + "/bare", args.http_connections, seconds)
+            ours = await load(base_url + path, args.http_connections, seconds)
+        what = (
+            f"events/history?limit={LIMIT}, {size:,}-event session, "
+            f"{len(body) // 1024} KiB body, {loader} -c{args.http_connections}"
+        )
+        base = "bare Starlette, same bytes"
+        rows += [
+            Row(f"{what}: throughput", ours.rps, "req/s", theirs.rps, base, ours.rps / theirs.rps),
+            Row(
+                f"{what}: p50", ours.p50_ms, "ms", theirs.p50_ms, base, ours.p50_ms / theirs.p50_ms
+            ),
+            Row(
+                f"{what}: p99", ours.p99_ms, "ms", theirs.p99_ms, base, ours.p99_ms / theirs.p99_ms
+            ),
+        ]
+        rows += await sse_rows(app, base_url, subscribers, count)
+    return rows
+
+
+def render(rows: list[Row]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="hivelog bench http (ratio = hivelog / baseline, same run)")
+    for column in ("measurement", "hivelog", "baseline", "ratio", "baseline is"):
+        table.add_column(column, justify="left" if column == "measurement" else "right")
+    for r in rows:
+        table.add_row(
+            r.measurement,
+            f"{r.value:,.2f} {r.unit}" if r.value < 100 else f"{r.value:,.0f} {r.unit}",
+            "" if r.baseline is None else f"{r.baseline:,.2f}",
+            "" if r.ratio is None else f"{r.ratio:,.2f}x",
+            r.baseline_name,
+        )
+    Console(width=170).print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    base_dir = Path(tempfile.mkdtemp(prefix="hivelog-bench-http-"))
+    try:
+        rows = asyncio.run(measure(args, base_dir))
+    finally:
+        shutil.rmtree(base_dir, ignore_errors=True)
+    if args.json:
+        print(orjson.dumps([r.__dict__ for r in rows], option=orjson.OPT_INDENT_2).decode())
+    else:
+        render(rows)
+    return 0
+
+
+def _child(argv: list[str]) -> int:
+    """Entry points of the helper processes: `load URL CONNS SECONDS`, `subscribe URL N COUNT`."""
+    if argv[0] == "load":
+        result = asyncio.run(child_load(argv[1], int(argv[2]), float(argv[3])))
+        print(orjson.dumps(result).decode())
+        return 0
+    if argv[0] == "subscribe":
+        asyncio.run(child_subscribe(argv[1], int(argv[2]), int(argv[3])))
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))
