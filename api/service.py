@@ -166,7 +166,9 @@ class SessionService:
         An append's events take contiguous positions ending at `last_position` (both
         backends), so when the projection stands right before them they are built
         from what was sent, saving the follower's read-back; otherwise the follower
-        folds them in order as usual.
+        folds them in order as usual. Listeners then see `recorded_at_us` as this
+        process's clock at acknowledgement, not the stored commit time (folds use the
+        envelope timestamp, so projected state is identical either way).
         """
         first = result.last_position - len(events) + 1
         if first != self.catalogue.position + 1 or result.first_version + len(events) - 1 != (
