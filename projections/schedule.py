@@ -33,6 +33,7 @@ from croniter.croniter import CroniterBadCronError, CroniterBadDateError
 MISFIRE_POLICIES: Final = ("fire_once", "skip", "fire_all")
 DEFAULT_MISFIRE: Final = "fire_once"
 DEFAULT_GRACE_SECONDS: Final = 60.0
+MIN_GRACE_MS: Final = 1000  # scheduling jitter below this is never a misfire, whatever the config
 FIRE_ALL_CAP: Final = 100  # fire_all replays at most this many missed slots (hive HEAD lists 100)
 COUNT_LIMIT: Final = 100_000  # missed cron slots counted exactly up to this many
 MIN_INTERVAL_MS: Final = 100  # below this a timer would flood the log
@@ -187,7 +188,7 @@ def parse_schedule(trigger_type: str, config: Mapping[str, Any]) -> Schedule | N
         interval_ms=None if cron else round(interval * 60_000),
         tz=ZoneInfo(tz_name) if tz_name and tz_name != "UTC" else None,
         misfire=valid.get("misfire") or DEFAULT_MISFIRE,
-        grace_ms=round(float(grace) * 1000),
+        grace_ms=max(MIN_GRACE_MS, round(float(grace) * 1000)),
     )
 
 
@@ -342,21 +343,31 @@ class FirePlan:
     dropped: int = 0
 
 
-def plan_due(schedule: Schedule, after_ms: int, now_ms: int, anchor_ms: int) -> FirePlan:
+def plan_due(
+    schedule: Schedule,
+    after_ms: int,
+    now_ms: int,
+    anchor_ms: int,
+    *,
+    policy: str | None = None,
+    grace_ms: int | None = None,
+) -> FirePlan:
     """The misfire policy. Only the newest due slot may be on time (late by <= grace);
     every other due slot is missed: `skip` drops them, `fire_once` coalesces the backlog
     into one fire (the on-time slot, else the newest missed), `fire_all` replays up to
-    FIRE_ALL_CAP of the newest missed ones and reports the rest as dropped."""
+    FIRE_ALL_CAP of the newest missed ones and reports the rest as dropped. `policy` and
+    `grace_ms` override the schedule's (a stopped session's slots: skip, no grace)."""
     due = due_slots(schedule, after_ms, now_ms, anchor_ms, keep=FIRE_ALL_CAP + 1)
     if due.count == 0:
         return FirePlan()
     newest = due.newest[-1]
-    on_time = newest if now_ms - newest <= schedule.grace_ms else None
+    grace = schedule.grace_ms if grace_ms is None else grace_ms
+    on_time = newest if now_ms - newest <= grace else None
     missed_slots = due.newest[:-1] if on_time is not None else due.newest
     missed = due.count - (1 if on_time is not None else 0)
     if missed == 0:
         return FirePlan(fire=(newest,), handled_through=newest)
-    policy = schedule.misfire
+    policy = policy or schedule.misfire
     fire: tuple[int, ...] = ()
     catch_up: tuple[int, ...] = ()
     if policy == "fire_once":

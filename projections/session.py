@@ -153,5 +153,5 @@ def fold_session(
         if snapshot:
             changes["last_message"] = snapshot[:LAST_MESSAGE_CHARS]
     elif event_type in TRIGGER_EVENT_TYPES:
-        changes["triggers"] = fold_trigger(state.triggers, event_type, data)
+        changes["triggers"] = fold_trigger(state.triggers, event_type, data, ts)
     return replace(state, **changes)

@@ -4,6 +4,11 @@ hive kept `active`, fire counts and next-fire times only in memory, so they were
 lost on restart; here each is folded from the log. Payload shapes are hive's
 (§2.3); hive merges runtime stats into `trigger_config` on the wire, so those
 keys are stripped before the config is kept.
+
+The schedule position is data too: `anchor_at` is when the current schedule
+started (activation, or a config change while active) and `last_scheduled_at`
+the newest slot already handled (fired, skipped or recorded as missed), so the
+next slot is a pure function of the state (`projections.schedule`).
 """
 
 from __future__ import annotations
@@ -37,7 +42,11 @@ class TriggerState:
     active: bool = False
     fire_count: int = 0
     last_fired_at: int | None = None  # epoch ms
-    last_scheduled_at: int | None = None  # epoch ms of the slot the last fire was for
+    last_scheduled_at: int | None = None  # epoch ms of the newest slot handled
+    anchor_at: int | None = None  # epoch ms the current schedule started from
+    skipped_count: int = 0  # fires refused by gating (trigger_fire_skipped)
+    missed_count: int = 0  # slots missed while down or stopped (missed_triggers)
+    webhook_count: int = 0  # webhook hits received (webhook_received)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,18 +84,56 @@ def _defined(previous: TriggerState | None, trigger_id: str, data: dict[str, Any
     return replace(base, **changes)
 
 
+def _later(previous: int | None, value: object) -> int | None:
+    slot = _int_or_none(value)
+    if slot is None:
+        return previous
+    return slot if previous is None else max(previous, slot)
+
+
+def _activated(
+    previous: TriggerState | None, defined: TriggerState, at_ms: int | None
+) -> TriggerState:
+    """Active; the schedule restarts only when it was inactive or its config changed
+    (a repeated activation, e.g. on resume, keeps the grid and the missed-slot count)."""
+    restart = (
+        previous is None
+        or not previous.active
+        or previous.anchor_at is None
+        or previous.trigger_config != defined.trigger_config
+    )
+    return replace(defined, active=True, anchor_at=at_ms if restart else defined.anchor_at)
+
+
 def fold_trigger(
-    triggers: dict[str, TriggerState], event_type: str, data: dict[str, Any]
+    triggers: dict[str, TriggerState],
+    event_type: str,
+    data: dict[str, Any],
+    ts: float | None = None,
 ) -> dict[str, TriggerState]:
-    """(triggers, event) -> triggers. Returns a new dict when anything changes."""
+    """(triggers, event) -> triggers. Returns a new dict when anything changes.
+
+    `ts` is the event's envelope time (epoch seconds): it anchors schedules.
+    """
     trigger_id = data.get("trigger_id")
     if not isinstance(trigger_id, str):
         return triggers
+    at_ms = round(ts * 1000) if ts is not None else None
     previous = triggers.get(trigger_id)
-    if event_type in ("trigger_available", "trigger_updated"):
+    if event_type == "trigger_available":
         return {**triggers, trigger_id: _defined(previous, trigger_id, data)}
     if event_type == "trigger_activated":
-        return {**triggers, trigger_id: replace(_defined(previous, trigger_id, data), active=True)}
+        defined = _defined(previous, trigger_id, data)
+        return {**triggers, trigger_id: _activated(previous, defined, at_ms)}
+    if event_type == "trigger_updated":
+        defined = _defined(previous, trigger_id, data)
+        if (
+            defined.active
+            and previous is not None
+            and previous.trigger_config != defined.trigger_config
+        ):
+            defined = replace(defined, anchor_at=at_ms)  # hive restarts the timer on a new config
+        return {**triggers, trigger_id: defined}
     if previous is None:
         return triggers
     if event_type == "trigger_deactivated":
@@ -98,8 +145,26 @@ def fold_trigger(
         fired = replace(
             previous,
             fire_count=count if count is not None else previous.fire_count + 1,
-            last_fired_at=_int_or_none(data.get("last_fired_at")) or previous.last_fired_at,
-            last_scheduled_at=_int_or_none(data.get("scheduled_at")) or previous.last_scheduled_at,
+            last_fired_at=_int_or_none(data.get("last_fired_at"))
+            or at_ms
+            or previous.last_fired_at,
+            last_scheduled_at=_later(previous.last_scheduled_at, data.get("scheduled_at")),
         )
         return {**triggers, trigger_id: fired}
+    if event_type == "trigger_fire_skipped":
+        skipped = replace(
+            previous,
+            skipped_count=previous.skipped_count + 1,
+            last_scheduled_at=_later(previous.last_scheduled_at, data.get("scheduled_at")),
+        )
+        return {**triggers, trigger_id: skipped}
+    if event_type == "missed_triggers":
+        missed = replace(
+            previous,
+            missed_count=previous.missed_count + (_int_or_none(data.get("count")) or 0),
+            last_scheduled_at=_later(previous.last_scheduled_at, data.get("handled_through")),
+        )
+        return {**triggers, trigger_id: missed}
+    if event_type == "webhook_received":
+        return {**triggers, trigger_id: replace(previous, webhook_count=previous.webhook_count + 1)}
     return triggers

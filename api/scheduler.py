@@ -1,0 +1,201 @@
+"""One scheduler task per process: a heap of due times taken from the projection.
+
+hive ran one asyncio task per trigger, which could be started twice and kept its
+schedule in memory. Here the schedule is state folded from the log; this task
+only keeps a heap of (due, session, trigger) built from it. The service's
+`listeners` hook marks a session dirty whenever one of its events is folded, and
+the loop recomputes that session's due times at once. Due triggers are settled
+per session through `service.execute` with the pure `decide_fires`, whose event
+ids are derived from the slot, so a slot can never be recorded twice: not after a
+crash, not from a second node, not from a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+from collections.abc import Callable
+
+from api.clock import Clock
+from api.service import SessionService
+from eventstore import DuplicateEventId, RecordedEvent
+from projections.errors import DomainError
+from projections.ids import is_session_stream
+from projections.schedule import next_due
+from projections.session import SessionState
+from projections.trigger_commands import decide_fires
+from projections.triggers import TRIGGER_EVENT_TYPES, TriggerState
+
+log = logging.getLogger("hivelog.scheduler")
+
+WATCHED_TYPES = TRIGGER_EVENT_TYPES | {
+    "session_created",
+    "session_resumed",
+    "session_stopped",
+    "worker_colony_loaded",
+    "colony_unloaded",
+}
+RETRY_MS = 1000  # after a failed fire, try that session again this much later
+MAX_CONCURRENT_SESSIONS = 256  # fires in flight at once (group commit batches them)
+
+Key = tuple[str, str]  # (session id, trigger id)
+
+
+def webhook_index_entry(state: SessionState, trigger: TriggerState) -> str | None:
+    """The webhook path an active webhook trigger listens on, or None."""
+    if trigger.trigger_type != "webhook" or not trigger.active:
+        return None
+    path = trigger.trigger_config.get("path")
+    return path if isinstance(path, str) else None
+
+
+class Scheduler:
+    """See the module docstring. `start()` after the session service has started."""
+
+    def __init__(self, service: SessionService, clock: Clock) -> None:
+        self.service = service
+        self.clock = clock
+        self._heap: list[tuple[int, str, str]] = []
+        self._due: dict[Key, int] = {}
+        self._by_session: dict[str, set[str]] = {}
+        self._dirty: set[str] = set()
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._retry_at: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_SESSIONS)
+        self.fires_settled = 0  # decide_fires calls that appended something
+        self.on_settled: Callable[[str], None] | None = None  # test and bench hook
+
+    # ---- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.service.listeners.append(self._on_event)
+        self._dirty.update(self.service.catalogue.sessions)
+        self._task = asyncio.create_task(self._run(), name="trigger-scheduler")
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.service.listeners.remove(self._on_event)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        inflight = list(self._inflight.values())
+        for task in inflight:
+            task.cancel()
+        for task in inflight:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # ---- what is due --------------------------------------------------------------
+
+    def _on_event(self, event: RecordedEvent) -> None:
+        if event.type in WATCHED_TYPES and is_session_stream(event.stream_id):
+            self._dirty.add(event.stream_id)
+            self._wake.set()
+
+    def _refresh(self, session_id: str) -> None:
+        """Recompute the due time of every timer of one session from the projection."""
+        state = self.service.get(session_id)
+        known = self._by_session.pop(session_id, set())
+        wanted: dict[str, int] = {}
+        if state is not None and state.live:
+            now_ms = self.clock.now_ms()
+            for trigger in state.triggers.values():
+                due = next_due(trigger, now_ms) if trigger.anchor_at is not None else None
+                if due is not None:
+                    wanted[trigger.id] = max(due, self._retry_at.get(session_id, due))
+        for trigger_id in known - wanted.keys():
+            self._due.pop((session_id, trigger_id), None)
+        for trigger_id, due in wanted.items():
+            key = (session_id, trigger_id)
+            if self._due.get(key) != due:
+                self._due[key] = due
+                heapq.heappush(self._heap, (due, session_id, trigger_id))
+        if wanted:
+            self._by_session[session_id] = set(wanted)
+
+    def next_due_ms(self) -> int | None:
+        """The earliest live due time (stale heap entries dropped on the way)."""
+        while self._heap:
+            due, sid, tid = self._heap[0]
+            if self._due.get((sid, tid)) == due:
+                return due
+            heapq.heappop(self._heap)
+        return None
+
+    def due_count(self) -> int:
+        return len(self._due)
+
+    # ---- the loop -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            while self._dirty:
+                self._refresh(self._dirty.pop())
+            now_ms = self.clock.now_ms()
+            batch: dict[str, set[str]] = {}
+            while (due := self.next_due_ms()) is not None and due <= now_ms:
+                _, sid, tid = heapq.heappop(self._heap)
+                del self._due[(sid, tid)]
+                self._by_session.get(sid, set()).discard(tid)
+                if sid not in self._inflight:  # else refreshed when the current fire lands
+                    batch.setdefault(sid, set()).add(tid)
+            for sid, tids in batch.items():
+                self._inflight[sid] = asyncio.create_task(self._fire(sid, tids), name="fire")
+            if self._dirty:
+                continue
+            if self._inflight:
+                self._idle.clear()
+            else:
+                self._idle.set()
+            await self.clock.wait(self.next_due_ms(), self._wake)
+            self._idle.clear()
+
+    async def _fire(self, session_id: str, trigger_ids: set[str]) -> None:
+        try:
+            before = self.service.get(session_id)
+            async with self._slots:
+                state = await self.service.execute(
+                    session_id,
+                    lambda st: decide_fires(st, session_id, trigger_ids, self.clock.now_ms()),
+                )
+            if before is not None and state.version == before.version:
+                # due by the heap but nothing to record: never spin on it
+                self._retry_at[session_id] = self.clock.now_ms() + RETRY_MS
+            else:
+                self._retry_at.pop(session_id, None)
+                self.fires_settled += 1
+        except DuplicateEventId:
+            pass  # another node (or an earlier attempt) recorded these slots: nothing to do
+        except DomainError as exc:
+            log.info("fires for %s not recorded: %s", session_id, exc.message)
+        except Exception:
+            log.exception("recording fires for %s failed; retrying in %d ms", session_id, RETRY_MS)
+            self._retry_at[session_id] = self.clock.now_ms() + RETRY_MS
+        finally:
+            self._inflight.pop(session_id, None)
+            self._dirty.add(session_id)
+            self._wake.set()
+            if self.on_settled is not None:
+                self.on_settled(session_id)
+
+    async def idle(self, within: float = 30.0) -> None:
+        """Return once nothing is dirty, in flight or due now (tests, with a fake clock)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        spins = 0
+        while loop.time() < deadline:
+            await asyncio.sleep(0 if spins < 50 else 0.001)
+            spins += 1
+            due = self.next_due_ms()
+            settled = not self._inflight and not self._dirty and self._idle.is_set()
+            if settled and (due is None or due > self.clock.now_ms()):
+                return
+        raise TimeoutError("scheduler did not settle")
