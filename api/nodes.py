@@ -11,12 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 
 from eventstore import EventStore
 from eventstore.leases import Lease
+from projections.errors import DomainError
+from projections.ownership import decide_adopt, needs_adoption
+
+if TYPE_CHECKING:
+    from api.service import SessionService
 
 log = logging.getLogger("hivelog.nodes")
 
@@ -37,6 +44,7 @@ class NodeLiveness:
         self.ttl = ttl
         self.lease: Lease | None = None
         self._task: asyncio.Task[None] | None = None
+        self._adopter: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.lease = await self._acquire()
@@ -71,12 +79,51 @@ class NodeLiveness:
         holders = await self.store.leases.holders(NODE_PREFIX)
         return {lease.owner for lease in holders}
 
+    async def adopt_orphans(self, sessions: SessionService) -> list[str]:
+        """Adopt every live session whose runner node is not alive; returns those adopted."""
+        if self.lease is None:
+            return []  # not alive ourselves: adopting would only orphan them again
+        alive = await self.alive()
+        adopted = []
+        for session_id in sessions.live_ids():
+            if not needs_adoption(sessions.get(session_id), alive):
+                continue
+            before = sessions.get(session_id)
+            try:
+                after = await sessions.execute(
+                    session_id,
+                    lambda state: decide_adopt(state, self.node_id, alive, time.time()),
+                )
+            except DomainError:
+                continue  # deleted or stopped meanwhile
+            moved = before is not None and after.version != before.version
+            if moved and after.runner_node == self.node_id:
+                adopted.append(session_id)
+        if adopted:
+            log.warning("node %s adopted %d orphaned sessions", self.node_id, len(adopted))
+        return adopted
+
+    async def _adopt_loop(self, app: Starlette) -> None:
+        while True:
+            await asyncio.sleep(self.ttl)
+            sessions = getattr(app.state, "sessions", None)
+            if sessions is None:
+                continue
+            try:
+                await self.adopt_orphans(sessions)
+            except Exception:
+                log.exception("adopting orphaned sessions failed; will retry")
+
+    def start_adopting(self, app: Starlette) -> None:
+        self._adopter = asyncio.create_task(self._adopt_loop(app), name="node-adopter")
+
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._adopter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._adopter = None
         if self.lease is not None:
             with contextlib.suppress(Exception):
                 await self.store.leases.release(self.lease)
@@ -88,6 +135,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings = app.state.settings
     node = NodeLiveness(app.state.store, settings.node_id, settings.node_ttl)
     await node.start()
+    node.start_adopting(app)
     app.state.node = node
     try:
         yield

@@ -141,6 +141,7 @@ async def create_session(request: Request) -> Response:
             colony=colony,
             model=model,
             initial_prompt=initial_prompt,
+            runner_node=request.app.state.settings.node_id,
         )
         return commands.decide_start(state, command)
 

@@ -51,6 +51,7 @@ class StartSession:
     colony: ColonyFacts | None = None
     model: str | None = None
     initial_prompt: str | None = None
+    runner_node: str | None = None  # the hivelog node that will run it
 
 
 def check_phase(phase: object) -> str | None:
@@ -161,6 +162,7 @@ def _created(cmd: StartSession, phase: str | None) -> list[NewEvent]:
         "model": cmd.model,
         "initial_phase": cmd.initial_phase,
         "initial_prompt": cmd.initial_prompt,
+        "runner_node": cmd.runner_node,
     }
     events = [
         new_event("session_created", body, timestamp=cmd.now),
@@ -174,7 +176,12 @@ def _created(cmd: StartSession, phase: str | None) -> list[NewEvent]:
 
 
 def _resumed(state: SessionState, cmd: StartSession, phase: str | None) -> list[NewEvent]:
-    body = {"session_id": cmd.session_id, "model": cmd.model, "initial_phase": cmd.initial_phase}
+    body = {
+        "session_id": cmd.session_id,
+        "model": cmd.model,
+        "initial_phase": cmd.initial_phase,
+        "runner_node": cmd.runner_node,
+    }
     events = [new_event("session_resumed", body, timestamp=cmd.now)]
     if cmd.queen.queen_id != state.queen_id or not state.queen_name:
         events.append(_identity(cmd.queen, cmd.now))

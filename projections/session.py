@@ -57,6 +57,7 @@ class SessionState:
     triggers: dict[str, TriggerState] = field(default_factory=dict)
     colony_spawned: bool = False
     spawned_colony_name: str | None = None
+    runner_node: str | None = None  # the hivelog node running it (projections/ownership.py)
     message_count: int = 0
     last_message: str = ""
     event_counts: dict[str, int] = field(default_factory=dict)
@@ -74,6 +75,11 @@ class SessionState:
         fields["colony"] = ColonyState.from_dict(colony) if colony else None
         fields["triggers"] = {t["id"]: TriggerState.from_dict(t) for t in fields["triggers"]}
         return cls(**fields)
+
+
+def _runner(data: dict[str, Any]) -> str | None:
+    value = data.get("runner_node")
+    return value if isinstance(value, str) and value else None
 
 
 def _text(data: dict[str, Any], key: str, default: str = "") -> str:
@@ -116,15 +122,17 @@ def fold_session(
     if not state.created_at:
         changes["created_at"] = ts
     if event_type == "session_created":
-        changes.update(created_at=ts, loaded_at=ts, live=True)
+        changes.update(created_at=ts, loaded_at=ts, live=True, runner_node=_runner(data))
         if isinstance(data.get("model"), str):
             changes["model"] = data["model"]
     elif event_type == "session_resumed":
-        changes.update(loaded_at=ts, live=True)
+        changes.update(loaded_at=ts, live=True, runner_node=_runner(data))
         if isinstance(data.get("model"), str):
             changes["model"] = data["model"]
+    elif event_type == "session_adopted":
+        changes["runner_node"] = _runner(data)
     elif event_type == "session_stopped":
-        changes["live"] = False
+        changes.update(live=False, runner_node=None)
     elif event_type == "queen_identity_selected":
         changes.update(
             queen_id=_text(data, "queen_id", state.queen_id),

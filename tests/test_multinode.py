@@ -139,3 +139,42 @@ def test_node_liveness_follows_the_process(two_nodes: tuple[Env, Server, Server]
     assert asyncio.run(alive()) == {"node-a", "node-b"}
     a.kill()
     eventually(lambda: asyncio.run(alive()) == {"node-b"}, within=10)
+
+
+def test_a_dead_nodes_sessions_are_adopted_once(tmp_path: Path, pg_dsn: str) -> None:  # noqa: F811
+    root = (tmp_path / "colonies").resolve()
+    root.mkdir()
+    (tmp_path / "hive").mkdir()
+    env = Env(tmp_path, fresh_url(pg_dsn), root, tmp_path / "hive")
+    extra = {**env.env(), "HIVELOG_NODE_TTL": "1"}
+    a = start_server(env.db_url, tmp_path, [*env.args(), "--node-id", "node-a"], extra)
+    b = start_server(env.db_url, tmp_path, [*env.args(), "--node-id", "node-b"], extra)
+    c = start_server(env.db_url, tmp_path, [*env.args(), "--node-id", "node-c"], extra)
+    try:
+        with client(a) as ca:
+            ids = [ca.post("/api/sessions", json={}).json()["session_id"] for _ in range(3)]
+        a.kill()
+
+        async def runners() -> dict[str, list[str | None]]:
+            store = await open_store(env.db_url)
+            try:
+                seen: dict[str, list[str | None]] = {}
+                for sid in ids:
+                    for e in await store.read(sid):
+                        if e.type in ("session_created", "session_adopted"):
+                            seen.setdefault(sid, []).append(e.data["data"]["runner_node"])
+                return seen
+            finally:
+                await store.close()
+
+        final = eventually(
+            lambda: (r := asyncio.run(runners())) and all(len(v) == 2 for v in r.values()) and r,
+            within=20,
+        )
+        for sid in ids:  # created on a, adopted exactly once, by b or c
+            assert final[sid][0] == "node-a" and final[sid][1] in ("node-b", "node-c")
+        time.sleep(2.5)  # more adoption rounds pass: nothing is adopted twice
+        assert asyncio.run(runners()) == final
+    finally:
+        for node in (a, b, c):
+            node.stop()
