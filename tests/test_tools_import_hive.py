@@ -45,12 +45,12 @@ async def _session_events(store: EventStore) -> dict[str, list[tuple[str, Any]]]
     return found
 
 
-async def catalogue_sessions(db_url: str) -> list[dict[str, Any]]:
+async def catalogue_sessions(db_url: str) -> dict[str, dict[str, Any]]:
     store = await open_store(db_url)
     events = await store.read_all(0, 1_000_000)
     await store.close()
-    sessions: list[dict[str, Any]] = cat.to_dict(cat.fold_all(events))["sessions"]
-    return sessions
+    # hive's layout keeps no order across sessions: compare the catalogue by session id
+    return {s["session_id"]: s for s in cat.to_dict(cat.fold_all(events))["sessions"]}
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from eventstore import open_store
+from tests.pg import fresh_url, pg_dsn  # noqa: F401
 from tests.tools_support import ROOT, hive_event, hivelog, jsonl
 
 
@@ -135,3 +136,20 @@ async def test_follow_streams_new_events_from_another_process(log: str) -> None:
         proc.wait(timeout=10)
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+@pytest.mark.postgres
+async def test_replay_export_and_rebuild_on_postgres(pg_dsn: str) -> None:  # noqa: F811
+    url = fresh_url(pg_dsn)
+    store = await open_store(url)
+    await store.append("session_a", [hive_event("queen_phase_changed", {"phase": "working"})])
+    await store.append("session_b", [hive_event("client_input_received", {"content": "b"})])
+    await store.close()
+    r = hivelog("replay", "session_a", "--db", url, "--json")
+    assert r.returncode == 0, r.stderr
+    assert [e["type"] for e in jsonl(r.stdout)] == ["queen_phase_changed"]
+    r = hivelog("export", "--db", url)
+    assert [e["stream_id"] for e in jsonl(r.stdout)] == ["session_a", "session_b"]
+    r = hivelog("replay", "--rebuild", "--save", "--db", url)
+    assert r.returncode == 0, r.stderr
+    assert hivelog("audit", "--db", url).returncode == 0

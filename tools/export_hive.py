@@ -21,7 +21,7 @@ import orjson
 
 from eventstore import EventStore
 from projections import catalogue as cat
-from projections.ids import is_session_stream
+from projections.ids import is_session_stream, is_valid_id
 from projections.session import SessionState
 
 from .console import progress
@@ -40,10 +40,15 @@ async def export_hive(
     ids = [session] if session is not None else list(catalogue.sessions)
     queens = home / "agents" / "queens"
     plan: list[tuple[str, Path, SessionState | None]] = []
+    skipped = [sid for sid in ids if not is_valid_id(sid)]  # never a path from a stream id
     for sid in ids:
+        if sid in skipped:
+            continue
         record = imported.get(sid, {})
         state = catalogue.sessions.get(sid)
-        queen = record.get("queen_id") or (state.queen_id if state else "default")
+        queen = record.get("queen_id") or (state.queen_id if state else "")
+        if not isinstance(queen, str) or not is_valid_id(queen):
+            queen = "default"  # hive's own fallback folder; never a path from event data
         folder = queens / str(queen) / "sessions" / sid
         if (folder / "events.jsonl").exists() and not force:
             raise UsageError(f"{folder / 'events.jsonl'} exists (use --force to overwrite)")
@@ -66,6 +71,7 @@ async def export_hive(
         "events": events,
         "head_position": head,
         "output": str(home),
+        "skipped_invalid_ids": skipped,
     }
 
 

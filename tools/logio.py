@@ -14,11 +14,11 @@ from typing import Any
 
 import orjson
 
-from eventstore import EventStore, InvalidEvent, RecordedEvent, open_store
+from eventstore import EventStore, EventStoreError, InvalidEvent, RecordedEvent, open_store
 from eventstore.types import EPOCH
 
 from .config import db_url
-from .console import EXIT_USAGE, error
+from .console import EXIT_PROBLEMS, EXIT_USAGE, error
 
 PAGE = 2000
 
@@ -55,6 +55,9 @@ def run_tool(main: Coroutine[Any, Any, int]) -> int:
     except UsageError as exc:
         error(str(exc))
         return EXIT_USAGE
+    except EventStoreError as exc:  # e.g. another writer moved a stream under an import
+        error(str(exc))
+        return EXIT_PROBLEMS
     except KeyboardInterrupt:
         return 130
 
