@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,9 @@ class Settings:
     db_url: str
     agents_roots: tuple[Path, ...] = field(default_factory=default_agents_roots)
     token: str | None = None  # when set, /api/* needs X-Hive-Token
-    node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    # Stable by default, so a restarted node takes its liveness lease (and its sessions'
+    # timers) straight back; several processes on one host need distinct --node-id.
+    node_id: str = field(default_factory=socket.gethostname)
     max_body_bytes: int = MAX_BODY_BYTES
     node_ttl: float = 10.0  # seconds a node's liveness lease lasts without renewal
 
