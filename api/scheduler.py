@@ -63,6 +63,7 @@ class Scheduler:
         self._dirty: set[str] = set()
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._retry_at: dict[str, int] = {}
+        self._seen: dict[Key, tuple[TriggerState, float, int | None]] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -106,10 +107,20 @@ class Scheduler:
         wanted: dict[str, int] = {}
         if state is not None and state.live:
             now_ms = self.clock.now_ms()
+            retry = self._retry_at.get(session_id)
             for trigger in state.triggers.values():
-                due = next_due(trigger, now_ms) if trigger.anchor_at is not None else None
+                key = (session_id, trigger.id)
+                seen = self._seen.get(key)
+                if seen is not None and seen[0] is trigger and seen[1] == state.loaded_at:
+                    due = seen[2]  # unchanged trigger (folds keep untouched ones): no recompute
+                else:
+                    due = next_due(trigger, now_ms) if trigger.anchor_at is not None else None
+                    self._seen[key] = (trigger, state.loaded_at, due)
                 if due is not None:
-                    wanted[trigger.id] = max(due, self._retry_at.get(session_id, due))
+                    wanted[trigger.id] = due if retry is None else max(due, retry)
+        for trigger_id in known | set(state.triggers if state is not None else ()):
+            if state is None or trigger_id not in state.triggers:
+                self._seen.pop((session_id, trigger_id), None)
         for trigger_id in known - wanted.keys():
             self._due.pop((session_id, trigger_id), None)
         for trigger_id, due in wanted.items():

@@ -17,6 +17,7 @@ hour has no slots). Intervals are elapsed time, anchor + k x interval, no drift.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import heapq
 import math
 import re
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
 from croniter import croniter
 from croniter.croniter import CroniterBadCronError, CroniterBadDateError
 
@@ -172,9 +174,20 @@ def merge_config(trigger_type: str, current: Mapping[str, Any], update: object) 
 
 def parse_schedule(trigger_type: str, config: Mapping[str, Any]) -> Schedule | None:
     """The schedule of a timer config, or None when it cannot fire (logged configs may be
-    anything: an invalid stored config means "no timer", never an exception)."""
+    anything: an invalid stored config means "no timer", never an exception). Cached by
+    the config's canonical JSON: validating a cron costs far more than encoding it."""
     if trigger_type != "timer":
         return None
+    try:
+        key = orjson.dumps(config, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
+    return _parse_timer(key)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_timer(key: bytes) -> Schedule | None:
+    config = orjson.loads(key)
     try:
         valid = validate_timer_config(config)
     except ConfigError:
