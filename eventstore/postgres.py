@@ -252,7 +252,7 @@ class PostgresStore(EventStore):
         while not self._closed:
             try:
                 await self._start_listener()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:  # keep trying whatever it is; polling covers meanwhile
                 log.warning("LISTEN connection lost; retrying in %.2fs: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)

@@ -125,10 +125,10 @@ def pg_dsn() -> Iterator[str]:
     if bindir is None:
         _unavailable("no PostgreSQL server binaries on this machine")
         raise AssertionError("unreachable")
-    # `timeout` and CI runners stop pytest with SIGTERM: make it an interrupt, so the
-    # teardown below still stops the cluster instead of leaving a server running.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     cluster = Cluster(bindir)
+    # `timeout` and CI runners stop pytest with SIGTERM, which skips fixture teardown:
+    # stop the cluster in the handler, then die of SIGTERM as before (never swallow it).
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: _die(cluster, signum))
     try:
         try:
             cluster.start()
@@ -136,8 +136,14 @@ def pg_dsn() -> Iterator[str]:
             _unavailable(f"could not start a throwaway cluster: {exc}")
         yield from _fresh_database(cluster.dsn())
     finally:
-        cluster.stop()
         signal.signal(signal.SIGTERM, previous)
+        cluster.stop()
+
+
+def _die(cluster: Cluster, signum: int) -> None:
+    cluster.stop()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _fresh_database(base: str) -> Iterator[str]:
@@ -145,7 +151,3 @@ def _fresh_database(base: str) -> Iterator[str]:
     asyncio.run(admin(base, f'CREATE DATABASE "{database}"'))
     yield with_database(base, database)
     asyncio.run(admin(base, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-
-
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt("SIGTERM")

@@ -116,6 +116,53 @@ async def test_concurrent_openers_migrate_once(url: str) -> None:
     await again.close()
 
 
+OPEN_IN_CHILD = """
+import asyncio, sys
+from eventstore import open_store
+async def main():
+    print("ready", flush=True)
+    sys.stdin.readline()  # released together with the other child
+    store = await open_store(sys.argv[1])
+    await store.close()
+asyncio.run(main())
+"""
+
+
+async def test_two_processes_create_the_schema_at_once(url: str) -> None:
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            OPEN_IN_CHILD,
+            url,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for c in children:
+            assert c.stdout is not None
+            assert await asyncio.wait_for(c.stdout.readline(), 60) == b"ready\n"
+        for c in children:
+            assert c.stdin is not None
+            c.stdin.write(b"go\n")
+            await c.stdin.drain()
+        codes = [await asyncio.wait_for(c.wait(), 60) for c in children]
+    finally:
+        for c in children:
+            if c.returncode is None:
+                c.kill()
+                await c.wait()
+    assert codes == [0, 0]
+    store = await open_pg(url)
+    async with store.pool.acquire() as conn:
+        versions = await conn.fetch(f"SELECT version FROM {store.names.q}.schema_migrations")
+    await store.close()
+    assert sorted(r[0] for r in versions) == list(range(1, len(MIGRATIONS) + 1))
+
+
 async def test_schema_newer_than_code_is_refused(url: str) -> None:
     store = await open_pg(url)
     async with store.pool.acquire() as conn:
