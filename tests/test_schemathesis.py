@@ -99,3 +99,22 @@ def test_operation_conforms_to_the_schema(
     except Unsatisfiable:
         # Nothing in this operation can be made invalid (free-form strings only).
         assert mode is GenerationMode.NEGATIVE
+
+
+def test_a_real_session_conforms(server: Server) -> None:
+    """Random ids mostly meet 404s: also read every session route of a real session,
+    with events in its history, and validate those responses against the schema."""
+    created = httpx.post(f"{server.base_url}/api/sessions", json={}, timeout=30)
+    assert created.status_code == 201, created.text
+    session_id = created.json()["session_id"]
+    checked = 0
+    for operation in OPERATIONS:
+        if operation.method.upper() != "GET" or "{session_id}" not in operation.path:
+            continue
+        if "{trigger_id}" in operation.path:
+            continue
+        case = operation.Case(path_parameters={"session_id": session_id})
+        response = case.call_and_validate(base_url=server.base_url, checks=CHECKS, timeout=30)
+        assert response.status_code < 400, (operation.label, response.text)
+        checked += 1
+    assert checked >= 1
