@@ -44,7 +44,7 @@ Listener = Callable[[RecordedEvent], None]
 MAX_ATTEMPTS = 8
 READ_BATCH = 2000
 CHECKPOINT_EVERY_EVENTS = 5000
-CHECKPOINT_EVERY_SECONDS = 2.0
+CHECKPOINT_EVERY_SECONDS = 5.0
 CHECKPOINT_DURING_START = 200_000
 
 
@@ -281,30 +281,30 @@ class SessionService:
 
     def encode_checkpoint(self) -> bytes:
         """`catalogue.encode` output, re-encoding only the sessions that changed."""
-        parts: list[bytes] = []
-        fresh: dict[str, tuple[SessionState, bytes]] = {}
-        for sid, state in self.catalogue.sessions.items():
-            cached = self._encoded.get(sid)
-            raw = cached[1] if cached is not None and cached[0] is state else None
-            if raw is None:
-                raw = orjson.dumps(state.to_dict())
-            fresh[sid] = (state, raw)
-            parts.append(raw)
-        self._encoded = fresh
-        head = cat.to_dict(CatalogueState(position=self.catalogue.position))
-        head["deleted"] = self.catalogue.deleted
-        head["unerased"] = self.catalogue.unerased
-        head["sessions"] = []
-        skeleton = orjson.dumps(head)
-        marker = b'"sessions":[]'
-        before, after = skeleton.split(marker, 1)
-        return before + b'"sessions":[' + b",".join(parts) + b"]" + after
+        encoded, self._encoded = _encode_catalogue(self._snapshot(), self._encoded)
+        return encoded
+
+    def _snapshot(self) -> CatalogueState:
+        """A consistent copy to encode off the event loop.
+
+        Session states are never mutated (folds replace them), so a shallow copy of
+        the containers the folds do change in place is enough.
+        """
+        c = self.catalogue
+        return CatalogueState(
+            position=c.position,
+            sessions=dict(c.sessions),
+            deleted=dict(c.deleted),
+            unerased=list(c.unerased),
+        )
 
     async def save_checkpoint(self) -> None:
-        position = self.catalogue.position
-        state = self.encode_checkpoint()
-        await self.store.save_checkpoint(self.checkpoint_name, position, state)
-        self._saved_position = position
+        snapshot = self._snapshot()
+        # Encoding thousands of sessions takes ~100 ms: in a thread, the event loop
+        # (timers, requests) only yields the GIL for a switch interval at a time.
+        encoded, self._encoded = await asyncio.to_thread(_encode_catalogue, snapshot, self._encoded)
+        await self.store.save_checkpoint(self.checkpoint_name, snapshot.position, encoded)
+        self._saved_position = snapshot.position
         self._saved_at = time.monotonic()
 
     async def _checkpoint_loop(self) -> None:
@@ -317,3 +317,25 @@ class SessionService:
                     await self.save_checkpoint()
                 except Exception:
                     log.exception("saving the sessions checkpoint failed; will retry")
+
+
+def _encode_catalogue(
+    catalogue: CatalogueState, cache: dict[str, tuple[SessionState, bytes]]
+) -> tuple[bytes, dict[str, tuple[SessionState, bytes]]]:
+    """`catalogue.encode` bytes, reusing `cache` for sessions whose state is unchanged."""
+    parts: list[bytes] = []
+    fresh: dict[str, tuple[SessionState, bytes]] = {}
+    for sid, state in catalogue.sessions.items():
+        cached = cache.get(sid)
+        raw = cached[1] if cached is not None and cached[0] is state else None
+        if raw is None:
+            raw = orjson.dumps(state.to_dict())
+        fresh[sid] = (state, raw)
+        parts.append(raw)
+    head = cat.to_dict(CatalogueState(position=catalogue.position))
+    head["deleted"] = catalogue.deleted
+    head["unerased"] = catalogue.unerased
+    head["sessions"] = []
+    skeleton = orjson.dumps(head)
+    before, after = skeleton.split(b'"sessions":[]', 1)
+    return before + b'"sessions":[' + b",".join(parts) + b"]" + after, fresh

@@ -148,8 +148,11 @@ class Doorbell:
 
 async def wait_for_ticket(ticket: asyncio.Event, seconds: float) -> None:
     """Wait for a commit, or for `seconds` (the poll interval), whichever is first."""
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+    # arrives as the ticket is set, and a cancelled follower would then never stop.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(ticket.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await ticket.wait()
 
 
 class EventStore(abc.ABC):
