@@ -8,6 +8,13 @@ the loop recomputes that session's due times at once. Due triggers are settled
 per session through `service.execute` with the pure `decide_fires`, whose event
 ids are derived from the slot, so a slot can never be recorded twice: not after a
 crash, not from a second node, not from a retry.
+
+With several nodes on one log, a node schedules only the sessions it runs
+(`runner_node`, projections/ownership.py; sessions with no recorded runner are
+scheduled everywhere, the derived ids deduplicating). With a lease table, each
+session's due fires are also claimed (`fire:<session>` lease, fenced) before they
+are appended, so during an adoption the old and the new runner never both work on
+the same session's slots.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections.abc import Callable
 from api.clock import Clock
 from api.service import SessionService
 from eventstore import DuplicateEventId, RecordedEvent
+from eventstore.leases import Lease, Leases
 from projections.errors import DomainError
 from projections.ids import is_session_stream
 from projections.schedule import next_due
@@ -33,12 +41,14 @@ log = logging.getLogger("hivelog.scheduler")
 WATCHED_TYPES = TRIGGER_EVENT_TYPES | {
     "session_created",
     "session_resumed",
+    "session_adopted",
     "session_stopped",
     "worker_colony_loaded",
     "colony_unloaded",
 }
 RETRY_MS = 1000  # after a failed fire, try that session again this much later
 MAX_CONCURRENT_SESSIONS = 256  # fires in flight at once (group commit batches them)
+FIRE_CLAIM_TTL = 30.0  # seconds a fire claim lasts if its node dies while holding it
 
 Key = tuple[str, str]  # (session id, trigger id)
 
@@ -54,9 +64,18 @@ def webhook_index_entry(state: SessionState, trigger: TriggerState) -> str | Non
 class Scheduler:
     """See the module docstring. `start()` after the session service has started."""
 
-    def __init__(self, service: SessionService, clock: Clock) -> None:
+    def __init__(
+        self,
+        service: SessionService,
+        clock: Clock,
+        *,
+        node_id: str | None = None,
+        leases: Leases | None = None,
+    ) -> None:
         self.service = service
         self.clock = clock
+        self.node_id = node_id  # None: schedule every live session (one node)
+        self.leases = leases  # None: no fire claims (one process on the log)
         self._heap: list[tuple[int, str, str]] = []
         self._due: dict[Key, int] = {}
         self._by_session: dict[str, set[str]] = {}
@@ -105,7 +124,7 @@ class Scheduler:
         state = self.service.get(session_id)
         known = self._by_session.pop(session_id, set())
         wanted: dict[str, int] = {}
-        if state is not None and state.live:
+        if state is not None and state.live and self._runs(state):
             now_ms = self.clock.now_ms()
             retry = self._retry_at.get(session_id)
             for trigger in state.triggers.values():
@@ -130,6 +149,10 @@ class Scheduler:
                 heapq.heappush(self._heap, (due, session_id, trigger_id))
         if wanted:
             self._by_session[session_id] = set(wanted)
+
+    def _runs(self, state: SessionState) -> bool:
+        """Whether this node runs the session's timers."""
+        return self.node_id is None or state.runner_node in (None, self.node_id)
 
     def next_due_ms(self) -> int | None:
         """The earliest live due time (stale heap entries dropped on the way)."""
@@ -170,9 +193,17 @@ class Scheduler:
             self._idle.clear()
 
     async def _fire(self, session_id: str, trigger_ids: set[str]) -> None:
+        claim: Lease | None = None
         try:
             before = self.service.get(session_id)
             async with self._slots:
+                if self.leases is not None and self.node_id is not None:
+                    claim = await self.leases.acquire(
+                        f"fire:{session_id}", self.node_id, FIRE_CLAIM_TTL
+                    )
+                    if claim is None:  # another node is settling this session's slots
+                        self._retry_at[session_id] = self.clock.now_ms() + RETRY_MS
+                        return
                 state = await self.service.execute(
                     session_id,
                     lambda st: decide_fires(st, session_id, trigger_ids, self.clock.now_ms()),
@@ -191,6 +222,9 @@ class Scheduler:
             log.exception("recording fires for %s failed; retrying in %d ms", session_id, RETRY_MS)
             self._retry_at[session_id] = self.clock.now_ms() + RETRY_MS
         finally:
+            if claim is not None and self.leases is not None:
+                with contextlib.suppress(Exception):
+                    await self.leases.release(claim)
             self._inflight.pop(session_id, None)
             self._dirty.add(session_id)
             self._wake.set()

@@ -190,7 +190,14 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.next_fire = lambda state, trigger: next_fire_fields(trigger, clock.now_ms()).get(
         "next_fire_at"
     )
-    scheduler = Scheduler(service, clock)
+    settings = app.state.settings
+    several_nodes = settings.db_url.startswith(("postgresql://", "postgres://"))
+    scheduler = Scheduler(
+        service,
+        clock,
+        node_id=settings.node_id,
+        leases=app.state.store.leases if several_nodes else None,
+    )
     app.state.scheduler = scheduler
     await scheduler.start()
     try:

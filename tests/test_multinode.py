@@ -63,10 +63,11 @@ def test_a_command_on_one_node_shows_on_the_other(two_nodes: tuple[Env, Server, 
         history_a = ca.get(f"/api/sessions/{sid}/events/history").json()
         history_b = cb.get(f"/api/sessions/{sid}/events/history").json()
         assert history_b["events"] == history_a["events"] and history_b["total"] > 0
-        # SSE on node B delivers what node A appends next.
-        with cb.stream(
-            "GET", f"/api/sessions/{sid}/events", params={"types": "colony_unloaded"}
-        ) as sse:
+        # SSE on node B delivers what node A appends next (resuming from a known
+        # position, so the event cannot slip past before the stream is registered).
+        head = ca.get("/api/health").json()["head_position"]
+        params = {"types": "colony_unloaded", "after": str(head)}
+        with cb.stream("GET", f"/api/sessions/{sid}/events", params=params) as sse:
             assert ca.delete(f"/api/sessions/{sid}/colony").status_code == 200
             data_lines = []
             for line in sse.iter_lines():
@@ -178,3 +179,57 @@ def test_a_dead_nodes_sessions_are_adopted_once(tmp_path: Path, pg_dsn: str) -> 
     finally:
         for node in (a, b, c):
             node.stop()
+
+
+def test_timers_move_to_the_adopting_node_without_doubles(
+    tmp_path: Path,
+    pg_dsn: str,  # noqa: F811
+) -> None:
+    root = (tmp_path / "colonies").resolve()
+    root.mkdir()
+    (tmp_path / "hive").mkdir()
+    env = Env(tmp_path, fresh_url(pg_dsn), root, tmp_path / "hive")
+    tick = {
+        "id": "tick",
+        "trigger_type": "timer",
+        "trigger_config": {"interval_minutes": 0.005},  # every 0.3 s
+        "task": "tick",
+    }
+    folder = make_colony(env.root, "ops", triggers=[tick])
+    extra = {**env.env(), "HIVELOG_NODE_TTL": "1"}
+    a = start_server(env.db_url, tmp_path, [*env.args(), "--node-id", "node-a"], extra)
+    b = start_server(env.db_url, tmp_path, [*env.args(), "--node-id", "node-b"], extra)
+
+    async def fires(sid: str) -> list[tuple[int, str | None]]:
+        store = await open_store(env.db_url)
+        try:
+            out = []
+            runner: str | None = None
+            for e in await store.read(sid):
+                data = e.data["data"]
+                if e.type in ("session_created", "session_adopted"):
+                    runner = data["runner_node"]
+                if e.type == "trigger_fired":
+                    out.append((data["scheduled_at"], runner))
+            return out
+        finally:
+            await store.close()
+
+    try:
+        with client(a) as ca:
+            created = ca.post("/api/sessions", json={"agent_path": str(folder)})
+            assert created.status_code == 201, created.text
+            sid = created.json()["session_id"]
+        eventually(lambda: len(asyncio.run(fires(sid))) >= 3, within=15)
+        a.kill()
+        eventually(
+            lambda: sum(1 for _, r in asyncio.run(fires(sid)) if r == "node-b") >= 3, within=30
+        )
+        recorded = asyncio.run(fires(sid))
+        slots = [slot for slot, _ in recorded]
+        assert len(slots) == len(set(slots)), "a slot was fired twice"
+        assert slots == sorted(slots)
+        assert {r for _, r in recorded} == {"node-a", "node-b"}
+    finally:
+        a.stop()
+        b.stop()
