@@ -162,6 +162,7 @@ SCHEMAS: dict[str, Schema] = {
     "TriggerStatus": obj(["status", "trigger_id"], {"status": STR, "trigger_id": STR}),
     "CreateSession": {
         "type": "object",
+        "additionalProperties": False,
         "properties": {
             "agent_path": NULL_STR,
             "agent_id": NULL_STR,
@@ -175,11 +176,17 @@ SCHEMAS: dict[str, Schema] = {
         },
     },
     "LoadColony": obj(
-        ["agent_path"], {"agent_path": STR, "colony_id": NULL_STR, "model": NULL_STR}
+        ["agent_path"],
+        {"agent_path": STR, "colony_id": NULL_STR, "model": NULL_STR},
+        extra=False,
     ),
-    "UpdateTrigger": {"type": "object", "properties": {"task": STR, "trigger_config": OBJ}},
-    "AgentPath": obj(["agent_path"], {"agent_path": STR}),
-    "AgentMetadata": obj(["agent_path"], {"agent_path": STR, "icon": NULL_STR}),
+    "UpdateTrigger": {
+        "type": "object",
+        "properties": {"task": STR, "trigger_config": OBJ},
+        "additionalProperties": False,
+    },
+    "AgentPath": obj(["agent_path"], {"agent_path": STR}, extra=False),
+    "AgentMetadata": obj(["agent_path"], {"agent_path": STR, "icon": NULL_STR}, extra=False),
 }
 
 
