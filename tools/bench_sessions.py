@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -34,6 +33,7 @@ import orjson
 from api.service import SessionService
 from eventstore import NO_STREAM, NewEvent, open_store
 from projections.envelope import envelope
+from tools.bench_table import Row, show
 
 BARE_APP = """
 import sys, orjson, uvicorn
@@ -50,17 +50,6 @@ async def create(request):
 app = Starlette(routes=[Route("/api/sessions", create, methods=["POST"])])
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
-
-
-@dataclass
-class Row:
-    measurement: str
-    value: float
-    unit: str
-    baseline: float | None = None
-    ratio: float | None = None
-    target: str = ""
-    met: bool | None = None
 
 
 def _session_events(sid: str, n: int, now: float) -> list[NewEvent]:
@@ -239,25 +228,6 @@ def throughput_rows(base_dir: Path, quick: bool) -> list[Row]:
     return rows
 
 
-def render(rows: list[Row]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="hivelog bench sessions (medians; ratio = hivelog vs baseline)")
-    for column in ("measurement", "hivelog", "baseline", "ratio", "target", "met"):
-        table.add_column(column, justify="left" if column == "measurement" else "right")
-    for r in rows:
-        table.add_row(
-            r.measurement,
-            f"{r.value:,.2f} {r.unit}",
-            "" if r.baseline is None else f"{r.baseline:,.2f}",
-            "" if r.ratio is None else f"{r.ratio:,.2f}x",
-            r.target,
-            "" if r.met is None else ("yes" if r.met else "NO"),
-        )
-    Console(width=160).print(table)
-
-
 def run(args: argparse.Namespace) -> int:
     chosen = getattr(args, "store_dir", None)
     base_dir = Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="hivelog-bench-"))
@@ -268,8 +238,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if not chosen:
             shutil.rmtree(base_dir, ignore_errors=True)
-    if args.json:
-        print(orjson.dumps([r.__dict__ for r in rows], option=orjson.OPT_INDENT_2).decode())
-    else:
-        render(rows)
+    show(rows, "hivelog bench sessions (medians; ratio = hivelog vs baseline)", as_json=args.json)
     return 0

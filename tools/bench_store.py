@@ -19,7 +19,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +26,11 @@ import aiosqlite
 import orjson
 
 from eventstore import EventStore, NewEvent, open_store
+from tools.bench_table import Row, show
 from tools.hive_tail import read_events_tail
 
 TAIL_N = 2000
 BUILD_BATCH = 10_000
-
-
-@dataclass
-class Row:
-    measurement: str
-    value: float
-    unit: str
-    baseline: float | None = None
-    ratio: float | None = None
-    target: str = ""
-    met: bool | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -332,29 +321,6 @@ async def two_nodes_row(one: EventStore, other: EventStore, per_writer: int) -> 
     ]
 
 
-def render(rows: list[Row]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="hivelog bench store (medians; ratio = hivelog vs baseline, same run)")
-    for column in ("measurement", "hivelog", "baseline", "ratio", "target", "met"):
-        table.add_column(column, justify="left" if column == "measurement" else "right")
-    for r in rows:
-        table.add_row(
-            r.measurement,
-            f"{r.value:,.2f} {r.unit}" if r.value < 100 else f"{r.value:,.0f} {r.unit}",
-            ""
-            if r.baseline is None
-            else (f"{r.baseline:,.2f}" if r.baseline < 100 else f"{r.baseline:,.0f}"),
-            "" if r.ratio is None else f"{r.ratio:,.1f}x",
-            r.target,
-            "" if r.met is None else ("yes" if r.met else "NO"),
-        )
-    Console(width=160).print(table)
-    print("baselines: appends = one aiosqlite INSERT+COMMIT per event (WAL, synchronous=FULL);")
-    print("tails = hive's _read_events_tail on the same events as events.jsonl (warm page cache).")
-
-
 def run(args: argparse.Namespace) -> int:
     base_dir = (
         Path(args.store_dir) if args.store_dir else Path(tempfile.mkdtemp(prefix="hivelog-bench-"))
@@ -365,8 +331,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if not args.store_dir:
             shutil.rmtree(base_dir, ignore_errors=True)
-    if args.json:
-        print(orjson.dumps([r.__dict__ for r in rows], option=orjson.OPT_INDENT_2).decode())
-    else:
-        render(rows)
+    show(
+        rows,
+        "hivelog bench store (medians; ratio = hivelog vs baseline, same run)",
+        as_json=args.json,
+        footer=(
+            "baselines: appends = one aiosqlite INSERT+COMMIT per event (WAL, synchronous=FULL);",
+            "tails = hive's _read_events_tail on the same events as events.jsonl (warm cache).",
+        ),
+    )
     return 0
