@@ -33,6 +33,7 @@ from .types import (
     JsonTailPage,
     NewEvent,
     RecordedEvent,
+    StreamDeleted,
     StreamInfo,
     TailPage,
 )
@@ -126,6 +127,17 @@ def validate_count(name: str, value: object, *, allow_none: bool = False) -> int
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidEvent(f"{name} must be an int >= 0, got {value!r}")
     return value
+
+
+def validate_window(
+    stream_id: object, limit: object, after_position: object, before_position: object
+) -> str:
+    """The arguments of `read_positions`, checked once for every backend."""
+    checked = validate_stream_id(stream_id)
+    validate_count("limit", limit)
+    validate_count("after_position", after_position, allow_none=True)
+    validate_count("before_position", before_position, allow_none=True)
+    return checked
 
 
 class Doorbell:
@@ -245,6 +257,27 @@ class EventStore(abc.ABC):
         if self._leases is None:
             raise NotImplementedError(f"{type(self).__name__} has no lease table")
         return self._leases
+
+    async def _raise_if_deleted(self, stream_id: str) -> None:
+        """An empty read of a tombstoned stream is StreamDeleted, not an empty list."""
+        info = await self.stream_info(stream_id)
+        if info is not None and info.deleted:
+            raise StreamDeleted(stream_id)
+
+    async def _total(self, stream_id: str, oldest_first: Sequence[JsonRow | RecordedEvent]) -> int:
+        """The stream length, consistent with a page read by one statement.
+
+        Versions are gapless from 1, so the newest version in the page *is* the total,
+        as of the same snapshot; only an empty page needs the stream's head row.
+        """
+        if oldest_first:
+            return oldest_first[-1].version
+        info = await self.stream_info(stream_id)
+        if info is None:
+            return 0
+        if info.deleted:
+            raise StreamDeleted(stream_id)
+        return info.head_version
 
     async def subscribe(
         self,

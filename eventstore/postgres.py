@@ -35,6 +35,7 @@ from .base import (
     validate_count,
     validate_expected,
     validate_stream_id,
+    validate_window,
 )
 from .pg_schema import (
     APPENDED,
@@ -334,22 +335,6 @@ class PostgresStore(EventStore):
     async def _events(self, sql: str, *args: Any) -> list[RecordedEvent]:
         return list(map(RecordedEvent._make, await self._pool.fetch(sql, *args)))
 
-    async def _raise_if_deleted(self, stream_id: str) -> None:
-        info = await self.stream_info(stream_id)
-        if info is not None and info.deleted:
-            raise StreamDeleted(stream_id)
-
-    async def _total(self, stream_id: str, oldest_first: Sequence[JsonRow | RecordedEvent]) -> int:
-        """Versions are gapless from 1: the page's newest version is the stream length."""
-        if oldest_first:
-            return oldest_first[-1].version
-        info = await self.stream_info(stream_id)
-        if info is None:
-            return 0
-        if info.deleted:
-            raise StreamDeleted(stream_id)
-        return info.head_version
-
     async def tail(self, stream_id: str, n: int) -> TailPage:
         stream_id = validate_stream_id(stream_id)
         validate_count("n", n)
@@ -393,10 +378,7 @@ class PostgresStore(EventStore):
         newest_first: bool = False,
         types: Sequence[str] | None = None,
     ) -> list[RecordedEvent]:
-        stream_id = validate_stream_id(stream_id)
-        validate_count("limit", limit)
-        validate_count("after_position", after_position, allow_none=True)
-        validate_count("before_position", before_position, allow_none=True)
+        stream_id = validate_window(stream_id, limit, after_position, before_position)
         where = ["stream_id = $1"]
         args: list[Any] = [stream_id]
         if after_position is not None:

@@ -32,6 +32,7 @@ from .base import (
     validate_count,
     validate_expected,
     validate_stream_id,
+    validate_window,
 )
 from .retry import resolve_retry
 from .sqlite_leases import SQLiteLeases
@@ -333,11 +334,6 @@ class SQLiteStore(EventStore):
         # Rows come back in RecordedEvent's field order: one C-level tuple copy each.
         return list(map(RecordedEvent._make, await self._fetch(sql, params)))
 
-    async def _raise_if_deleted(self, stream_id: str) -> None:
-        info = await self.stream_info(stream_id)
-        if info is not None and info.deleted:
-            raise StreamDeleted(stream_id)
-
     async def tail(self, stream_id: str, n: int) -> TailPage:
         stream_id = validate_stream_id(stream_id)
         validate_count("n", n)
@@ -358,21 +354,6 @@ class SQLiteStore(EventStore):
         )
         newest = list(map(JsonRow._make, reversed(rows)))
         return JsonTailPage(newest, await self._total(stream_id, newest))
-
-    async def _total(self, stream_id: str, oldest_first: Sequence[JsonRow | RecordedEvent]) -> int:
-        """The stream length, consistent with a page read by one statement.
-
-        Versions are gapless from 1, so the newest version in the page *is* the total,
-        as of the same snapshot; only an empty page needs the streams row.
-        """
-        if oldest_first:
-            return oldest_first[-1].version
-        info = await self.stream_info(stream_id)
-        if info is None:
-            return 0
-        if info.deleted:
-            raise StreamDeleted(stream_id)
-        return info.head_version
 
     async def read(
         self,
@@ -412,10 +393,7 @@ class SQLiteStore(EventStore):
         newest_first: bool = False,
         types: Sequence[str] | None = None,
     ) -> list[RecordedEvent]:
-        stream_id = validate_stream_id(stream_id)
-        validate_count("limit", limit)
-        validate_count("after_position", after_position, allow_none=True)
-        validate_count("before_position", before_position, allow_none=True)
+        stream_id = validate_window(stream_id, limit, after_position, before_position)
         where = ["stream_id = ?"]
         params: list[Any] = [stream_id]
         if after_position is not None:
