@@ -23,6 +23,7 @@ from api.clock import Clock, RealClock
 from api.responses import JSONResponse, error
 from api.scheduler import Scheduler
 from api.service import SessionService
+from eventstore import NewEvent
 from projections import trigger_commands as tc
 from projections.errors import DomainError, session_not_found
 from projections.ids import is_valid_id
@@ -125,34 +126,34 @@ async def update_trigger(request: Request) -> Response:
     )
 
 
-@refusals
-async def activate_trigger(request: Request) -> Response:
+SwitchDecider = Callable[[SessionState | None, str, str, float], list[NewEvent]]
+
+
+async def _switch(
+    request: Request, decider: SwitchDecider, changed: str, unchanged: str
+) -> Response:
+    """Activate or deactivate: `changed` when the decider appended, else `unchanged`."""
     session_id, trigger_id = _ids(request)
     now = clock_of(request).now()
-    outcome = {"status": "already_active"}
+    outcome = {"status": unchanged}
 
-    def decide(state: SessionState | None) -> list[Any]:
-        events = tc.decide_activate(state, session_id, trigger_id, now)
-        outcome["status"] = "activated" if events else "already_active"
+    def decide(state: SessionState | None) -> list[NewEvent]:
+        events = decider(state, session_id, trigger_id, now)
+        outcome["status"] = changed if events else unchanged
         return events
 
     await service_of(request).execute(session_id, decide)
     return JSONResponse({"status": outcome["status"], "trigger_id": trigger_id})
+
+
+@refusals
+async def activate_trigger(request: Request) -> Response:
+    return await _switch(request, tc.decide_activate, "activated", "already_active")
 
 
 @refusals
 async def deactivate_trigger(request: Request) -> Response:
-    session_id, trigger_id = _ids(request)
-    now = clock_of(request).now()
-    outcome = {"status": "already_inactive"}
-
-    def decide(state: SessionState | None) -> list[Any]:
-        events = tc.decide_deactivate(state, session_id, trigger_id, now)
-        outcome["status"] = "deactivated" if events else "already_inactive"
-        return events
-
-    await service_of(request).execute(session_id, decide)
-    return JSONResponse({"status": outcome["status"], "trigger_id": trigger_id})
+    return await _switch(request, tc.decide_deactivate, "deactivated", "already_inactive")
 
 
 @refusals
