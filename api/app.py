@@ -1,76 +1,90 @@
-"""The Starlette application, assembled from feature modules.
+"""The composition root: the one place where hivelog's parts are built and wired.
 
-Each module in FEATURES may define:
-  - `routes`: a list of Starlette routes;
-  - `lifespan(app)`: an async context manager run at start-up (in FEATURES order,
-    after the store is open and before requests are served) and exited in reverse;
-  - `middleware`: a list of starlette `Middleware` (applied outermost first).
-A feature module that does not exist yet is skipped, so features land independently.
+Parts start in dependency order (store -> session service -> node liveness ->
+scheduler -> SSE hub -> metrics) and stop in reverse. Routes receive them as one
+typed `Parts` object (`api.http.state`); nothing probes for optional parts.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import AsyncIterator
-from types import ModuleType
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from api.settings import Settings
+from api.core.clock import Clock, RealClock
+from api.core.nodes import NodeLiveness
+from api.core.scheduler import Scheduler
+from api.core.service import SessionService
+from api.core.settings import Settings
+from api.http import agents, health, history, metrics, openapi, sessions, sse, triggers, webhooks
+from api.http.middleware import middleware_for
+from api.http.state import Parts
 from eventstore import open_store
 
-# Order matters: routes match first-come (e.g. /api/sessions/history before
-# /api/sessions/{id}); lifespans start in this order (sessions before triggers).
-FEATURES = [
-    "api.health",
-    "api.middleware",
-    "api.metrics",
-    "api.nodes",
-    "api.sessions",
-    "api.agents",
-    "api.triggers",
-    "api.webhooks",
-    "api.history",
-    "api.sse",
-    "api.openapi",
+# Order matters: routes match first-come (/api/sessions/history before /api/sessions/{id}).
+ROUTES: list[BaseRoute] = [
+    *health.routes,
+    *metrics.routes,
+    *sessions.routes,
+    *agents.routes,
+    *triggers.routes,
+    *webhooks.routes,
+    *history.routes,
+    *sse.routes,
+    *openapi.routes,
 ]
 
 
-def load_features(names: list[str]) -> list[ModuleType]:
-    modules = []
-    for name in names:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return modules
-
-
-def create_app(settings: Settings) -> Starlette:
-    features = load_features(FEATURES)
+def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
+    """The ASGI app; `clock` is injectable for tests (the real clock otherwise)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await open_store(settings.db_url)
-        app.state.store = store
-        app.state.settings = settings
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                for feature in features:
-                    feature_lifespan = getattr(feature, "lifespan", None)
-                    if feature_lifespan is not None:
-                        await stack.enter_async_context(feature_lifespan(app))
-                yield
-        finally:
-            await store.close()
+        async with contextlib.AsyncExitStack() as stack:
+            store = await open_store(settings.db_url)
+            stack.push_async_callback(store.close)
 
-    routes: list[BaseRoute] = []
-    middleware: list[Middleware] = []
-    for feature in features:
-        routes.extend(getattr(feature, "routes", []))
-        middleware.extend(getattr(feature, "middleware", []))
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+            service = SessionService(store)
+            await service.start()
+            stack.push_async_callback(service.stop)
+
+            node = NodeLiveness(store, settings.node_id, settings.node_ttl)
+            await node.start()
+            node.start_adopting(service)
+            stack.push_async_callback(node.stop)
+
+            scheduler_clock = clock or RealClock()
+            several_nodes = settings.db_url.startswith(("postgresql://", "postgres://"))
+            scheduler = Scheduler(
+                service,
+                scheduler_clock,
+                node_id=settings.node_id,
+                leases=store.leases if several_nodes else None,
+            )
+            await scheduler.start()
+            stack.push_async_callback(scheduler.stop)
+
+            hub = sse.hub_from_env(store)
+            await hub.start()
+            stack.push_async_callback(hub.stop)
+            stack.callback(sse.chain_exit_signals(hub))
+
+            registry = metrics.Metrics(store, service, hub)
+            store.on_commit.append(registry.on_commit)
+            stack.callback(store.on_commit.remove, registry.on_commit)
+
+            app.state.parts = Parts(
+                settings=settings,
+                store=store,
+                clock=scheduler_clock,
+                sessions=service,
+                node=node,
+                scheduler=scheduler,
+                hub=hub,
+                metrics=registry,
+            )
+            yield
+
+    return Starlette(routes=ROUTES, middleware=middleware_for(settings), lifespan=lifespan)

@@ -11,7 +11,7 @@ import abc
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -172,6 +172,13 @@ class EventStore(abc.ABC):
 
     doorbell: Doorbell
     poll_seconds: float = SUBSCRIBE_POLL_SECONDS
+    # Commit hooks: called once per committed transaction with (appends in it, seconds
+    # the commit took). Both backends call them, so /metrics sees every write.
+    on_commit: list[Callable[[int, float], None]]
+
+    def _notify_commit(self, appends: int, seconds: float) -> None:
+        for hook in self.on_commit:
+            hook(appends, seconds)
 
     @abc.abstractmethod
     async def append(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -127,6 +128,7 @@ class PostgresStore(EventStore):
         self.dsn = dsn
         self.names = names
         self.doorbell = Doorbell()
+        self.on_commit = []
         self._pool = pool
         self._listener: Any = None
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -288,6 +290,7 @@ class PostgresStore(EventStore):
             [e.metadata for e in encoded],
         )
         for _ in range(APPEND_ATTEMPTS):
+            started = time.perf_counter()
             try:
                 status, head, last_position = await self._pool.fetchrow(self._sql_append, *args)
             except asyncpg.UniqueViolationError as exc:
@@ -299,6 +302,7 @@ class PostgresStore(EventStore):
                     return retried
                 continue  # the clashing event was erased meanwhile: try again
             if status == APPENDED:
+                self._notify_commit(1, time.perf_counter() - started)
                 self.doorbell.ring()
                 return AppendResult(stream_id, head + 1, head + len(ids), last_position)
             if status == DELETED:

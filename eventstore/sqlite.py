@@ -273,8 +273,7 @@ class SQLiteStore(EventStore):
                 self.batch_sizes.append(len(requests))
                 if len(self.batch_sizes) > 10_000:
                     del self.batch_sizes[:5_000]
-                for hook in self.on_commit:
-                    hook(len(requests), elapsed)
+                self._notify_commit(len(requests), elapsed)
                 for request, outcome in zip(requests, outcomes, strict=True):
                     if request.future.done():
                         continue

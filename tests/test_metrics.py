@@ -9,7 +9,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from api.settings import Settings
+from api.core.settings import Settings
 from tests.test_sse_support import events, read_sse, serve_in_process
 
 
@@ -27,7 +27,7 @@ async def test_metrics_count_appends_batches_and_sse_clients(tmp_path: Path) -> 
     app = create_app(settings)
     async with serve_in_process(app) as url, httpx.AsyncClient(timeout=30) as c:
         before = samples((await c.get(f"{url}/metrics")).text)
-        store = app.state.store
+        store = app.state.parts.store
         await asyncio.gather(*(store.append(f"m-{i}", events("custom", 2)) for i in range(20)))
         r = await c.get(f"{url}/metrics")
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")

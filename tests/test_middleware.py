@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from api import middleware as mw
-from api.settings import Settings
+from api.core.settings import Settings
+from api.http import middleware as mw
 from tests.server import running_server
 from tests.test_sse_support import serve_in_process
 
@@ -36,9 +36,10 @@ def make_app(token: str | None = None) -> Starlette:
             Route("/api/health", echo, methods=["GET"]),
             Route("/other", echo, methods=["GET"]),
         ],
-        middleware=mw.middleware,
+        middleware=mw.middleware_for(
+            Settings(db_url="sqlite:///unused", token=token, max_body_bytes=LIMIT)
+        ),
     )
-    app.state.settings = Settings(db_url="sqlite:///unused", token=token, max_body_bytes=LIMIT)
     return app
 
 

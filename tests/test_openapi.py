@@ -9,8 +9,8 @@ import httpx
 from starlette.routing import Route
 
 from api.app import create_app
-from api.openapi import DOCUMENT
-from api.settings import Settings
+from api.core.settings import Settings
+from api.http.openapi import DOCUMENT
 from tests.server import running_server
 
 CONVERTOR = re.compile(r"{(\w+):\w+}")  # Starlette's {path:path} is OpenAPI's {path}

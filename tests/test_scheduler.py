@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from api.clock import FakeClock
+from api.core.clock import FakeClock
 from projections.schedule import FIRE_ALL_CAP, fire_event_id
 from tests.triggers_support import append, node, seed, timer
 

@@ -30,8 +30,8 @@ from schemathesis.checks import (
 from starlette.routing import Route
 
 from api.app import create_app
-from api.openapi import DOCUMENT
-from api.settings import Settings
+from api.core.settings import Settings
+from api.http.openapi import DOCUMENT
 from tests.server import Server, running_server
 
 

@@ -17,8 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.service import SessionService
-from api.service import _cancel as cancel_task
+from api.core.service import SessionService
+from api.core.tasks import stop_task as cancel_task
 from eventstore import EventStore, open_store
 from projections import catalogue as cat
 from projections import commands

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from api.service import SessionService
-from api.service import _cancel as cancel_task
+from api.core.service import SessionService
+from api.core.tasks import stop_task as cancel_task
 from eventstore import open_store
 from projections import catalogue as cat
 from projections.commands import ColonyFacts, Queen, StartSession, decide_start, decide_stop

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from api.service import SessionService
+from api.core.service import SessionService
 from eventstore import open_store
 from projections.catalogue import CHECKPOINT_NAME, SESSIONS_STREAM
 from projections.envelope import new_event

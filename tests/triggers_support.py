@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from api.clock import FakeClock
-from api.scheduler import Scheduler
-from api.service import SessionService
+from api.core.clock import FakeClock
+from api.core.scheduler import Scheduler
+from api.core.service import SessionService
 from eventstore import EventStore, NewEvent, RecordedEvent, open_store
 from projections.envelope import decode, new_event, payload
 

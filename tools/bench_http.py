@@ -39,7 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.app import create_app
-from api.settings import Settings
+from api.core.settings import Settings
 from eventstore import NewEvent, open_store
 from tools.bench_store import build_stream
 
@@ -240,7 +240,7 @@ async def sse_rows(app: Starlette, base_url: str, subscribers: int, count: int) 
     assert proc.stdout is not None
     if (await asyncio.wait_for(proc.stdout.readline(), 180)).strip() != b"ready":
         raise RuntimeError("subscribers did not connect")
-    store = app.state.store
+    store = app.state.parts.store
     appends: list[int] = []
     for _ in range(count):
         t0 = time.monotonic_ns()

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from api.service import SessionService
+from api.core.service import SessionService
 from eventstore import NO_STREAM, NewEvent, open_store
 from projections.envelope import envelope
 from tools.bench_table import Row, show

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import orjson
 
-from api.clock import RealClock
-from api.scheduler import Scheduler
-from api.service import SessionService
+from api.core.clock import RealClock
+from api.core.scheduler import Scheduler
+from api.core.service import SessionService
 from eventstore import NewEvent, RecordedEvent, open_store
 from projections.envelope import new_event
 

@@ -7,7 +7,7 @@ import argparse
 import uvicorn
 
 from api.app import create_app
-from api.settings import Settings
+from api.core.settings import Settings
 from tools.config import db_url
 
 

@@ -18,12 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.body import RequestError, read_json_object
-from api.colonies import CATEGORY, discover, validate_agent_path, write_metadata
-from api.responses import JSONResponse
-from api.routing import handles_errors, sessions_of
-from api.service import SessionService
-from api.settings import hive_home
+from api.core.colonies import CATEGORY, discover, validate_agent_path, write_metadata
+from api.core.service import SessionService
+from api.core.settings import hive_home
+from api.http.body import RequestError, read_json_object
+from api.http.responses import JSONResponse
+from api.http.routing import handles_errors, sessions_of
+from api.http.state import parts
 from eventstore import NewEvent
 from projections import commands
 from projections.envelope import iso_utc, new_event, parse_iso
@@ -36,7 +37,7 @@ def _agent_path(request: Request, body: dict[str, Any]) -> Path:
     raw = body.get("agent_path")
     if raw in (None, ""):
         raise RequestError(400, "agent_path is required")
-    return validate_agent_path(raw, request.app.state.settings.agents_roots)
+    return validate_agent_path(raw, parts(request).settings.agents_roots)
 
 
 def _sessions_using(service: SessionService, folder: Path) -> list[str]:
@@ -55,7 +56,7 @@ async def discover_agents(request: Request) -> Response:
     session_count and last_active come from the log (hive counted folders on disk).
     """
     service = sessions_of(request)
-    entries = await asyncio.to_thread(discover, request.app.state.settings.agents_roots)
+    entries = await asyncio.to_thread(discover, parts(request).settings.agents_roots)
     for entry in entries:
         using = [service.catalogue.sessions[sid] for sid in _sessions_using(service, entry["path"])]
         entry["session_count"] = len(using)

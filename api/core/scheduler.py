@@ -25,8 +25,9 @@ import heapq
 import logging
 from collections.abc import Callable
 
-from api.clock import Clock
-from api.service import SessionService
+from api.core.clock import Clock
+from api.core.service import SessionService
+from api.core.tasks import stop_task
 from eventstore import DuplicateEventId, RecordedEvent
 from eventstore.leases import Lease, Leases
 from projections.errors import DomainError
@@ -100,17 +101,10 @@ class Scheduler:
     async def stop(self) -> None:
         with contextlib.suppress(ValueError):
             self.service.listeners.remove(self._on_event)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        inflight = list(self._inflight.values())
-        for task in inflight:
-            task.cancel()
-        for task in inflight:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(self._task)
+        self._task = None
+        for task in list(self._inflight.values()):
+            await stop_task(task)
 
     # ---- what is due --------------------------------------------------------------
 

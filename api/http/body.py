@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from api.responses import JSONResponse, error
-from api.settings import MAX_BODY_BYTES
+from api.core.settings import MAX_BODY_BYTES
+from api.http.responses import JSONResponse, error
 
 
 class RequestError(Exception):

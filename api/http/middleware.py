@@ -4,7 +4,7 @@ streaming and contextvars, Starlette #1678/#919).
 Outermost first: `/api/*` responses get `Cache-Control: no-store`; unhandled
 errors become hive's 500 body; the optional `X-Hive-Token` check (401); the body-size
 cap (413), enforced while the body streams in, so an oversized upload is never
-held in memory. Settings are read per request from `app.state.settings`.
+held in memory. Settings are given once, when the composition root builds the stack.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import orjson
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.settings import MAX_BODY_BYTES, Settings
+from api.core.settings import MAX_BODY_BYTES, Settings
 
 log = logging.getLogger("hivelog.http")
 
@@ -24,12 +24,6 @@ log = logging.getLogger("hivelog.http")
 # receivers (external senders cannot know the token; webhooks carry their own secret).
 PUBLIC_PATHS = frozenset({"/api/health", "/openapi.json"})
 PUBLIC_PREFIXES = ("/webhooks/", "/api/webhooks/")
-
-
-def _settings(scope: Scope) -> Settings | None:
-    app = scope.get("app")
-    state = getattr(app, "state", None)
-    return getattr(state, "settings", None)
 
 
 async def send_json(send: Send, status: int, body: dict[str, object]) -> None:
@@ -100,12 +94,12 @@ class TokenMiddleware:
     """hive's desktop token: with `settings.token` set, a missing or wrong
     `X-Hive-Token` is 401 `{"error":"unauthorized"}` (compared in constant time)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app = app
+        self.token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        settings = _settings(scope)
-        token = settings.token if settings is not None else None
+        token = self.token
         if scope["type"] == "http" and token and not _public(scope["path"]):
             given = dict(scope["headers"]).get(b"x-hive-token", b"")
             if not hmac.compare_digest(given, token.encode()):
@@ -123,15 +117,15 @@ class BodyLimitMiddleware:
     else as soon as the streamed chunks pass the limit (the app then sees a
     disconnect, and whatever it tries to send is dropped)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
+        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        settings = _settings(scope)
-        limit = settings.max_body_bytes if settings is not None else MAX_BODY_BYTES
+        limit = self.limit
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await send_json(send, 413, {"error": f"Request body larger than {limit} bytes"})
@@ -171,9 +165,10 @@ class BodyLimitMiddleware:
                 raise
 
 
-middleware = [
-    Middleware(CacheControlMiddleware),  # outermost, so 500/401/413 carry it too
-    Middleware(ErrorMiddleware),
-    Middleware(TokenMiddleware),
-    Middleware(BodyLimitMiddleware),
-]
+def middleware_for(settings: Settings) -> list[Middleware]:
+    return [
+        Middleware(CacheControlMiddleware),  # outermost, so 500/401/413 carry it too
+        Middleware(ErrorMiddleware),
+        Middleware(TokenMiddleware, token=settings.token),
+        Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes),
+    ]

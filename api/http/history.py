@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.eventjson import StoredEvent, events_array
-from api.responses import JSONResponse, error
+from api.http.eventjson import StoredEvent, events_array
+from api.http.responses import JSONResponse, error
+from api.http.state import parts
 from eventstore import EventStore, StreamDeleted, StreamInfo
 from projections.ids import is_valid_id
 
@@ -92,12 +93,11 @@ async def session_stream_info(request: Request, session_id: str) -> StreamInfo |
     """
     if not is_valid_id(session_id):
         return None
-    store: EventStore = request.app.state.store
-    info = await store.stream_info(session_id)
+    the_parts = parts(request)
+    info = await the_parts.store.stream_info(session_id)
     if info is not None:
         return None if info.deleted else info
-    sessions = getattr(request.app.state, "sessions", None)
-    if sessions is not None and sessions.get(session_id) is not None:
+    if the_parts.sessions.get(session_id) is not None:
         return StreamInfo(session_id, 0, 0, False, 0)
     return None
 
@@ -117,7 +117,7 @@ async def events_history(request: Request) -> Response:
         return error(400, str(exc))
     if not is_valid_id(session_id):
         return not_found(session_id)
-    store: EventStore = request.app.state.store
+    store = parts(request).store
     try:
         if query.plain:
             return await _tail(request, store, session_id, query)

@@ -8,43 +8,30 @@ events/history live in their own modules.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import secrets
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.body import RequestError, read_json_object
-from api.colonies import read_colony, read_json, validate_agent_path
-from api.queens import default_queen, find_queen, queens_dir
-from api.responses import JSONResponse
-from api.routing import handles_errors, path_session_id, sessions_of
-from api.service import SessionService
+from api.core.colonies import read_colony, read_json, validate_agent_path
+from api.core.queens import default_queen, find_queen, queens_dir
+from api.core.service import SessionService
+from api.http.body import RequestError, read_json_object
+from api.http.responses import JSONResponse
+from api.http.routing import handles_errors, path_session_id, sessions_of
+from api.http.state import parts
 from projections import commands, views
 from projections.commands import ColonyFacts, Queen, StartSession
 from projections.errors import DomainError, session_not_found
 from projections.ids import is_valid_id
+from projections.schedule import next_fire_fields
 from projections.session import SessionState
 from projections.views import NextFire
-
-
-@contextlib.asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Restore every session from the checkpoint plus the log before serving."""
-    service = SessionService(app.state.store)
-    await service.start()
-    app.state.sessions = service
-    try:
-        yield
-    finally:
-        await service.stop()
 
 
 def new_session_id(now: float) -> str:
@@ -53,10 +40,10 @@ def new_session_id(now: float) -> str:
     return f"session_{stamp}_{secrets.token_hex(4)}"
 
 
-def next_fire_of(request: Request) -> NextFire | None:
-    """The scheduler's next-fire function, if the triggers feature installed one."""
-    value = getattr(request.app.state, "next_fire", None)
-    return value if callable(value) else None
+def next_fire_of(request: Request) -> NextFire:
+    """When each trigger fires next, by the scheduler's clock."""
+    clock = parts(request).clock
+    return lambda state, trigger: next_fire_fields(trigger, clock.now_ms()).get("next_fire_at")
 
 
 def _optional_str(body: dict[str, Any], key: str) -> str | None:
@@ -101,7 +88,7 @@ async def create_session(request: Request) -> Response:
     raw_path = body.get("agent_path")
     folder = None
     if raw_path not in (None, ""):
-        folder = validate_agent_path(raw_path, request.app.state.settings.agents_roots)
+        folder = validate_agent_path(raw_path, parts(request).settings.agents_roots)
     session_id = _optional_id(body, "session_id")
     resume_from = _optional_id(body, "queen_resume_from")
     agent_id = _optional_id(body, "agent_id")
@@ -141,7 +128,7 @@ async def create_session(request: Request) -> Response:
             colony=colony,
             model=model,
             initial_prompt=initial_prompt,
-            runner_node=request.app.state.settings.node_id,
+            runner_node=parts(request).settings.node_id,
         )
         return commands.decide_start(state, command)
 
@@ -217,7 +204,7 @@ async def load_colony(request: Request) -> Response:
     raw_path = body.get("agent_path")
     if raw_path in (None, ""):
         raise RequestError(400, "agent_path is required")
-    folder = validate_agent_path(raw_path, request.app.state.settings.agents_roots)
+    folder = validate_agent_path(raw_path, parts(request).settings.agents_roots)
     colony_id = _optional_id(body, "colony_id")
     _optional_str(body, "model")
     facts = await _read_colony(folder, colony_id, str(folder))

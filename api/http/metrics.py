@@ -3,20 +3,25 @@
 Write-side figures come from the store's group-commit hook (`on_commit`, called
 once per committed batch with the number of appends in it and the commit's
 duration), so counting costs nothing per request. SSE clients and projection lag
-are read when scraped. A backend without the hook reports no write figures.
+are read when scraped. Both backends call the hook.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from api.core.service import SessionService
+from api.http.state import parts
+from eventstore import EventStore
+
+if TYPE_CHECKING:
+    from api.http.sse import Hub
 
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
@@ -25,8 +30,10 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
 class Metrics:
     """The service's Prometheus metrics."""
 
-    def __init__(self, app: Starlette) -> None:
-        self.app = app
+    def __init__(self, store: EventStore, sessions: SessionService, hub: Hub) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.hub = hub
         self.registry = CollectorRegistry(auto_describe=True)
         self.appends = Counter(
             "hivelog_appends",
@@ -66,37 +73,19 @@ class Metrics:
         self.batch_size.observe(appends)
 
     def _sse_clients(self) -> float:
-        hub = getattr(self.app.state, "sse_hub", None)
-        return float(hub.client_count) if hub is not None else 0.0
+        return float(self.hub.client_count)
 
     async def render(self) -> bytes:
-        head = await self.app.state.store.head_position()
+        head = await self.store.head_position()
         self.head_position.set(head)
-        sessions = getattr(self.app.state, "sessions", None)
-        position = getattr(sessions, "position", None)
-        if isinstance(position, int):
-            self.projection_lag.set(max(head - position, 0))
+        self.projection_lag.set(max(head - self.sessions.position, 0))
         data: bytes = generate_latest(self.registry)
         return data
 
 
 async def metrics(request: Request) -> Response:
-    registry: Metrics = request.app.state.metrics
+    registry = parts(request).metrics
     return Response(await registry.render(), media_type=CONTENT_TYPE_LATEST)
-
-
-@contextlib.asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    state = Metrics(app)
-    app.state.metrics = state
-    hooks: list[Callable[[int, float], None]] | None = getattr(app.state.store, "on_commit", None)
-    if hooks is not None:
-        hooks.append(state.on_commit)
-    try:
-        yield
-    finally:
-        if hooks is not None and state.on_commit in hooks:
-            hooks.remove(state.on_commit)
 
 
 routes = [Route("/metrics", metrics, methods=["GET"])]

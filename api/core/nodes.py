@@ -12,18 +12,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from starlette.applications import Starlette
-
+from api.core.tasks import stop_task
 from eventstore import EventStore
 from eventstore.leases import Lease
 from projections.errors import DomainError
 from projections.ownership import decide_adopt, needs_adoption
 
 if TYPE_CHECKING:
-    from api.service import SessionService
+    from api.core.service import SessionService
 
 log = logging.getLogger("hivelog.nodes")
 
@@ -103,41 +101,22 @@ class NodeLiveness:
             log.warning("node %s adopted %d orphaned sessions", self.node_id, len(adopted))
         return adopted
 
-    async def _adopt_loop(self, app: Starlette) -> None:
+    async def _adopt_loop(self, sessions: SessionService) -> None:
         while True:
             await asyncio.sleep(self.ttl)
-            sessions = getattr(app.state, "sessions", None)
-            if sessions is None:
-                continue
             try:
                 await self.adopt_orphans(sessions)
             except Exception:
                 log.exception("adopting orphaned sessions failed; will retry")
 
-    def start_adopting(self, app: Starlette) -> None:
-        self._adopter = asyncio.create_task(self._adopt_loop(app), name="node-adopter")
+    def start_adopting(self, sessions: SessionService) -> None:
+        self._adopter = asyncio.create_task(self._adopt_loop(sessions), name="node-adopter")
 
     async def stop(self) -> None:
         for task in (self._task, self._adopter):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_task(task)
         self._task = self._adopter = None
         if self.lease is not None:
             with contextlib.suppress(Exception):
                 await self.store.leases.release(self.lease)
             self.lease = None
-
-
-@contextlib.asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    settings = app.state.settings
-    node = NodeLiveness(app.state.store, settings.node_id, settings.node_ttl)
-    await node.start()
-    node.start_adopting(app)
-    app.state.node = node
-    try:
-        yield
-    finally:
-        await node.stop()

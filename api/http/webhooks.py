@@ -23,11 +23,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.body import RequestError, read_body
-from api.responses import JSONResponse, error
-from api.service import Decide
-from api.settings import MAX_BODY_BYTES
-from api.triggers import clock_of, service_of
+from api.core.service import Decide
+from api.http.body import RequestError, read_body
+from api.http.responses import JSONResponse, error
+from api.http.state import parts
+from api.http.triggers import clock_of, service_of
 from eventstore import DuplicateEventId
 from projections.errors import DomainError
 from projections.schedule import FIRE_NAMESPACE, WEBHOOK_METHODS
@@ -109,7 +109,7 @@ async def receive(request: Request) -> Response:
         if path_known:
             return error(405, f"Method {method} not allowed for webhook {path}")
         return error(404, f"No active webhook for {path}")
-    limit = getattr(getattr(request.app.state, "settings", None), "max_body_bytes", MAX_BODY_BYTES)
+    limit = parts(request).settings.max_body_bytes
     try:
         body = await read_body(request, limit)
     except RequestError as exc:

@@ -33,9 +33,12 @@ class RealClock:
         return time.time_ns() // 1_000_000
 
     async def wait(self, until_ms: int | None, wake: asyncio.Event) -> None:
-        timeout = None if until_ms is None else max(0.0, (until_ms - self.now_ms()) / 1000)
+        delay = None if until_ms is None else max(0.0, (until_ms - self.now_ms()) / 1000)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+        # that lands after `wake` was set, and then a stop waits forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout)
+            async with asyncio.timeout(delay):
+                await wake.wait()
 
 
 class FakeClock:

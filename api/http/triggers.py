@@ -1,4 +1,4 @@
-"""Trigger routes (hive's paths, codes and bodies) and the scheduler's lifespan.
+"""Trigger routes (hive's paths, codes and bodies).
 
 hive's PATCH changed the task before validating the config; here every route
 validates completely in a pure decider first, so a refused request appends
@@ -8,21 +8,19 @@ nothing. `GET /api/sessions/{id}/triggers` is ours: the authoritative listing
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.body import RequestError, read_json_object
-from api.clock import Clock, RealClock
-from api.responses import JSONResponse, error
-from api.scheduler import Scheduler
-from api.service import SessionService
+from api.core.clock import Clock
+from api.core.service import SessionService
+from api.http.body import RequestError, read_json_object
+from api.http.responses import JSONResponse, error
+from api.http.state import parts
 from eventstore import NewEvent
 from projections import trigger_commands as tc
 from projections.errors import DomainError, session_not_found
@@ -37,13 +35,11 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def clock_of(request: Request) -> Clock:
-    clock: Clock | None = getattr(request.app.state, "clock", None)
-    return clock if clock is not None else RealClock()
+    return parts(request).clock
 
 
 def service_of(request: Request) -> SessionService:
-    service: SessionService = request.app.state.sessions
-    return service
+    return parts(request).sessions
 
 
 def _ids(request: Request) -> tuple[str, str]:
@@ -174,34 +170,3 @@ routes = [
     Route(PREFIX + "/{trigger_id}/deactivate", deactivate_trigger, methods=["POST"]),
     Route(PREFIX + "/{trigger_id}/run", run_trigger, methods=["POST"]),
 ]
-
-
-@contextlib.asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Start the one scheduler after the sessions feature restored the projection."""
-    clock: Clock | None = getattr(app.state, "clock", None)
-    if clock is None:
-        clock = RealClock()
-        app.state.clock = clock
-    service: SessionService | None = getattr(app.state, "sessions", None)
-    if service is None:
-        log.warning("no session service: triggers will not be scheduled")
-        yield
-        return
-    app.state.next_fire = lambda state, trigger: next_fire_fields(trigger, clock.now_ms()).get(
-        "next_fire_at"
-    )
-    settings = app.state.settings
-    several_nodes = settings.db_url.startswith(("postgresql://", "postgres://"))
-    scheduler = Scheduler(
-        service,
-        clock,
-        node_id=settings.node_id,
-        leases=app.state.store.leases if several_nodes else None,
-    )
-    app.state.scheduler = scheduler
-    await scheduler.start()
-    try:
-        yield
-    finally:
-        await scheduler.stop()

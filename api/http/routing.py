@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.body import RequestError
-from api.colonies import AgentPathError
-from api.responses import error
-from api.service import SessionService
+from api.core.colonies import AgentPathError
+from api.core.service import SessionService
+from api.http.body import RequestError
+from api.http.responses import error
+from api.http.state import parts
 from projections.errors import DomainError
 from projections.ids import is_valid_id
 
@@ -47,5 +48,4 @@ def path_session_id(request: Request) -> str:
 
 
 def sessions_of(request: Request) -> SessionService:
-    service: SessionService = request.app.state.sessions
-    return service
+    return parts(request).sessions

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from api.settings import hive_home
+from api.core.settings import hive_home
 from projections.commands import Queen
 from projections.ids import is_valid_id
 from projections.session import DEFAULT_QUEEN_ID

@@ -20,20 +20,21 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from api.eventjson import event_json
-from api.history import QueryError, parse_position, parse_types, session_stream_info
-from api.responses import error
+from api.core.tasks import stop_task
+from api.http.eventjson import event_json
+from api.http.history import QueryError, parse_position, parse_types, session_stream_info
+from api.http.responses import error
+from api.http.state import parts
 from eventstore import EventStore, RecordedEvent, StreamDeleted
 from projections.ids import is_session_stream
 
@@ -142,10 +143,8 @@ class Hub:
 
     async def stop(self) -> None:
         self.closing.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         """Follow the log; a failed read is logged and the subscription resumed from
@@ -343,7 +342,7 @@ def _cursor(request: Request) -> int | None:
 
 
 async def _open(request: Request, session_id: str | None) -> Response:
-    hub: Hub = request.app.state.sse_hub
+    hub = parts(request).hub
     try:
         cursor = _cursor(request)
     except QueryError as exc:
@@ -372,29 +371,17 @@ def _env_float(name: str, default: float) -> float:
     return value if value > 0 else default
 
 
-@contextlib.asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Start the hub; end every stream on SIGTERM/SIGINT so uvicorn can shut down.
-
-    HIVELOG_SSE_KEEPALIVE (seconds, default 15) and HIVELOG_SSE_QUEUE (events per
-    client, default 1000) tune it.
-    """
-    hub = Hub(
-        app.state.store,
+def hub_from_env(store: EventStore) -> Hub:
+    """The hub, tuned by HIVELOG_SSE_KEEPALIVE (seconds, default 15) and
+    HIVELOG_SSE_QUEUE (events per client, default 1000)."""
+    return Hub(
+        store,
         keepalive=_env_float("HIVELOG_SSE_KEEPALIVE", KEEPALIVE_SECONDS),
         queue_size=int(_env_float("HIVELOG_SSE_QUEUE", QUEUE_SIZE)),
     )
-    await hub.start()
-    app.state.sse_hub = hub
-    restore = _chain_exit_signals(hub)
-    try:
-        yield
-    finally:
-        restore()
-        await hub.stop()
 
 
-def _chain_exit_signals(hub: Hub) -> Callable[[], None]:
+def chain_exit_signals(hub: Hub) -> Callable[[], None]:
     """uvicorn waits for open responses before shutting down, and an event stream never
     ends by itself: on an exit signal, close the streams, then let uvicorn's handler run."""
     loop = asyncio.get_running_loop()

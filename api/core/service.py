@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
+from api.core.tasks import stop_task
 from eventstore import (
     NO_STREAM,
     AppendResult,
@@ -46,18 +47,6 @@ READ_BATCH = 2000
 CHECKPOINT_EVERY_EVENTS = 5000
 CHECKPOINT_EVERY_SECONDS = 5.0
 CHECKPOINT_DURING_START = 200_000
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    """Cancel and await a task, repeating the cancel: Python 3.11's `asyncio.wait_for`
-    can swallow a cancellation that races with its inner future completing."""
-    for _attempt in range(50):
-        if task.done():
-            break
-        task.cancel()
-        await asyncio.wait([task], timeout=0.2)
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
 
 def _with_id(event: NewEvent) -> NewEvent:
@@ -130,7 +119,7 @@ class SessionService:
         self._stopping = True
         for task in (self._follower, self._checkpointer):
             if task is not None:
-                await _cancel(task)
+                await stop_task(task)
         self._follower = self._checkpointer = None
         with contextlib.suppress(Exception):
             await self._fold_batch()
@@ -214,7 +203,8 @@ class SessionService:
                 raise TimeoutError(f"projection did not reach position {position}")
             changed = self._changed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
+                async with asyncio.timeout(min(remaining, 1.0)):
+                    await changed.wait()
 
     # ---- commands -----------------------------------------------------------------
 
