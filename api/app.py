@@ -19,6 +19,7 @@ from api.core.scheduler import Scheduler
 from api.core.service import SessionService
 from api.core.settings import Settings
 from api.http import agents, health, history, metrics, openapi, sessions, sse, triggers, webhooks
+from api.http.errors import EXCEPTION_HANDLERS
 from api.http.middleware import middleware_for
 from api.http.state import Parts
 from eventstore import open_store
@@ -87,4 +88,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
             )
             yield
 
-    return Starlette(routes=ROUTES, middleware=middleware_for(settings), lifespan=lifespan)
+    return Starlette(
+        routes=ROUTES,
+        middleware=middleware_for(settings),
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )

@@ -11,7 +11,7 @@ from typing import Any
 
 from eventstore import NewEvent
 from projections.envelope import new_event
-from projections.errors import DomainError, session_not_found
+from projections.errors import Conflict, Invalid, session_not_found
 from projections.session import QUEEN_PHASES, ColonyState, SessionState
 
 
@@ -58,7 +58,7 @@ def check_phase(phase: object) -> str | None:
     if phase is None or phase == "":
         return None
     if not isinstance(phase, str) or phase not in QUEEN_PHASES:
-        raise DomainError(400, f"Invalid initial_phase '{phase}'", valid=sorted(QUEEN_PHASES))
+        raise Invalid(f"Invalid initial_phase '{phase}'", valid=sorted(QUEEN_PHASES))
     return phase
 
 
@@ -141,7 +141,7 @@ def decide_start(state: SessionState | None, cmd: StartSession) -> list[NewEvent
     phase = check_phase(cmd.initial_phase)
     if not cmd.resume:
         if state is not None:
-            raise DomainError(409, f"Session '{cmd.session_id}' already exists")
+            raise Conflict(f"Session '{cmd.session_id}' already exists")
         return _created(cmd, phase)
     if state is None:
         raise session_not_found(cmd.session_id)
@@ -150,7 +150,7 @@ def decide_start(state: SessionState | None, cmd: StartSession) -> list[NewEvent
             state.colony is not None and state.colony.agent_path == cmd.colony.agent_path
         )
         if not same:
-            raise DomainError(409, f"Session '{cmd.session_id}' is live with another colony loaded")
+            raise Conflict(f"Session '{cmd.session_id}' is live with another colony loaded")
         return []  # idempotent: resuming a live id returns it (hive #6334)
     return _resumed(state, cmd, phase)
 
@@ -222,16 +222,14 @@ def decide_load_colony(
 ) -> list[NewEvent]:
     live = require_live(state, session_id)
     if live.colony is not None:
-        raise DomainError(
-            409, f"Session '{session_id}' already has colony '{live.colony.colony_id}'"
-        )
+        raise Conflict(f"Session '{session_id}' already has colony '{live.colony.colony_id}'")
     return colony_events(facts, now)
 
 
 def decide_unload_colony(state: SessionState | None, session_id: str, now: float) -> list[NewEvent]:
     live = require_live(state, session_id)
     if live.colony is None:
-        raise DomainError(409, "No colony loaded in this session")
+        raise Conflict("No colony loaded in this session")
     return unload_events(live, now)
 
 

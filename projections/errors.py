@@ -1,4 +1,8 @@
-"""Domain errors: a decider's refusal, carried to HTTP as hive's `{"error": ...}` body."""
+"""Domain errors: a decider's refusal, with hive's `error` text and no HTTP status.
+
+The kind of refusal is the class; the HTTP layer maps each class to a status in
+one place (`api.http.errors`). Nothing has been appended when one is raised.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,11 @@ from typing import Any
 
 
 class DomainError(Exception):
-    """A command refused by a pure decider; nothing is appended.
+    """A command refused; `message` is hive's `error` text, `extra` any further
+    body fields (e.g. `valid` for a bad phase)."""
 
-    `status_code` is hive's status for the case, `message` its `error` text, and
-    `extra` any further body fields (e.g. `valid` for a bad phase).
-    """
-
-    def __init__(self, status_code: int, message: str, **extra: Any) -> None:
+    def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
-        self.status_code = status_code
         self.message = message
         self.extra: dict[str, Any] = extra
 
@@ -22,5 +22,21 @@ class DomainError(Exception):
         return {"error": self.message, **self.extra}
 
 
+class Invalid(DomainError):
+    """The command's input breaks a rule."""
+
+
+class NotFound(DomainError):
+    """The command names something that does not exist (or was erased)."""
+
+
+class Conflict(DomainError):
+    """The command clashes with the current state."""
+
+
+class Forbidden(DomainError):
+    """The command is never allowed on this target."""
+
+
 def session_not_found(session_id: str) -> DomainError:
-    return DomainError(404, f"Session '{session_id}' not found")
+    return NotFound(f"Session '{session_id}' not found")

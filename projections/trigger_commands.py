@@ -14,7 +14,7 @@ from typing import Any
 from eventstore import NewEvent
 from projections.commands import require_live
 from projections.envelope import new_event
-from projections.errors import DomainError
+from projections.errors import Conflict, DomainError, Invalid, NotFound
 from projections.schedule import (
     ConfigError,
     FirePlan,
@@ -34,7 +34,7 @@ STARTABLE_TYPES = ("timer", "webhook")
 
 
 def trigger_not_found(trigger_id: str) -> DomainError:
-    return DomainError(404, f"Trigger '{trigger_id}' not found")
+    return NotFound(f"Trigger '{trigger_id}' not found")
 
 
 def find_trigger(
@@ -82,7 +82,7 @@ def decide_update(
     task = trigger.task
     if "task" in cmd.body:
         if not isinstance(cmd.body["task"], str):
-            raise DomainError(400, "'task' must be a string")
+            raise Invalid("'task' must be a string")
         task = cmd.body["task"]
     config = trigger.trigger_config
     update = cmd.body.get("trigger_config")
@@ -90,9 +90,9 @@ def decide_update(
         try:
             config = merge_config(trigger.trigger_type, trigger.trigger_config, update)
         except ConfigError as exc:
-            raise DomainError(400, exc.message) from None
+            raise Invalid(exc.message) from None
     if "task" not in cmd.body and update is None:
-        raise DomainError(400, "Provide at least one of 'task' or 'trigger_config'")
+        raise Invalid("Provide at least one of 'task' or 'trigger_config'")
     data = {
         "trigger_id": trigger_id,
         "task": task,
@@ -126,11 +126,11 @@ def decide_activate(
     if trigger.active:
         return []
     if trigger.trigger_type not in STARTABLE_TYPES:
-        raise DomainError(400, f"Unsupported trigger type: {trigger.trigger_type}")
+        raise Invalid(f"Unsupported trigger type: {trigger.trigger_type}")
     try:
         validate_config(trigger.trigger_type, trigger.trigger_config)
     except ConfigError as exc:
-        raise DomainError(400, f"Failed to start trigger: {exc.message}") from None
+        raise Invalid(f"Failed to start trigger: {exc.message}") from None
     now_ms = round(now * 1000)
     started = TriggerState(**{**trigger.to_dict(), "active": True, "anchor_at": now_ms})
     data: dict[str, Any] = {
@@ -183,7 +183,7 @@ def decide_run(
     """POST …/run: one forced fire; the schedule and the active flag stay as they are."""
     live, trigger = find_trigger(state, session_id, trigger_id)
     if live.colony is None:
-        raise DomainError(409, "Colony not loaded")
+        raise Conflict("Colony not loaded")
     now_ms = round(now * 1000)
     extra = {"forced": True, **next_fire_fields(trigger, now_ms)}
     data = _fired(live, trigger, trigger.fire_count + 1, now_ms, extra)

@@ -8,7 +8,7 @@ from eventstore import open_store
 from projections import catalogue as cat
 from projections.commands import ColonyFacts, Queen, StartSession, decide_start, decide_stop
 from projections.envelope import new_event
-from projections.errors import DomainError
+from projections.errors import DomainError, NotFound
 
 QUEEN = Queen("queen_technology", "Technology")
 FACTS = ColonyFacts(
@@ -45,7 +45,7 @@ async def test_create_stop_resume_and_checkpoint_restore(db_url: str) -> None:
     try:
         await service.execute("s1", lambda s: decide_stop(s, "s1", 1002.0))
     except DomainError as exc:
-        assert exc.status_code == 404
+        assert isinstance(exc, NotFound)
     else:
         raise AssertionError("stopping a cold session must be refused")
     resume = StartSession("s1", 1003.0, QUEEN, resume=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from projections.commands import ColonyFacts
+from projections.errors import Invalid
 from projections.ids import is_valid_id
 
 log = logging.getLogger("hivelog.colonies")
@@ -26,8 +27,8 @@ TRIGGER_TYPES = frozenset({"timer", "webhook"})
 CATEGORY = "Your Agents"
 
 
-class AgentPathError(ValueError):
-    """An agent_path that is not strictly inside an allowed root (HTTP 400)."""
+class AgentPathError(Invalid):
+    """An agent_path that is not strictly inside an allowed root."""
 
 
 def validate_agent_path(raw: object, roots: Iterable[Path]) -> Path:

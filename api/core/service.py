@@ -34,7 +34,7 @@ from eventstore.base import wait_for_ticket
 from projections import catalogue as cat
 from projections.catalogue import SESSIONS_STREAM, CatalogueState
 from projections.envelope import new_event
-from projections.errors import DomainError
+from projections.errors import Conflict, NotFound
 from projections.session import SessionState
 
 log = logging.getLogger("hivelog.sessions")
@@ -212,12 +212,12 @@ class SessionService:
         """Decide on the projected state, append at its version, retry on conflict."""
         for _attempt in range(MAX_ATTEMPTS):
             if self.is_deleted(session_id):
-                raise DomainError(404, f"Session '{session_id}' not found")
+                raise NotFound(f"Session '{session_id}' not found")
             state = self.get(session_id)
             events = list(decide(state))
             if not events:
                 if state is None:
-                    raise DomainError(404, f"Session '{session_id}' not found")
+                    raise NotFound(f"Session '{session_id}' not found")
                 return state
             expected = state.version if state is not None else NO_STREAM
             events = [_with_id(e) for e in events]
@@ -227,15 +227,15 @@ class SessionService:
                 await self.wait_for(await self.store.head_position())
                 continue
             except StreamDeleted:
-                raise DomainError(404, f"Session '{session_id}' not found") from None
+                raise NotFound(f"Session '{session_id}' not found") from None
             if all(isinstance(e.data, dict) and e.metadata is None for e in events):
                 self._fold_own(session_id, events, result)
             await self.wait_for(result.last_position)
             new_state = self.get(session_id)
             if new_state is None:  # deleted between our append and the fold
-                raise DomainError(404, f"Session '{session_id}' not found")
+                raise NotFound(f"Session '{session_id}' not found")
             return new_state
-        raise DomainError(409, f"Session '{session_id}' is busy; try again")
+        raise Conflict(f"Session '{session_id}' is busy; try again")
 
     async def delete_session(self, session_id: str, now: float) -> bool:
         """Erase a session: record the deletion, erase its events, record the erase.

@@ -23,12 +23,12 @@ from api.core.service import SessionService
 from api.core.settings import hive_home
 from api.http.body import RequestError, read_json_object
 from api.http.responses import JSONResponse
-from api.http.routing import handles_errors, sessions_of
+from api.http.routing import sessions_of
 from api.http.state import parts
 from eventstore import NewEvent
 from projections import commands
 from projections.envelope import iso_utc, new_event, parse_iso
-from projections.errors import DomainError
+from projections.errors import Forbidden, NotFound
 from projections.ids import AGENTS_STREAM
 from projections.session import SessionState
 
@@ -49,7 +49,6 @@ def _sessions_using(service: SessionService, folder: Path) -> list[str]:
     ]
 
 
-@handles_errors
 async def discover_agents(request: Request) -> Response:
     """GET /api/discover: `{"Your Agents": [DiscoverEntry + is_loaded]}`.
 
@@ -72,14 +71,13 @@ def _stop(state: SessionState | None, session_id: str, now: float) -> list[NewEv
     return commands.decide_stop(state, session_id, now)
 
 
-@handles_errors
 async def delete_agent(request: Request) -> Response:
     """DELETE /api/agents `{agent_path}`: stop its sessions, remove the folder."""
     service = sessions_of(request)
     body = await read_json_object(request)
     folder = _agent_path(request, body)
     if folder.is_relative_to((hive_home() / "agents").resolve()):
-        raise DomainError(403, "Cannot delete framework agents")
+        raise Forbidden("Cannot delete framework agents")
     now = time.time()
     stopped = []
     for sid in _sessions_using(service, folder):
@@ -102,7 +100,6 @@ async def delete_agent(request: Request) -> Response:
     return JSONResponse({"deleted": str(folder)})
 
 
-@handles_errors
 async def update_metadata(request: Request) -> Response:
     """PATCH /api/agents/metadata `{agent_path, icon?}`: merge into metadata.json."""
     service = sessions_of(request)
@@ -114,7 +111,7 @@ async def update_metadata(request: Request) -> Response:
             raise RequestError(400, "'icon' must be a string or null")
         changes["icon"] = body["icon"]
     if not folder.is_dir():
-        raise DomainError(404, f"Agent not found: {body['agent_path']}")
+        raise NotFound(f"Agent not found: {body['agent_path']}")
     if not changes:
         return JSONResponse({"ok": True})
     changes["updated_at"] = dt.datetime.now(dt.UTC).isoformat()

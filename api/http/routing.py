@@ -1,42 +1,21 @@
-"""Helpers shared by the session and agent routes: error mapping and path ids."""
+"""Helpers shared by the session and agent routes: path ids and the session service."""
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.core.colonies import AgentPathError
 from api.core.service import SessionService
 from api.http.body import RequestError
-from api.http.responses import error
 from api.http.state import parts
-from projections.errors import DomainError
 from projections.ids import is_valid_id
 
 log = logging.getLogger("hivelog.api")
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def handles_errors(handler: Handler) -> Handler:
-    """Refusals become hive's `{"error": ...}` bodies; nothing has been appended."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except DomainError as exc:
-            return error(exc.status_code, exc.message, **exc.extra)
-        except RequestError as exc:
-            return exc.response()
-        except AgentPathError as exc:
-            return error(400, str(exc))
-
-    return wrapped
 
 
 def path_session_id(request: Request) -> str:

@@ -23,11 +23,11 @@ from api.core.queens import default_queen, find_queen, queens_dir
 from api.core.service import SessionService
 from api.http.body import RequestError, read_json_object
 from api.http.responses import JSONResponse
-from api.http.routing import handles_errors, path_session_id, sessions_of
+from api.http.routing import path_session_id, sessions_of
 from api.http.state import parts
 from projections import commands, views
 from projections.commands import ColonyFacts, Queen, StartSession
-from projections.errors import DomainError, session_not_found
+from projections.errors import Conflict, NotFound, session_not_found
 from projections.ids import is_valid_id
 from projections.schedule import next_fire_fields
 from projections.session import SessionState
@@ -70,10 +70,9 @@ async def _read_colony(folder: Path, colony_id: str | None, shown: str) -> Colon
     try:
         return await asyncio.to_thread(read_colony, folder, colony_id)
     except FileNotFoundError:
-        raise DomainError(404, f"Agent not found: {shown}") from None
+        raise NotFound(f"Agent not found: {shown}") from None
 
 
-@handles_errors
 async def create_session(request: Request) -> Response:
     """POST /api/sessions: create, resume a cold session, or return a live one (201)."""
     service = sessions_of(request)
@@ -84,7 +83,7 @@ async def create_session(request: Request) -> Response:
     if queen_name is not None:
         explicit_queen = find_queen(queen_name)
         if explicit_queen is None:
-            raise DomainError(404, f"Queen '{queen_name}' not found")
+            raise NotFound(f"Queen '{queen_name}' not found")
     raw_path = body.get("agent_path")
     folder = None
     if raw_path not in (None, ""):
@@ -114,7 +113,7 @@ async def create_session(request: Request) -> Response:
     resume = resume_from is not None
     target = resume_from or session_id or new_session_id(now)
     if not resume and service.is_deleted(target):
-        raise DomainError(409, f"Session '{target}' was deleted; its id cannot be reused")
+        raise Conflict(f"Session '{target}' was deleted; its id cannot be reused")
     fallback = meta_queen or default_queen()
 
     def decide(state: SessionState | None) -> list[Any]:
@@ -136,7 +135,6 @@ async def create_session(request: Request) -> Response:
     return JSONResponse(views.live_dict(state, time.time()), status_code=201)
 
 
-@handles_errors
 async def list_sessions(request: Request) -> Response:
     """GET /api/sessions: live sessions in creation order."""
     service = sessions_of(request)
@@ -145,7 +143,6 @@ async def list_sessions(request: Request) -> Response:
     return JSONResponse({"sessions": sessions})
 
 
-@handles_errors
 async def list_history(request: Request) -> Response:
     """GET /api/sessions/history: every session in the log, newest activity first."""
     service = sessions_of(request)
@@ -155,7 +152,6 @@ async def list_history(request: Request) -> Response:
     return JSONResponse({"sessions": [views.history_entry(s) for s in states]})
 
 
-@handles_errors
 async def delete_history(request: Request) -> Response:
     """DELETE /api/sessions/history/{id}: erase the session's events for good (idempotent)."""
     session_id = path_session_id(request)
@@ -173,7 +169,6 @@ def _known(service: SessionService, session_id: str) -> SessionState:
     return state
 
 
-@handles_errors
 async def get_session(request: Request) -> Response:
     """GET /api/sessions/{id}: LiveSessionDetail when live, cold info when known, else 404."""
     session_id = path_session_id(request)
@@ -183,7 +178,6 @@ async def get_session(request: Request) -> Response:
     return JSONResponse(views.detail_dict(state, time.time(), next_fire_of(request)))
 
 
-@handles_errors
 async def stop_session(request: Request) -> Response:
     """DELETE /api/sessions/{id}: live -> cold; the session stays in the log."""
     session_id = path_session_id(request)
@@ -194,7 +188,6 @@ async def stop_session(request: Request) -> Response:
     return JSONResponse({"session_id": session_id, "stopped": True})
 
 
-@handles_errors
 async def load_colony(request: Request) -> Response:
     """POST /api/sessions/{id}/colony `{agent_path, colony_id?, model?}`."""
     session_id = path_session_id(request)
@@ -215,7 +208,6 @@ async def load_colony(request: Request) -> Response:
     return JSONResponse(views.live_dict(state, time.time()))
 
 
-@handles_errors
 async def unload_colony(request: Request) -> Response:
     """DELETE /api/sessions/{id}/colony: remove its triggers, then the colony."""
     session_id = path_session_id(request)
@@ -226,7 +218,6 @@ async def unload_colony(request: Request) -> Response:
     return JSONResponse({"session_id": session_id, "colony_unloaded": True})
 
 
-@handles_errors
 async def reveal(request: Request) -> Response:
     """POST /api/sessions/{id}/reveal: hive's session folder path. A server opens no
     file manager and creates nothing; the path is where hive keeps that session."""
@@ -240,13 +231,11 @@ def _live(request: Request) -> SessionState:
     return commands.require_live(sessions_of(request).get(session_id), session_id)
 
 
-@handles_errors
 async def stats(request: Request) -> Response:
     """GET /api/sessions/{id}/stats: hive's runtime stats shape, `{}` with no colony."""
     return JSONResponse(views.stats_dict(_live(request)))
 
 
-@handles_errors
 async def entry_points(request: Request) -> Response:
     """GET /api/sessions/{id}/entry-points."""
     state = _live(request)
@@ -254,7 +243,6 @@ async def entry_points(request: Request) -> Response:
     return JSONResponse({"entry_points": points})
 
 
-@handles_errors
 async def colonies(request: Request) -> Response:
     """GET /api/sessions/{id}/colonies: `[colony_id]`, or `[]` with no colony."""
     state = _live(request)

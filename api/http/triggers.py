@@ -18,12 +18,12 @@ from starlette.routing import Route
 
 from api.core.clock import Clock
 from api.core.service import SessionService
-from api.http.body import RequestError, read_json_object
-from api.http.responses import JSONResponse, error
+from api.http.body import read_json_object
+from api.http.responses import JSONResponse
 from api.http.state import parts
 from eventstore import NewEvent
 from projections import trigger_commands as tc
-from projections.errors import DomainError, session_not_found
+from projections.errors import session_not_found
 from projections.ids import is_valid_id
 from projections.schedule import DEFAULT_GRACE_SECONDS, DEFAULT_MISFIRE, next_fire_fields
 from projections.session import SessionState
@@ -48,20 +48,6 @@ def _ids(request: Request) -> tuple[str, str]:
     if not is_valid_id(session_id):
         raise session_not_found(session_id)
     return session_id, trigger_id
-
-
-def refusals(handler: Handler) -> Handler:
-    """DomainError / RequestError -> hive's `{"error": ...}` with their status."""
-
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except DomainError as exc:
-            return error(exc.status_code, exc.message, **exc.extra)
-        except RequestError as exc:
-            return exc.response()
-
-    return wrapped
 
 
 def trigger_view(state: SessionState, trigger: TriggerState, now_ms: int) -> dict[str, Any]:
@@ -93,7 +79,6 @@ def trigger_view(state: SessionState, trigger: TriggerState, now_ms: int) -> dic
     return view
 
 
-@refusals
 async def list_triggers(request: Request) -> Response:
     session_id, _ = _ids(request)
     state = service_of(request).get(session_id)
@@ -104,7 +89,6 @@ async def list_triggers(request: Request) -> Response:
     return JSONResponse({"session_id": session_id, "live": state.live, "triggers": views})
 
 
-@refusals
 async def update_trigger(request: Request) -> Response:
     session_id, trigger_id = _ids(request)
     service = service_of(request)
@@ -142,17 +126,14 @@ async def _switch(
     return JSONResponse({"status": outcome["status"], "trigger_id": trigger_id})
 
 
-@refusals
 async def activate_trigger(request: Request) -> Response:
     return await _switch(request, tc.decide_activate, "activated", "already_active")
 
 
-@refusals
 async def deactivate_trigger(request: Request) -> Response:
     return await _switch(request, tc.decide_deactivate, "deactivated", "already_inactive")
 
 
-@refusals
 async def run_trigger(request: Request) -> Response:
     session_id, trigger_id = _ids(request)
     now = clock_of(request).now()
