@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from api.http.sessions import CreateSession
 
 Schema = dict[str, Any]
 
@@ -25,6 +28,13 @@ BOOL: Schema = {"type": "boolean"}
 NUM: Schema = {"type": "number"}
 OBJ: Schema = {"type": "object"}
 NULL_STR: Schema = {"type": ["string", "null"]}
+
+
+def model_schema(model: type[Any]) -> Schema:
+    """A request body's schema, generated from the msgspec Struct that validates it."""
+    (only,), components = msgspec.json.schema_components([model], ref_template="{name}")
+    schema: Schema = components[only["$ref"]]
+    return schema
 
 
 def ref(name: str) -> Schema:
@@ -160,21 +170,7 @@ SCHEMAS: dict[str, Schema] = {
         },
     ),
     "TriggerStatus": obj(["status", "trigger_id"], {"status": STR, "trigger_id": STR}),
-    "CreateSession": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "agent_path": NULL_STR,
-            "agent_id": NULL_STR,
-            "session_id": NULL_STR,
-            "model": NULL_STR,
-            "initial_prompt": NULL_STR,
-            "queen_resume_from": NULL_STR,
-            "queen_name": NULL_STR,
-            "initial_phase": NULL_STR,
-            "worker_name": NULL_STR,
-        },
-    },
+    "CreateSession": model_schema(CreateSession),
     "LoadColony": obj(
         ["agent_path"],
         {"agent_path": STR, "colony_id": NULL_STR, "model": NULL_STR},

@@ -22,6 +22,7 @@ from api.core.colonies import read_colony, read_json, validate_agent_path
 from api.core.queens import default_queen, find_queen, queens_dir
 from api.core.service import SessionService
 from api.http.body import RequestError, read_json_object
+from api.http.contract import Body, documented, read_model
 from api.http.responses import JSONResponse
 from api.http.routing import path_session_id, sessions_of
 from api.http.state import parts
@@ -73,27 +74,57 @@ async def _read_colony(folder: Path, colony_id: str | None, shown: str) -> Colon
         raise NotFound(f"Agent not found: {shown}") from None
 
 
+class CreateSession(Body):
+    """POST /api/sessions. Empty strings count as absent, as in hive."""
+
+    session_id: str | None = None
+    queen_resume_from: str | None = None
+    queen_name: str | None = None
+    agent_path: str | None = None
+    agent_id: str | None = None
+    model: str | None = None
+    initial_prompt: str | None = None
+    initial_phase: str | None = None
+    worker_name: str | None = None  # accepted and ignored (hive's branch was broken)
+
+
+def _given(value: str | None) -> str | None:
+    return value or None
+
+
+def _given_id(value: str | None, key: str) -> str | None:
+    if value and not is_valid_id(value):
+        raise RequestError(400, f"Invalid {key} '{value[:200]}'")
+    return value or None
+
+
+@documented(
+    "Create a session, resume a cold one, or return a live one",
+    body=CreateSession,
+    body_required=False,
+    status=201,
+    errors=(400, 404, 409, 413, 415),
+)
 async def create_session(request: Request) -> Response:
     """POST /api/sessions: create, resume a cold session, or return a live one (201)."""
     service = sessions_of(request)
-    body = await read_json_object(request, optional=True)
-    commands.check_phase(body.get("initial_phase"))
-    queen_name = _optional_str(body, "queen_name")
+    body = await read_model(request, CreateSession, optional=True)
+    initial_phase = commands.check_phase(body.initial_phase)
+    queen_name = _given(body.queen_name)
     explicit_queen: Queen | None = None
     if queen_name is not None:
         explicit_queen = find_queen(queen_name)
         if explicit_queen is None:
             raise NotFound(f"Queen '{queen_name}' not found")
-    raw_path = body.get("agent_path")
+    raw_path = _given(body.agent_path)
     folder = None
-    if raw_path not in (None, ""):
+    if raw_path is not None:
         folder = validate_agent_path(raw_path, parts(request).settings.agents_roots)
-    session_id = _optional_id(body, "session_id")
-    resume_from = _optional_id(body, "queen_resume_from")
-    agent_id = _optional_id(body, "agent_id")
-    model = _optional_str(body, "model")
-    initial_prompt = _optional_str(body, "initial_prompt")
-    _optional_str(body, "worker_name")  # accepted and ignored (hive's branch was broken)
+    session_id = _given_id(body.session_id, "session_id")
+    resume_from = _given_id(body.queen_resume_from, "queen_resume_from")
+    agent_id = _given_id(body.agent_id, "agent_id")
+    model = _given(body.model)
+    initial_prompt = _given(body.initial_prompt)
 
     colony: ColonyFacts | None = None
     meta_queen: Queen | None = None
@@ -123,7 +154,7 @@ async def create_session(request: Request) -> Response:
             now=now,
             queen=queen,
             resume=resume,
-            initial_phase=body.get("initial_phase"),
+            initial_phase=initial_phase,
             colony=colony,
             model=model,
             initial_prompt=initial_prompt,

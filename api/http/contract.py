@@ -1,0 +1,142 @@
+"""The HTTP contract in one place: typed request bodies that both validate requests
+and generate the OpenAPI document.
+
+A route handler declares its body (and its success response, where practical)
+with `@documented(...)`; `read_model` parses the body into that msgspec Struct,
+so the validator and the schema are the same object and cannot drift.
+
+Unknown-field policy (decided once, for every body): unknown keys are accepted
+and ignored, as hive's own handlers do; newer hive frontends send fields older
+ones did not. The schema says so (`additionalProperties` is not false).
+
+Error texts: msgspec's messages are translated into hive's (`'queen_name' must be
+a string`), so clients see the same words they saw from hive.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.http.body import RequestError, read_body
+
+T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=False, kw_only=True):
+    """Base of every request body: unknown keys are ignored (see module docstring)."""
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What a route takes and answers, for the generated OpenAPI document."""
+
+    summary: str
+    body: type[Any] | None = None
+    body_required: bool = True
+    status: int = 200
+    response: Any = None  # a type for the success body, or None for "any JSON object"
+    errors: tuple[int, ...] = ()
+    query: dict[str, Any] = field(default_factory=dict)  # name -> type
+
+
+DOC_ATTRIBUTE = "__hivelog_doc__"
+
+
+def documented(
+    summary: str,
+    *,
+    body: type[Any] | None = None,
+    body_required: bool = True,
+    status: int = 200,
+    response: Any = None,
+    errors: tuple[int, ...] = (),
+    query: dict[str, Any] | None = None,
+) -> Callable[[Handler], Handler]:
+    """Attach a `Doc` to a handler; the OpenAPI generator reads it from the route."""
+    doc = Doc(summary, body, body_required, status, response, errors, query or {})
+
+    def attach(handler: Handler) -> Handler:
+        setattr(handler, DOC_ATTRIBUTE, doc)
+        return handler
+
+    return attach
+
+
+def doc_of(handler: object) -> Doc | None:
+    value = getattr(handler, DOC_ATTRIBUTE, None)
+    return value if isinstance(value, Doc) else None
+
+
+_TYPE_WORDS = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "a boolean",
+    "object": "an object",
+    "array": "an array",
+}
+_EXPECTED = re.compile(r"^Expected `([^`]+)`(?:, got `[^`]+`)?(.*?)(?: - at `\$(.*)`)?$")
+_MISSING = re.compile(r"^Object missing required field `([^`]+)`(?: - at `\$(.*)`)?$")
+
+
+def _field_name(path: str) -> str:
+    """`.trigger_config.cron` -> `trigger_config.cron`; `.z[0]` -> `z[0]`."""
+    return path.lstrip(".")
+
+
+def _kind_words(kind: str) -> str:
+    words = [_TYPE_WORDS.get(part.strip(), part.strip()) for part in kind.split("|")]
+    words = [w for w in words if w != "null"]
+    text = " or ".join(words) if words else kind
+    return text + (" or null" if "null" in kind else "")
+
+
+def translate(message: str) -> str:
+    """msgspec's validation message in hive's words."""
+    missing = _MISSING.match(message)
+    if missing:
+        prefix = _field_name(missing.group(2) or "")
+        name = f"{prefix}.{missing.group(1)}" if prefix else missing.group(1)
+        return f"'{name}' is required"
+    expected = _EXPECTED.match(message)
+    if expected:
+        kind, bound, path = expected.group(1), expected.group(2).strip(), expected.group(3)
+        if not path:
+            return "Request body must be a JSON object" if kind == "object" else message
+        name = _field_name(path)
+        if bound:
+            return f"'{name}' must be {_kind_words(kind)} {bound}"
+        return f"'{name}' must be {_kind_words(kind)}"
+    return message
+
+
+def decode_model(raw: bytes, model: type[T]) -> T:
+    """Parse JSON bytes into `model`; a refusal is a 400 RequestError in hive's words."""
+    try:
+        return msgspec.json.decode(raw, type=model)
+    except msgspec.ValidationError as exc:
+        raise RequestError(400, translate(str(exc))) from None
+    except msgspec.DecodeError:
+        raise RequestError(400, "Invalid JSON body") from None
+
+
+async def read_model(request: Request, model: type[T], *, optional: bool = False) -> T:
+    """The request body as `model`. `optional`: an empty body reads as `{}`."""
+    raw = await read_body(request)
+    if not raw.strip():
+        if optional:
+            return decode_model(b"{}", model)
+        raise RequestError(400, "Invalid JSON body")
+    content_type = request.headers.get("content-type", "application/json")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise RequestError(415, f"Unsupported content type {media!r}: send application/json")
+    return decode_model(raw, model)
