@@ -1,7 +1,9 @@
 """`hivelog bench WHAT`: speed measured against a baseline run side by side.
 
 Each target lives in its own module tools/bench_<what>.py exposing
-`add_arguments(parser)` and `run(args) -> int`; a missing one is reported.
+`run(args) -> int`; its options are declared in `tools.cli_args`. Bench-only
+packages (the `bench` extra) are imported when a target runs, and a missing
+one is named with the command that installs it.
 """
 
 from __future__ import annotations
@@ -10,38 +12,26 @@ import argparse
 import importlib
 import sys
 
-TARGETS = {
-    "store": "tools.bench_store",
-    "http": "tools.bench_http",
-    "timers": "tools.bench_timers",
-    "sessions": "tools.bench_sessions",
-}
+from tools.cli_args import BENCH_TARGETS
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=sorted(TARGETS), help="what to measure")
-    parser.add_argument("--quick", action="store_true", help="small sizes; under a minute")
-    parser.add_argument("--json", action="store_true", help="print results as JSON")
-    for module_name in TARGETS.values():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        extra = getattr(module, "add_arguments", None)
-        if extra is not None:
-            extra(parser)
+# Packages only the benches need: `pip install -e '.[bench]'` brings them.
+BENCH_ONLY = frozenset({"httpx"})
+INSTALL_HINT = "pip install -e '.[bench]'  (from a checkout; or: pip install 'hivelog[bench]')"
 
 
 def run(args: argparse.Namespace) -> int:
-    module_name = TARGETS[args.what]
+    module_name, _ = BENCH_TARGETS[args.what]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name != module_name:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in BENCH_ONLY:
             raise
-        print(f"hivelog bench {args.what}: not available in this build yet", file=sys.stderr)
+        print(
+            f"hivelog bench {args.what} needs {missing!r}, which only the benches use.\n"
+            f"Install the bench extra: {INSTALL_HINT}",
+            file=sys.stderr,
+        )
         return 2
     result: int = module.run(args)
     return result

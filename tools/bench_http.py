@@ -58,17 +58,6 @@ class Row:
     ratio: float | None = None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--http-events", type=int, default=None, help="session size (1M)")
-    parser.add_argument("--http-seconds", type=float, default=None, help="load per server (10)")
-    parser.add_argument("--http-connections", type=int, default=16, help="loader connections")
-    parser.add_argument("--http-subscribers", type=int, default=None, help="SSE clients (100)")
-    parser.add_argument("--http-sse-events", type=int, default=None, help="events timed (200)")
-    parser.add_argument(
-        "--http-loader", choices=["auto", "wrk", "httpx"], default="auto", help="load generator"
-    )
-
-
 # ---- servers in this process -------------------------------------------------------------
 
 

@@ -33,14 +33,6 @@ TAIL_N = 2000
 BUILD_BATCH = 10_000
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store-dir",
-        default=None,
-        help="folder for the bench's temporary files (default: a new temp folder)",
-    )
-
-
 def envelope(i: int, session: str = "bench") -> dict[str, Any]:
     """A hive-shaped event of about 280 bytes, like a real session's log line."""
     return {

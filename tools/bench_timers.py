@@ -50,16 +50,6 @@ class Result:
     target_p99_met: bool
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timers-count", type=int, default=10_000, help="active timers")
-    parser.add_argument("--timers-sessions", type=int, default=1_000, help="sessions")
-    parser.add_argument(
-        "--timers-interval", type=float, default=10.0, help="each timer's interval (s)"
-    )
-    parser.add_argument("--timers-seconds", type=float, default=30.0, help="measuring window (s)")
-    parser.add_argument("--timers-dir", default=None, help="folder for the bench's database")
-
-
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

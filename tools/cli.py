@@ -1,6 +1,8 @@
 """The `hivelog` command: one entry point, one module per subcommand.
 
-Exit codes: 0 ok, 1 problems found (audit), 2 usage error.
+The parser is built from argument declarations only (`tools.cli_args`); a
+subcommand's module, and whatever it needs, is imported when that subcommand
+runs. Exit codes: 0 ok, 1 problems found (audit), 2 usage error.
 """
 
 from __future__ import annotations
@@ -10,46 +12,53 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# subcommand -> module under tools/ exposing `add_arguments(parser)` and `run(args) -> int`
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("tools.serve", "run the HTTP service"),
-    "replay": ("tools.replay", "print a session's events, or rebuild projections"),
-    "audit": ("tools.audit", "check the whole log; exit 1 on any fault"),
-    "export": ("tools.export", "write the log as JSONL or hive's on-disk layout"),
-    "import-hive": ("tools.import_hive", "read an existing hive tree into the log"),
-    "bench": ("tools.bench", "measure speed against baselines, print a table"),
+from api.core.version import hivelog_version
+from tools import cli_args
+from tools.cli_args import Declare
+
+# subcommand -> (module under tools/ exposing `run(args) -> int`, help, its arguments)
+SUBCOMMANDS: dict[str, tuple[str, str, Declare]] = {
+    "serve": ("tools.serve", "run the HTTP service", cli_args.serve),
+    "replay": (
+        "tools.replay",
+        "print a session's events, or rebuild projections",
+        cli_args.replay,
+    ),
+    "audit": ("tools.audit", "check the whole log; exit 1 on any fault", cli_args.audit),
+    "export": (
+        "tools.export",
+        "write the log as JSONL or hive's on-disk layout",
+        cli_args.export,
+    ),
+    "import-hive": (
+        "tools.import_hive",
+        "read an existing hive tree into the log",
+        cli_args.import_hive,
+    ),
+    "bench": ("tools.bench", "measure speed against baselines, print a table", cli_args.bench),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hivelog", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"hivelog {hivelog_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
+    for name, (module_name, help_text, declare) in SUBCOMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         sub_parser.add_argument(
             "--db",
             default=None,
             help="store URL (env HIVELOG_DB; default sqlite:///./data/hivelog.db)",
         )
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            sub_parser.set_defaults(_module=None)
-            continue
-        module.add_arguments(sub_parser)
-        sub_parser.set_defaults(_module=module)
+        declare(sub_parser)
+        sub_parser.set_defaults(_module=module_name)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    module = args._module
-    if module is None:
-        print(f"hivelog {args.command}: not available in this build yet", file=sys.stderr)
-        return 2
+    module = importlib.import_module(args._module)
     result: int = module.run(args)
     return result
 

@@ -30,22 +30,6 @@ from .logio import (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--session", default=None, metavar="ID", help="only this session")
-    parser.add_argument("--format", choices=["jsonl", "hive"], default="jsonl")
-    parser.add_argument(
-        "-o",
-        "--output",
-        default=None,
-        metavar="PATH",
-        help="jsonl: file (default stdout); hive: the HIVE_HOME folder to write into",
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="hive: overwrite existing events.jsonl files"
-    )
-    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-
-
 def run(args: argparse.Namespace) -> int:
     return run_tool(_main(args))
 

@@ -20,31 +20,6 @@ from .logio import UsageError, connect, event_jsonl, resolve_url, run_tool, stre
 from .replay_format import human_line
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("session_id", nargs="?", help="the session (stream) to print")
-    parser.add_argument(
-        "--from",
-        dest="from_position",
-        type=int,
-        default=0,
-        metavar="POS",
-        help="start at this global position (inclusive)",
-    )
-    parser.add_argument("--types", default=None, help="only these event types, comma-separated")
-    parser.add_argument("--follow", action="store_true", help="keep printing new events")
-    parser.add_argument("--json", action="store_true", help="JSONL: one full event per line")
-    parser.add_argument(
-        "--rebuild",
-        action="store_true",
-        help="fold every projection from position 0 and compare with the checkpoints",
-    )
-    parser.add_argument(
-        "--save",
-        action="store_true",
-        help="with --rebuild: store the rebuilt state as the new checkpoint",
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     return run_tool(_main(args))
 

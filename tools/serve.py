@@ -11,28 +11,6 @@ from api.core.settings import Settings
 from tools.config import db_url
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8787, help="port (default 8787)")
-    parser.add_argument(
-        "--agents-root",
-        action="append",
-        default=None,
-        metavar="DIR",
-        help="allowed root for agent folders (repeatable; env HIVELOG_AGENTS_ROOTS; "
-        "default HIVE_HOME/colonies and HIVE_HOME/agents)",
-    )
-    parser.add_argument(
-        "--token", default=None, help="require X-Hive-Token on /api/* (env HIVELOG_TOKEN)"
-    )
-    parser.add_argument(
-        "--node-id", default=None, help="stable node identity (env HIVELOG_NODE_ID)"
-    )
-    parser.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env(
         db_url=db_url(args.db),

@@ -1,0 +1,146 @@
+"""Argument declarations for every `hivelog` subcommand, and nothing else.
+
+Building the whole parser imports only this module (and argparse): a
+subcommand's implementation, with its dependencies, is imported when it runs.
+So `hivelog serve --help` works on a runtime-only install, and a bench-only
+package missing cannot break `serve`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+Declare = Callable[[argparse.ArgumentParser], None]
+
+
+def serve(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8787, help="port (default 8787)")
+    parser.add_argument(
+        "--agents-root",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="allowed root for agent folders (repeatable; env HIVELOG_AGENTS_ROOTS; "
+        "default HIVE_HOME/colonies and HIVE_HOME/agents)",
+    )
+    parser.add_argument(
+        "--token", default=None, help="require X-Hive-Token on /api/* (env HIVELOG_TOKEN)"
+    )
+    parser.add_argument(
+        "--node-id", default=None, help="stable node identity (env HIVELOG_NODE_ID)"
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+
+
+def replay(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("session_id", nargs="?", help="the session (stream) to print")
+    parser.add_argument(
+        "--from",
+        dest="from_position",
+        type=int,
+        default=0,
+        metavar="POS",
+        help="start at this global position (inclusive)",
+    )
+    parser.add_argument("--types", default=None, help="only these event types, comma-separated")
+    parser.add_argument("--follow", action="store_true", help="keep printing new events")
+    parser.add_argument("--json", action="store_true", help="JSONL: one full event per line")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="fold every projection from position 0 and compare with the checkpoints",
+    )
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="with --rebuild: store the rebuilt state as the new checkpoint",
+    )
+
+
+def audit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--session", default=None, metavar="ID", help="only this session")
+    parser.add_argument("--format", choices=["jsonl", "hive"], default="jsonl")
+    parser.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="PATH",
+        help="jsonl: file (default stdout); hive: the HIVE_HOME folder to write into",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="hive: overwrite existing events.jsonl files"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+
+def import_hive(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("hive_home", metavar="HIVE_HOME", help="hive's home folder (~/.hive)")
+    parser.add_argument(
+        "--timezone",
+        default=None,
+        metavar="IANA",
+        help="zone of hive's naive timestamps (default: this machine's local zone)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="read and report; append nothing")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+# -- bench targets: `hivelog bench WHAT` takes every target's options -----------------
+
+
+def bench_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store-dir",
+        default=None,
+        help="folder for the bench's temporary files (default: a new temp folder)",
+    )
+
+
+def bench_http(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--http-events", type=int, default=None, help="session size (1M)")
+    parser.add_argument("--http-seconds", type=float, default=None, help="load per server (10)")
+    parser.add_argument("--http-connections", type=int, default=16, help="loader connections")
+    parser.add_argument("--http-subscribers", type=int, default=None, help="SSE clients (100)")
+    parser.add_argument("--http-sse-events", type=int, default=None, help="events timed (200)")
+    parser.add_argument(
+        "--http-loader", choices=["auto", "wrk", "httpx"], default="auto", help="load generator"
+    )
+
+
+def bench_timers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timers-count", type=int, default=10_000, help="active timers")
+    parser.add_argument("--timers-sessions", type=int, default=1_000, help="sessions")
+    parser.add_argument(
+        "--timers-interval", type=float, default=10.0, help="each timer's interval (s)"
+    )
+    parser.add_argument("--timers-seconds", type=float, default=30.0, help="measuring window (s)")
+    parser.add_argument("--timers-dir", default=None, help="folder for the bench's database")
+
+
+def bench_sessions(parser: argparse.ArgumentParser) -> None:
+    """No options of its own (it honours --store-dir)."""
+
+
+# target -> (implementation module, its options)
+BENCH_TARGETS: dict[str, tuple[str, Declare]] = {
+    "store": ("tools.bench_store", bench_store),
+    "http": ("tools.bench_http", bench_http),
+    "timers": ("tools.bench_timers", bench_timers),
+    "sessions": ("tools.bench_sessions", bench_sessions),
+}
+
+
+def bench(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=sorted(BENCH_TARGETS), help="what to measure")
+    parser.add_argument("--quick", action="store_true", help="small sizes; under a minute")
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    for _, declare in BENCH_TARGETS.values():
+        declare(parser)
