@@ -8,21 +8,27 @@ typed `Parts` object (`api.http.state`); nothing probes for optional parts.
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from api.core.announce import Started, ready_line
 from api.core.clock import Clock, RealClock
 from api.core.nodes import NodeLiveness
 from api.core.scheduler import Scheduler
 from api.core.service import SessionService
 from api.core.settings import Settings
+from api.core.version import hivelog_version
 from api.http import agents, health, history, metrics, openapi, sessions, sse, triggers, webhooks
 from api.http.errors import EXCEPTION_HANDLERS
 from api.http.middleware import middleware_for
 from api.http.state import Parts
 from eventstore import open_store
+
+log = logging.getLogger("hivelog")
 
 # Order matters: routes match first-come (/api/sessions/history before /api/sessions/{id}).
 ROUTES: list[BaseRoute] = [
@@ -38,11 +44,15 @@ ROUTES: list[BaseRoute] = [
 ]
 
 
-def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
-    """The ASGI app; `clock` is injectable for tests (the real clock otherwise)."""
+def create_app(
+    settings: Settings, clock: Clock | None = None, *, address: str | None = None
+) -> Starlette:
+    """The ASGI app; `clock` is injectable for tests (the real clock otherwise).
+    `address` is where the server listens, for the start-up line."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        started_at = time.perf_counter()
         async with contextlib.AsyncExitStack() as stack:
             store = await open_store(settings.db_url)
             stack.push_async_callback(store.close)
@@ -85,6 +95,21 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
                 scheduler=scheduler,
                 hub=hub,
                 metrics=registry,
+            )
+            log.info(
+                ready_line(
+                    Started(
+                        version=hivelog_version(),
+                        store_url=settings.db_url,
+                        sessions=len(service.catalogue.sessions),
+                        live_sessions=len(service.live_ids()),
+                        events=await store.head_position(),
+                        folded=service.events_folded_at_start,
+                        ready_ms=(time.perf_counter() - started_at) * 1000,
+                        token_required=bool(settings.token),
+                        address=address,
+                    )
+                )
             )
             yield
 
