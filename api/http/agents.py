@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from msgspec import UNSET, UnsetType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -21,7 +22,9 @@ from starlette.routing import Route
 from api.core.colonies import CATEGORY, discover, validate_agent_path, write_metadata
 from api.core.service import SessionService
 from api.core.settings import hive_home
-from api.http.body import RequestError, read_json_object
+from api.http import shapes
+from api.http.body import RequestError
+from api.http.contract import Body, documented, read_model
 from api.http.responses import JSONResponse
 from api.http.routing import sessions_of
 from api.http.state import parts
@@ -33,11 +36,23 @@ from projections.ids import AGENTS_STREAM
 from projections.session import SessionState
 
 
-def _agent_path(request: Request, body: dict[str, Any]) -> Path:
-    raw = body.get("agent_path")
-    if raw in (None, ""):
+class AgentPath(Body):
+    """DELETE /api/agents. `agent_path` is required (hive's text: `agent_path is
+    required`, also for "" and null)."""
+
+    agent_path: str | None = None
+
+
+class AgentMetadata(AgentPath, kw_only=True):
+    """PATCH /api/agents/metadata: `icon` null clears it; absent leaves it."""
+
+    icon: str | UnsetType | None = UNSET
+
+
+def _agent_path(request: Request, body: AgentPath) -> Path:
+    if not body.agent_path:
         raise RequestError(400, "agent_path is required")
-    return validate_agent_path(raw, parts(request).settings.agents_roots)
+    return validate_agent_path(body.agent_path, parts(request).settings.agents_roots)
 
 
 def _sessions_using(service: SessionService, folder: Path) -> list[str]:
@@ -49,6 +64,7 @@ def _sessions_using(service: SessionService, folder: Path) -> list[str]:
     ]
 
 
+@documented("Agent folders by category", response=shapes.Discovered)
 async def discover_agents(request: Request) -> Response:
     """GET /api/discover: `{"Your Agents": [DiscoverEntry + is_loaded]}`.
 
@@ -71,10 +87,16 @@ def _stop(state: SessionState | None, session_id: str, now: float) -> list[NewEv
     return commands.decide_stop(state, session_id, now)
 
 
+@documented(
+    "Delete an agent folder (stops the sessions using it)",
+    body=AgentPath,
+    response=shapes.Deleted,
+    errors=(400, 403, 413, 415),
+)
 async def delete_agent(request: Request) -> Response:
     """DELETE /api/agents `{agent_path}`: stop its sessions, remove the folder."""
     service = sessions_of(request)
-    body = await read_json_object(request)
+    body = await read_model(request, AgentPath)
     folder = _agent_path(request, body)
     if folder.is_relative_to((hive_home() / "agents").resolve()):
         raise Forbidden("Cannot delete framework agents")
@@ -100,18 +122,22 @@ async def delete_agent(request: Request) -> Response:
     return JSONResponse({"deleted": str(folder)})
 
 
+@documented(
+    "Merge an icon into the agent's metadata.json",
+    body=AgentMetadata,
+    response=shapes.Ok,
+    errors=(400, 404, 413, 415),
+)
 async def update_metadata(request: Request) -> Response:
     """PATCH /api/agents/metadata `{agent_path, icon?}`: merge into metadata.json."""
     service = sessions_of(request)
-    body = await read_json_object(request)
+    body = await read_model(request, AgentMetadata)
     folder = _agent_path(request, body)
     changes: dict[str, Any] = {}
-    if "icon" in body:
-        if body["icon"] is not None and not isinstance(body["icon"], str):
-            raise RequestError(400, "'icon' must be a string or null")
-        changes["icon"] = body["icon"]
+    if body.icon is not UNSET:
+        changes["icon"] = body.icon
     if not folder.is_dir():
-        raise NotFound(f"Agent not found: {body['agent_path']}")
+        raise NotFound(f"Agent not found: {body.agent_path}")
     if not changes:
         return JSONResponse({"ok": True})
     changes["updated_at"] = dt.datetime.now(dt.UTC).isoformat()

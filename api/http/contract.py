@@ -10,7 +10,12 @@ and ignored, as hive's own handlers do; newer hive frontends send fields older
 ones did not. The schema says so (`additionalProperties` is not false).
 
 Error texts: msgspec's messages are translated into hive's (`'queen_name' must be
-a string`), so clients see the same words they saw from hive.
+a string`), so clients see the same words they saw from hive. A field whose
+default is None treats null as "not given" (hive's `body.get(key)`), so its
+message does not offer null; a field where null means something (`icon: null`
+clears the icon) says "a string or null".
+
+The size limit is not checked here: BodyLimitMiddleware is the one place (413).
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ class Doc:
     status: int = 200
     response: Any = None  # a type for the success body, or None for "any JSON object"
     errors: tuple[int, ...] = ()
-    query: dict[str, Any] = field(default_factory=dict)  # name -> type
+    query: dict[str, Any] = field(default_factory=dict)  # name -> type (Annotated for Meta)
+    headers: dict[str, Any] = field(default_factory=dict)  # request header name -> type
+    media_type: str = "application/json"  # of the success body
 
 
 DOC_ATTRIBUTE = "__hivelog_doc__"
@@ -59,9 +66,21 @@ def documented(
     response: Any = None,
     errors: tuple[int, ...] = (),
     query: dict[str, Any] | None = None,
+    headers: dict[str, Any] | None = None,
+    media_type: str = "application/json",
 ) -> Callable[[Handler], Handler]:
     """Attach a `Doc` to a handler; the OpenAPI generator reads it from the route."""
-    doc = Doc(summary, body, body_required, status, response, errors, query or {})
+    doc = Doc(
+        summary,
+        body,
+        body_required,
+        status,
+        response,
+        errors,
+        query or {},
+        headers or {},
+        media_type,
+    )
 
     def attach(handler: Handler) -> Handler:
         setattr(handler, DOC_ATTRIBUTE, doc)
@@ -92,15 +111,28 @@ def _field_name(path: str) -> str:
     return path.lstrip(".")
 
 
-def _kind_words(kind: str) -> str:
+def _kind_words(kind: str, *, offer_null: bool = True) -> str:
     words = [_TYPE_WORDS.get(part.strip(), part.strip()) for part in kind.split("|")]
     words = [w for w in words if w != "null"]
     text = " or ".join(words) if words else kind
-    return text + (" or null" if "null" in kind else "")
+    return text + (" or null" if offer_null and "null" in kind else "")
 
 
-def translate(message: str) -> str:
-    """msgspec's validation message in hive's words."""
+def _null_is_absent(model: type[Any] | None, path: str) -> bool:
+    """Whether the top-level field at `path` defaults to None (null = not given)."""
+    if model is None or not isinstance(model, type) or not issubclass(model, msgspec.Struct):
+        return False
+    top = re.match(r"\.(\w+)$", path)
+    if top is None:
+        return False
+    for info in msgspec.structs.fields(model):
+        if info.encode_name == top.group(1):
+            return info.default is None
+    return False
+
+
+def translate(message: str, model: type[Any] | None = None) -> str:
+    """msgspec's validation message in hive's words (`model`: the Struct decoded)."""
     missing = _MISSING.match(message)
     if missing:
         prefix = _field_name(missing.group(2) or "")
@@ -112,9 +144,10 @@ def translate(message: str) -> str:
         if not path:
             return "Request body must be a JSON object" if kind == "object" else message
         name = _field_name(path)
+        words = _kind_words(kind, offer_null=not _null_is_absent(model, "." + name))
         if bound:
-            return f"'{name}' must be {_kind_words(kind)} {bound}"
-        return f"'{name}' must be {_kind_words(kind)}"
+            return f"'{name}' must be {words} {bound}"
+        return f"'{name}' must be {words}"
     return message
 
 
@@ -123,7 +156,7 @@ def decode_model(raw: bytes, model: type[T]) -> T:
     try:
         return msgspec.json.decode(raw, type=model)
     except msgspec.ValidationError as exc:
-        raise RequestError(400, translate(str(exc))) from None
+        raise RequestError(400, translate(str(exc), model)) from None
     except msgspec.DecodeError:
         raise RequestError(400, "Invalid JSON body") from None
 

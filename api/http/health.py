@@ -5,10 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
+from api.http import shapes
+from api.http.contract import documented
 from api.http.responses import JSONResponse
 from api.http.state import parts
 
 
+@documented("Liveness and the log head", response=shapes.Health)
 async def health(request: Request) -> JSONResponse:
     the_parts = parts(request)
     body: dict[str, object] = {

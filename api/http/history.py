@@ -12,13 +12,16 @@ deleted) session is a 404, not an empty 200.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.http import shapes
+from api.http.contract import documented
 from api.http.eventjson import StoredEvent, events_array
 from api.http.responses import JSONResponse, error
 from api.http.state import parts
@@ -109,6 +112,17 @@ def render(rows: list[StoredEvent], fields: dict[str, Any]) -> Response:
     return Response(body, media_type="application/json")
 
 
+@documented(
+    "The newest events (hive's shape), or a page by position cursor",
+    response=shapes.HistoryPage,
+    query={
+        "limit": Annotated[str, Meta(description="1-10000, default 2000 (hive's clamp)")],
+        "before": shapes.Position,
+        "after": shapes.Position,
+        "types": shapes.EventTypes,
+    },
+    errors=(400, 404),
+)
 async def events_history(request: Request) -> Response:
     session_id: str = request.path_params["session_id"]
     try:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.core.service import SessionService
+from api.http.contract import documented
 from api.http.state import parts
 from eventstore import EventStore
 
@@ -83,6 +84,7 @@ class Metrics:
         return data
 
 
+@documented("Prometheus metrics", response=str, media_type="text/plain")
 async def metrics(request: Request) -> Response:
     registry = parts(request).metrics
     return Response(await registry.render(), media_type=CONTENT_TYPE_LATEST)

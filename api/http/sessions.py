@@ -21,7 +21,8 @@ from starlette.routing import Route
 from api.core.colonies import read_colony, read_json, validate_agent_path
 from api.core.queens import default_queen, find_queen, queens_dir
 from api.core.service import SessionService
-from api.http.body import RequestError, read_json_object
+from api.http import shapes
+from api.http.body import RequestError
 from api.http.contract import Body, documented, read_model
 from api.http.responses import JSONResponse
 from api.http.routing import path_session_id, sessions_of
@@ -45,22 +46,6 @@ def next_fire_of(request: Request) -> NextFire:
     """When each trigger fires next, by the scheduler's clock."""
     clock = parts(request).clock
     return lambda state, trigger: next_fire_fields(trigger, clock.now_ms()).get("next_fire_at")
-
-
-def _optional_str(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise RequestError(400, f"'{key}' must be a string")
-    return value
-
-
-def _optional_id(body: dict[str, Any], key: str) -> str | None:
-    value = _optional_str(body, key)
-    if value is not None and not is_valid_id(value):
-        raise RequestError(400, f"Invalid {key} '{value[:200]}'")
-    return value
 
 
 def _queen_of(state: SessionState) -> Queen:
@@ -103,6 +88,7 @@ def _given_id(value: str | None, key: str) -> str | None:
     body=CreateSession,
     body_required=False,
     status=201,
+    response=shapes.LiveSession,
     errors=(400, 404, 409, 413, 415),
 )
 async def create_session(request: Request) -> Response:
@@ -166,6 +152,7 @@ async def create_session(request: Request) -> Response:
     return JSONResponse(views.live_dict(state, time.time()), status_code=201)
 
 
+@documented("Live sessions in creation order", response=shapes.LiveSessions)
 async def list_sessions(request: Request) -> Response:
     """GET /api/sessions: live sessions in creation order."""
     service = sessions_of(request)
@@ -174,6 +161,7 @@ async def list_sessions(request: Request) -> Response:
     return JSONResponse({"sessions": sessions})
 
 
+@documented("Every session on record, newest activity first", response=shapes.HistorySessions)
 async def list_history(request: Request) -> Response:
     """GET /api/sessions/history: every session in the log, newest activity first."""
     service = sessions_of(request)
@@ -183,6 +171,11 @@ async def list_history(request: Request) -> Response:
     return JSONResponse({"sessions": [views.history_entry(s) for s in states]})
 
 
+@documented(
+    "Delete a session and erase its events for good (idempotent)",
+    response=shapes.Deleted,
+    errors=(400,),
+)
 async def delete_history(request: Request) -> Response:
     """DELETE /api/sessions/history/{id}: erase the session's events for good (idempotent)."""
     session_id = path_session_id(request)
@@ -200,6 +193,11 @@ def _known(service: SessionService, session_id: str) -> SessionState:
     return state
 
 
+@documented(
+    "A live session's detail, or a cold session's info",
+    response=shapes.SessionInfo,
+    errors=(400, 404),
+)
 async def get_session(request: Request) -> Response:
     """GET /api/sessions/{id}: LiveSessionDetail when live, cold info when known, else 404."""
     session_id = path_session_id(request)
@@ -209,6 +207,7 @@ async def get_session(request: Request) -> Response:
     return JSONResponse(views.detail_dict(state, time.time(), next_fire_of(request)))
 
 
+@documented("Stop a live session", response=shapes.Stopped, errors=(400, 404, 409))
 async def stop_session(request: Request) -> Response:
     """DELETE /api/sessions/{id}: live -> cold; the session stays in the log."""
     session_id = path_session_id(request)
@@ -219,18 +218,31 @@ async def stop_session(request: Request) -> Response:
     return JSONResponse({"session_id": session_id, "stopped": True})
 
 
+class LoadColony(Body):
+    """POST /api/sessions/{id}/colony. `agent_path` is required (hive's own check and
+    text: `agent_path is required`, also for "" and null)."""
+
+    agent_path: str | None = None
+    colony_id: str | None = None
+    model: str | None = None  # accepted, checked, and not used (as in hive)
+
+
+@documented(
+    "Load a colony into the session",
+    body=LoadColony,
+    response=shapes.LiveSession,
+    errors=(400, 404, 409, 413, 415),
+)
 async def load_colony(request: Request) -> Response:
     """POST /api/sessions/{id}/colony `{agent_path, colony_id?, model?}`."""
     session_id = path_session_id(request)
     service = sessions_of(request)
     commands.require_live(service.get(session_id), session_id)
-    body = await read_json_object(request)
-    raw_path = body.get("agent_path")
-    if raw_path in (None, ""):
+    body = await read_model(request, LoadColony)
+    if not body.agent_path:
         raise RequestError(400, "agent_path is required")
-    folder = validate_agent_path(raw_path, parts(request).settings.agents_roots)
-    colony_id = _optional_id(body, "colony_id")
-    _optional_str(body, "model")
+    folder = validate_agent_path(body.agent_path, parts(request).settings.agents_roots)
+    colony_id = _given_id(body.colony_id, "colony_id")
     facts = await _read_colony(folder, colony_id, str(folder))
     now = time.time()
     state = await service.execute(
@@ -239,6 +251,11 @@ async def load_colony(request: Request) -> Response:
     return JSONResponse(views.live_dict(state, time.time()))
 
 
+@documented(
+    "Unload the session's colony (its triggers first)",
+    response=shapes.ColonyUnloaded,
+    errors=(400, 404, 409),
+)
 async def unload_colony(request: Request) -> Response:
     """DELETE /api/sessions/{id}/colony: remove its triggers, then the colony."""
     session_id = path_session_id(request)
@@ -249,6 +266,7 @@ async def unload_colony(request: Request) -> Response:
     return JSONResponse({"session_id": session_id, "colony_unloaded": True})
 
 
+@documented("The session's folder path (creates nothing)", response=shapes.Revealed)
 async def reveal(request: Request) -> Response:
     """POST /api/sessions/{id}/reveal: hive's session folder path. A server opens no
     file manager and creates nothing; the path is where hive keeps that session."""
@@ -262,11 +280,15 @@ def _live(request: Request) -> SessionState:
     return commands.require_live(sessions_of(request).get(session_id), session_id)
 
 
+@documented("Runtime stats ({} with no colony)", errors=(400, 404, 409))
 async def stats(request: Request) -> Response:
     """GET /api/sessions/{id}/stats: hive's runtime stats shape, `{}` with no colony."""
     return JSONResponse(views.stats_dict(_live(request)))
 
 
+@documented(
+    "Entry points with next-fire times", response=shapes.EntryPoints, errors=(400, 404, 409)
+)
 async def entry_points(request: Request) -> Response:
     """GET /api/sessions/{id}/entry-points."""
     state = _live(request)
@@ -274,6 +296,7 @@ async def entry_points(request: Request) -> Response:
     return JSONResponse({"entry_points": points})
 
 
+@documented("The session's colony ids", response=shapes.Colonies, errors=(400, 404, 409))
 async def colonies(request: Request) -> Response:
     """GET /api/sessions/{id}/colonies: `[colony_id]`, or `[]` with no colony."""
     state = _live(request)

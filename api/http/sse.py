@@ -23,14 +23,17 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Annotated, Any
 
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from api.core.tasks import stop_task
+from api.http import shapes
+from api.http.contract import documented
 from api.http.eventjson import event_json
 from api.http.history import QueryError, parse_position, parse_types, session_stream_info
 from api.http.responses import error
@@ -328,6 +331,17 @@ class EventStream(Response):
         return max(head, page.events[-1].position) if page.events else head
 
 
+SSE_BODY = Annotated[
+    str,
+    Meta(
+        description="`id: <position>` and `data: <HistoryEvent JSON>` messages, "
+        "`: keepalive` comments"
+    ),
+]
+SSE_QUERY: dict[str, Any] = {"types": shapes.EventTypes, "after": shapes.Position}
+SSE_HEADERS: dict[str, Any] = {"Last-Event-ID": shapes.Position}
+
+
 async def _wait_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -354,10 +368,26 @@ async def _open(request: Request, session_id: str | None) -> Response:
     return EventStream(hub, client, cursor)
 
 
+@documented(
+    "Live events of one session (SSE), resumable",
+    response=SSE_BODY,
+    media_type="text/event-stream",
+    query=SSE_QUERY,
+    headers=SSE_HEADERS,
+    errors=(400, 404),
+)
 async def session_events(request: Request) -> Response:
     return await _open(request, request.path_params["session_id"])
 
 
+@documented(
+    "Live events of every session (SSE), resumable",
+    response=SSE_BODY,
+    media_type="text/event-stream",
+    query=SSE_QUERY,
+    headers=SSE_HEADERS,
+    errors=(400,),
+)
 async def all_events(request: Request) -> Response:
     return await _open(request, None)
 

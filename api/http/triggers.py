@@ -12,13 +12,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+from msgspec import UNSET, UnsetType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from api.core.clock import Clock
 from api.core.service import SessionService
-from api.http.body import read_json_object
+from api.http import shapes
+from api.http.contract import Body, documented, read_model
 from api.http.responses import JSONResponse
 from api.http.state import parts
 from eventstore import NewEvent
@@ -79,6 +82,11 @@ def trigger_view(state: SessionState, trigger: TriggerState, now_ms: int) -> dic
     return view
 
 
+@documented(
+    "The session's triggers (the authoritative projection)",
+    response=shapes.Triggers,
+    errors=(404,),
+)
 async def list_triggers(request: Request) -> Response:
     session_id, _ = _ids(request)
     state = service_of(request).get(session_id)
@@ -89,12 +97,27 @@ async def list_triggers(request: Request) -> Response:
     return JSONResponse({"session_id": session_id, "live": state.live, "triggers": views})
 
 
+class UpdateTrigger(Body):
+    """PATCH …/triggers/{trigger_id}: at least one of the two (the decider checks,
+    with the config merged and validated in full before anything changes)."""
+
+    task: str | UnsetType = UNSET
+    trigger_config: dict[str, Any] | None = None  # null: leave the config as it is
+
+
+@documented(
+    "Change a trigger's task or config",
+    body=UpdateTrigger,
+    response=shapes.TriggerUpdated,
+    errors=(400, 404, 409, 413, 415),
+)
 async def update_trigger(request: Request) -> Response:
     session_id, trigger_id = _ids(request)
     service = service_of(request)
     tc.find_trigger(service.get(session_id), session_id, trigger_id)  # 404s before the body
-    body = await read_json_object(request)
-    cmd = tc.UpdateTrigger(body=body, now=clock_of(request).now())
+    body = await read_model(request, UpdateTrigger)
+    given = msgspec.to_builtins(body)  # UNSET fields are left out: "task" in given
+    cmd = tc.UpdateTrigger(body=given, now=clock_of(request).now())
     state = await service.execute(
         session_id, lambda st: tc.decide_update(st, session_id, trigger_id, cmd)
     )
@@ -126,14 +149,17 @@ async def _switch(
     return JSONResponse({"status": outcome["status"], "trigger_id": trigger_id})
 
 
+@documented("Activate a trigger", response=shapes.TriggerStatus, errors=(400, 404, 409))
 async def activate_trigger(request: Request) -> Response:
     return await _switch(request, tc.decide_activate, "activated", "already_active")
 
 
+@documented("Deactivate a trigger", response=shapes.TriggerStatus, errors=(404, 409))
 async def deactivate_trigger(request: Request) -> Response:
     return await _switch(request, tc.decide_deactivate, "deactivated", "already_inactive")
 
 
+@documented("Fire a trigger now", response=shapes.TriggerStatus, errors=(400, 404, 409))
 async def run_trigger(request: Request) -> Response:
     session_id, trigger_id = _ids(request)
     now = clock_of(request).now()
