@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from api.core.announce import Started, ready_line
@@ -25,6 +26,7 @@ from api.core.version import hivelog_version
 from api.http import agents, health, history, metrics, openapi, sessions, sse, triggers, webhooks
 from api.http.errors import EXCEPTION_HANDLERS
 from api.http.middleware import middleware_for
+from api.http.request_metrics import RequestMetrics, RequestMetricsMiddleware
 from api.http.state import Parts
 from eventstore import open_store
 
@@ -40,7 +42,7 @@ ROUTES: list[BaseRoute] = [
     *webhooks.routes,
     *history.routes,
     *sse.routes,
-    *openapi.routes,
+    *openapi.routes,  # its document is generated from the app's routes when first asked
 ]
 
 
@@ -49,6 +51,7 @@ def create_app(
 ) -> Starlette:
     """The ASGI app; `clock` is injectable for tests (the real clock otherwise).
     `address` is where the server listens, for the start-up line."""
+    requests = RequestMetrics()  # fed by the outermost middleware, shown by /metrics
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -82,7 +85,7 @@ def create_app(
             stack.push_async_callback(hub.stop)
             stack.callback(sse.chain_exit_signals(hub))
 
-            registry = metrics.Metrics(store, service, hub)
+            registry = metrics.Metrics(store, service, hub, requests)
             store.on_commit.append(registry.on_commit)
             stack.callback(store.on_commit.remove, registry.on_commit)
 
@@ -115,7 +118,10 @@ def create_app(
 
     return Starlette(
         routes=ROUTES,
-        middleware=middleware_for(settings),
+        middleware=[
+            Middleware(RequestMetricsMiddleware, metrics=requests),
+            *middleware_for(settings),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

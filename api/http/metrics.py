@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from api.core.service import SessionService
 from api.http.contract import documented
+from api.http.request_metrics import RequestMetrics
 from api.http.state import parts
 from eventstore import EventStore
 
@@ -31,10 +32,17 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
 class Metrics:
     """The service's Prometheus metrics."""
 
-    def __init__(self, store: EventStore, sessions: SessionService, hub: Hub) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        sessions: SessionService,
+        hub: Hub,
+        requests: RequestMetrics | None = None,
+    ) -> None:
         self.store = store
         self.sessions = sessions
         self.hub = hub
+        self.requests = requests  # HTTP request counts, recorded by their middleware
         self.registry = CollectorRegistry(auto_describe=True)
         self.appends = Counter(
             "hivelog_appends",
@@ -81,6 +89,8 @@ class Metrics:
         self.head_position.set(head)
         self.projection_lag.set(max(head - self.sessions.position, 0))
         data: bytes = generate_latest(self.registry)
+        if self.requests is not None:
+            data += self.requests.render()
         return data
 
 
