@@ -29,7 +29,7 @@ from api.http.body import read_body
 from api.http.contract import documented
 from api.http.responses import JSONResponse, error
 from api.http.triggers import clock_of, service_of
-from eventstore import DuplicateEventId
+from eventstore import DuplicateEventId, InvalidEvent
 from projections.errors import DomainError
 from projections.schedule import FIRE_NAMESPACE, WEBHOOK_METHODS
 from projections.trigger_commands import WebhookHit, decide_webhook, webhook_matches
@@ -143,6 +143,10 @@ async def receive(request: Request) -> Response:
         except DuplicateEventId:
             duplicates.append(ref)
             continue
+        except InvalidEvent as exc:
+            # Within the HTTP cap, but with its headers too big for one event (1 MiB):
+            # refused whole, like any other oversized body (every trigger gets the same).
+            return error(413, f"Webhook too large to record: {exc}")
         except DomainError:
             continue  # the session went away meanwhile
         if before is not None and state.version == before.version:
