@@ -39,6 +39,7 @@ def test_requests_counted_by_route_template_and_status(db_url: str, tmp_path: Pa
         assert c.get("/api/sessions/no-such-session", headers=TOKEN).status_code == 404
         assert c.get(f"/api/sessions/{sid}").status_code == 401  # no token: refused early
         assert c.get("/nowhere/at/all", headers=TOKEN).status_code == 404
+        assert c.request("BREW", "/api/sessions", headers=TOKEN).status_code == 405
         text = c.get("/metrics", headers=TOKEN).text
 
     samples = request_samples(text)
@@ -48,6 +49,7 @@ def test_requests_counted_by_route_template_and_status(db_url: str, tmp_path: Pa
     assert counts[("GET", "/api/sessions/{session_id}", "404")] == 1
     assert counts[("GET", "/api/sessions/{session_id}", "401")] == 1
     assert counts[("GET", "<unmatched>", "404")] == 1
+    assert counts[("OTHER", "/api/sessions", "405")] == 1  # methods are a bounded set too
     assert counts[("GET", "/api/health", "200")] >= 1  # the fixture's readiness probe
     timed = {k[1:]: v for k, v in samples.items() if k[0].endswith("_seconds_count")}
     assert timed[("POST", "/api/sessions", "201")] == 3
@@ -56,3 +58,4 @@ def test_requests_counted_by_route_template_and_status(db_url: str, tmp_path: Pa
     )
     # never the raw path: ids stay out of the labels
     assert sid not in text and "no-such-session" not in text and "nowhere" not in text
+    assert "BREW" not in text
