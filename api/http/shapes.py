@@ -201,4 +201,7 @@ Discovered = dict[str, list[dict[str, Any]]]  # category -> agent folders
 Position = Annotated[
     str, Meta(pattern="^[0-9]{1,18}$", description="a global log position (integer)")
 ]
-EventTypes = Annotated[str, Meta(description="comma-separated event types; `*` means all")]
+EventTypes = Annotated[str, Meta(description="only these event types, comma-separated")]
+StreamTypes = Annotated[
+    str, Meta(description="comma-separated event types; default hive's list, `*` means all")
+]

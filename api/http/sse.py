@@ -338,7 +338,7 @@ SSE_BODY = Annotated[
         "`: keepalive` comments"
     ),
 ]
-SSE_QUERY: dict[str, Any] = {"types": shapes.EventTypes, "after": shapes.Position}
+SSE_QUERY: dict[str, Any] = {"types": shapes.StreamTypes, "after": shapes.Position}
 SSE_HEADERS: dict[str, Any] = {"Last-Event-ID": shapes.Position}
 
 
