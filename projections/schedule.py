@@ -102,7 +102,7 @@ def sane_ms(value: object) -> bool:
 def _parse_timer(key: bytes) -> Schedule | None:
     try:
         return _schedule_of(validate_timer_config(orjson.loads(key)))
-    except (ConfigError, orjson.JSONDecodeError, *ARITHMETIC_ERRORS):
+    except (ConfigError, orjson.JSONDecodeError, TypeError, *ARITHMETIC_ERRORS):
         return None  # the validator bounds every number; this is the second line
 
 
@@ -110,7 +110,8 @@ def _schedule_of(valid: dict[str, Any]) -> Schedule:
     cron = valid.get("cron") or None
     interval: float = valid.get("interval_minutes") or 0.0
     tz_name = valid.get("timezone")
-    grace = valid.get("misfire_grace_seconds", DEFAULT_GRACE_SECONDS)
+    grace = valid.get("misfire_grace_seconds")
+    grace = DEFAULT_GRACE_SECONDS if grace is None else grace  # null means the default
     return Schedule(
         cron=cron,
         interval_ms=None if cron else round(interval * 60_000),

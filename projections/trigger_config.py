@@ -65,9 +65,10 @@ def _bounded(
 # -- JSON-safety of the whole config ------------------------------------------------------
 
 
-def json_problem(value: object, *, max_depth: int, max_items: int) -> str | None:
-    """Why `value` cannot be stored as JSON in the log, or None. Iterative (no recursion,
-    whatever the nesting): depth, item count, 64-bit integers, finite floats, str keys."""
+def json_problem(value: object, *, max_depth: int, max_items: int) -> tuple[str, str] | None:
+    """(where, why) `value` cannot be stored as JSON in the log, or None. Iterative (no
+    recursion, whatever the nesting): depth, item count, 64-bit integers, finite floats,
+    str keys. `where` is a path like `a.b[2]` ("" for the value itself)."""
     stack: list[tuple[object, int, str]] = [(value, 0, "")]
     items = 0
     while stack:
@@ -76,35 +77,39 @@ def json_problem(value: object, *, max_depth: int, max_items: int) -> str | None
             continue
         if isinstance(item, int):
             if not -MAX_JSON_INT - 1 <= item <= MAX_JSON_INT:
-                return f"{where or 'value'} is outside the 64-bit integer range"
+                return where, "is outside the 64-bit integer range"
             continue
         if isinstance(item, float):
             if not math.isfinite(item):
-                return f"{where or 'value'} must be a finite number"
+                return where, "must be a finite number"
             continue
         if isinstance(item, (dict, list)):
             if depth >= max_depth:
-                return f"{where or 'value'} is nested deeper than {max_depth} levels"
+                return where, f"is nested deeper than {max_depth} levels"
             items += len(item)
             if items > max_items:
-                return f"more than {max_items} keys and items"
+                return "", f"has more than {max_items} keys and items"
             if isinstance(item, dict):
                 for key, child in item.items():
                     if not isinstance(key, str):
-                        return f"{where or 'value'} has a non-string key"
+                        return where, "has a non-string key"
                     stack.append((child, depth + 1, f"{where}.{key}" if where else key))
             else:
                 for index, child in enumerate(item):
                     stack.append((child, depth + 1, f"{where}[{index}]"))
             continue
-        return f"{where or 'value'} is not a JSON value"
+        return where, "is not a JSON value"
     return None
 
 
 def _check_json(config: Mapping[str, Any]) -> None:
     problem = json_problem(dict(config), max_depth=MAX_CONFIG_DEPTH, max_items=MAX_CONFIG_KEYS)
     if problem is not None:
-        raise ConfigError(f"'trigger_config': {problem}")
+        where, why = problem
+        name = f"trigger_config.{where}" if where else "trigger_config"
+        if len(name) > 120:
+            name = name[:117] + "..."
+        raise ConfigError(f"'{name}' {why}")
 
 
 # -- timers (hive §3.3 order and texts; our own keys and bounds after hive's) ------------
