@@ -35,7 +35,7 @@ NUMERIC_FIELDS = {
     "timer": ("interval_minutes", "misfire_grace_seconds"),
     "webhook": ("port",),
 }
-BASE = {"timer": {"interval_minutes": 5}, "webhook": {"path": "/hook"}}
+BASE: dict[str, dict[str, Any]] = {"timer": {"interval_minutes": 5}, "webhook": {"path": "/hook"}}
 # every JSON number (and what Python's json module also yields: inf, nan, huge ints), bools
 NUMBERS = st.one_of(
     st.integers(min_value=-(2**80), max_value=2**80),
@@ -91,11 +91,6 @@ def test_bounds_themselves_are_accepted() -> None:
 def test_patch_merge_goes_through_the_same_bounds() -> None:
     with pytest.raises(ConfigError, match="interval_minutes"):
         merge_config("timer", {"interval_minutes": 5}, {"interval_minutes": 1e305})
-
-
-def _trigger(config: dict[str, Any], **kw: Any) -> TriggerState:
-    fields: dict[str, Any] = {"active": True, "anchor_at": NOW - 3_600_000, **kw}
-    return TriggerState(id="t", trigger_type="timer", trigger_config=config, **fields)
 
 
 def _exercise(config: dict[str, Any], trigger_type: str, **kw: Any) -> None:
