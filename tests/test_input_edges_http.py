@@ -355,3 +355,40 @@ def test_bad_values_already_in_the_log_never_stop_the_scheduler_or_a_view(tmp_pa
             assert all(t["fire_count"] == 0 for t in r.json()["triggers"])
     finally:
         server.stop()
+
+
+# -- sizes that add up, and queens -------------------------------------------------------
+
+
+def test_files_that_fit_alone_but_not_together_are_400_naming_the_folder(served: Served) -> None:
+    big = "x" * (255 * 1024)  # each file under its 256 KiB limit; 4 copies are over 1 MiB
+    folder = served.colony(triggers=[{**TIMER, "task": big}], metadata={"notes": big})
+    worker = {"name": "researcher", "description": big, "intro_message": "hi"}
+    (folder / "researcher.json").write_text(json.dumps(worker))
+    served.refused(
+        "POST",
+        "/api/sessions",
+        400,
+        str(folder),
+        "worker_colony_loaded",
+        json={"agent_path": str(folder)},
+    )
+    (folder / "metadata.json").write_text(json.dumps({"notes": "small"}))
+    r = served.client.post("/api/sessions", json={"agent_path": str(folder)})
+    assert r.status_code == 201, r.text[:300]  # 2 x description + task fit
+
+
+def test_symlinked_queen_profile_is_400_naming_it(served: Served) -> None:
+    queen = served.env.hive_home / "agents" / "queens" / "queen_linked"
+    queen.mkdir(parents=True)
+    (queen / "profile.yaml").symlink_to(served.outside / "secret.json")
+    served.refused(
+        "POST", "/api/sessions", 400, "profile.yaml", json={"queen_name": "queen_linked"}
+    )
+    outside_queen = served.outside / "queen_elsewhere"
+    outside_queen.mkdir()
+    (outside_queen / "profile.yaml").write_text(f"name: {SECRET}\n")
+    (queen.parent / "queen_elsewhere").symlink_to(outside_queen, target_is_directory=True)
+    served.refused(
+        "POST", "/api/sessions", 400, "queen_elsewhere", json={"queen_name": "queen_elsewhere"}
+    )

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
+
 from api.core.agent_files import (
     MAX_AGENT_FILE_BYTES,
     MAX_TRIGGERS_FILE_BYTES,
@@ -28,7 +30,8 @@ from api.core.agent_files import (
     path_too_long,
     read_agent_json,
 )
-from projections.commands import ColonyFacts
+from eventstore import MAX_EVENT_BYTES
+from projections.commands import ColonyFacts, colony_events
 from projections.errors import Invalid
 from projections.ids import is_valid_id
 from projections.trigger_config import ConfigError, validate_config
@@ -39,6 +42,7 @@ RESERVED_STEMS = frozenset({"agent", "flowchart", "triggers", "configuration", "
 TRIGGER_TYPES = frozenset({"timer", "webhook"})
 CATEGORY = "Your Agents"
 MAX_TRIGGERS: Final = 1000  # entries in triggers.json: 2 events each, one append of <= 10,000
+LOADED_EVENT_BUDGET: Final = MAX_EVENT_BYTES - 16 * 1024  # room for the envelope's ids
 MAX_WORKER_FILES: Final = 100  # worker json files one folder may hold (discover reads all)
 
 
@@ -167,7 +171,7 @@ def read_colony(folder: Path, colony_id: str | None = None) -> ColonyFacts:
     info = agent_info(worker_path.stem, worker, folder)
     metadata = read_json(folder / "metadata.json", {})
     cid = colony_id or folder.name
-    return ColonyFacts(
+    facts = ColonyFacts(
         colony_id=cid,
         colony_name=str(info["name"]) or cid,
         agent_path=str(folder),
@@ -180,6 +184,20 @@ def read_colony(folder: Path, colony_id: str | None = None) -> ColonyFacts:
         metadata=metadata if isinstance(metadata, dict) else {},
         triggers=tuple(read_triggers(folder)),
     )
+    check_recordable(facts, folder)
+    return facts
+
+
+def check_recordable(facts: ColonyFacts, folder: Path) -> None:
+    """The facts fit one `worker_colony_loaded` event (a worker's description is recorded
+    twice, so per-file limits alone do not guarantee it): else a 400 naming the folder."""
+    loaded = colony_events(facts, 0.0)[0]
+    size = len(orjson.dumps(loaded.data))
+    if size > LOADED_EVENT_BUDGET:
+        raise AgentFileError(
+            f"{folder}: its worker, metadata.json and triggers.json add up to {size} bytes "
+            f"in worker_colony_loaded; the limit is {LOADED_EVENT_BUDGET}"
+        )
 
 
 def write_metadata(folder: Path, changes: dict[str, Any]) -> dict[str, Any]:
