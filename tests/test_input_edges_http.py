@@ -4,6 +4,8 @@ file, and the log's head does not move (nothing appended)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import time
@@ -391,4 +393,33 @@ def test_symlinked_queen_profile_is_400_naming_it(served: Served) -> None:
     (queen.parent / "queen_elsewhere").symlink_to(outside_queen, target_is_directory=True)
     served.refused(
         "POST", "/api/sessions", 400, "queen_elsewhere", json={"queen_name": "queen_elsewhere"}
+    )
+
+
+def _signed(body: bytes, content_type: str) -> dict[str, str]:
+    digest = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={digest}", "content-type": content_type}
+
+
+def test_webhook_payload_too_deep_to_record_is_400(served: Served) -> None:
+    body = ('{"a":' + nested(300) + "}").encode()
+    served.refused(
+        "POST",
+        "/api/webhooks/signed",
+        400,
+        "nested too deeply",
+        content=body,
+        headers=_signed(body, "application/json"),
+    )
+
+
+def test_webhook_payload_too_large_once_escaped_is_413(served: Served) -> None:
+    body = b"\x01" * (600 * 1024)  # under the 1 MiB body limit; 6 bytes each as JSON
+    served.refused(
+        "POST",
+        "/api/webhooks/signed",
+        413,
+        "the limit is",
+        content=body,
+        headers=_signed(body, "text/plain"),
     )

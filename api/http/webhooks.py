@@ -28,7 +28,7 @@ from api.http.body import RequestError, read_body
 from api.http.responses import JSONResponse, error
 from api.http.state import parts
 from api.http.triggers import clock_of, service_of
-from eventstore import DuplicateEventId
+from eventstore import MAX_EVENT_BYTES, DuplicateEventId
 from projections.errors import DomainError
 from projections.schedule import FIRE_NAMESPACE, WEBHOOK_METHODS
 from projections.trigger_commands import WebhookHit, decide_webhook, webhook_matches
@@ -40,6 +40,7 @@ _SECRET_HEADER = re.compile(
     re.IGNORECASE,
 )
 REDACTED = "[redacted]"
+RECORD_BUDGET = MAX_EVENT_BYTES - 16 * 1024  # what a hit may take of one event (1 MiB)
 
 
 def recorded_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
@@ -70,6 +71,18 @@ def _payload(body: bytes, content_type: str) -> Any:
         except orjson.JSONDecodeError:
             pass
     return body.decode("utf-8", errors="replace")
+
+
+def unrecordable(headers: dict[str, str], payload: Any, query: dict[str, str]) -> Response | None:
+    """A 4xx when the hit cannot be stored as one event (JSON nested deeper than the
+    encoder allows, or escaping made it larger than the per-event limit), else None."""
+    try:
+        size = len(orjson.dumps({"headers": headers, "payload": payload, "query": query}))
+    except TypeError:
+        return error(400, "Webhook payload cannot be recorded: JSON nested too deeply")
+    if size > RECORD_BUDGET:
+        return error(413, f"Webhook request of {size} bytes as JSON; the limit is {RECORD_BUDGET}")
+    return None
 
 
 def _delivery_ids(
@@ -128,6 +141,8 @@ async def receive(request: Request) -> Response:
     headers = recorded_headers(request.headers.items())
     content = _payload(body, request.headers.get("content-type", ""))
     query = dict(request.query_params)
+    if (refusal := unrecordable(headers, content, query)) is not None:
+        return refusal
     now = clock_of(request).now()
     fired: list[dict[str, str]] = []
     skipped: list[dict[str, str]] = []
