@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.core.agent_files import json_depth
+from api.core.agent_files import json_depth, value_depth
 from projections.schedule import (
     MAX_SLOT_MS,
     next_due,
@@ -180,3 +180,5 @@ def test_slots_stop_at_the_last_representable_instant() -> None:
 )
 def test_json_depth_ignores_brackets_in_strings(raw: bytes, depth: int) -> None:
     assert json_depth(raw) == depth
+    if depth <= 1024:  # orjson's own limit: deeper input never parses
+        assert value_depth(orjson.loads(raw)) == depth

@@ -63,6 +63,20 @@ def json_depth(data: bytes) -> int:
     return deepest
 
 
+def value_depth(value: object) -> int:
+    """The nesting depth of a parsed JSON value, iteratively (no recursion)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest
+
+
 def path_too_long(path: Path) -> str | None:
     """Why the OS would answer ENAMETOOLONG for `path`, or None."""
     if len(os.fsencode(path)) > PATH_MAX:
@@ -125,13 +139,21 @@ def read_agent_bytes(path: Path, limit: int = MAX_AGENT_FILE_BYTES) -> bytes | N
 
 def read_agent_json(path: Path, default: Any, limit: int = MAX_AGENT_FILE_BYTES) -> Any:
     """The parsed JSON of `path`; `default` when missing or not JSON (hive's leniency).
-    Refuses what `read_agent_bytes` refuses, and nesting deeper than MAX_JSON_DEPTH."""
+    Refuses what `read_agent_bytes` refuses, and nesting deeper than MAX_JSON_DEPTH.
+
+    orjson stops by itself at 1024 levels (JSONDecodeError, never RecursionError), so
+    parsing first is safe; the raw-byte scan runs only when parsing failed, to tell a
+    too-deep file (refused) from a malformed one (absent). That keeps the common case
+    at orjson's speed (the scan costs several times the parse)."""
     data = read_agent_bytes(path, limit)
     if data is None:
         return default
-    if json_depth(data) > MAX_JSON_DEPTH:
-        raise AgentFileError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return default
+        value, depth = default, json_depth(data)
+    else:
+        depth = value_depth(value)
+    if depth > MAX_JSON_DEPTH:
+        raise AgentFileError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value

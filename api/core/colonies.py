@@ -80,7 +80,9 @@ def worker_configs(folder: Path) -> list[Path]:
             names = sorted(
                 e.name
                 for e in entries
-                if e.name.endswith(".json") and not e.is_dir(follow_symlinks=False)
+                if e.name.endswith(".json")
+                and not e.name.startswith(".")  # our own temp files (write_metadata)
+                and not e.is_dir(follow_symlinks=False)
             )
     except OSError:
         return []
