@@ -19,39 +19,49 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import heapq
-import math
-import re
 import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import orjson
 from croniter import croniter
-from croniter.croniter import CroniterBadCronError, CroniterBadDateError
+from croniter.croniter import CroniterBadDateError
 
-MISFIRE_POLICIES: Final = ("fire_once", "skip", "fire_all")
+from projections.trigger_config import (  # re-exported: callers validate through here too
+    MIN_INTERVAL_MS,
+    MISFIRE_POLICIES,
+    WEBHOOK_METHODS,
+    ConfigError,
+    merge_config,
+    validate_config,
+    validate_timer_config,
+    validate_webhook_config,
+)
+
+__all__ = [
+    "MIN_INTERVAL_MS",
+    "MISFIRE_POLICIES",
+    "WEBHOOK_METHODS",
+    "ConfigError",
+    "merge_config",
+    "validate_config",
+    "validate_timer_config",
+    "validate_webhook_config",
+]
+
 DEFAULT_MISFIRE: Final = "fire_once"
 DEFAULT_GRACE_SECONDS: Final = 60.0
 MIN_GRACE_MS: Final = 1000  # scheduling jitter below this is never a misfire, whatever the config
 FIRE_ALL_CAP: Final = 100  # fire_all replays at most this many missed slots (hive HEAD lists 100)
 COUNT_LIMIT: Final = 100_000  # missed cron slots counted exactly up to this many
-MIN_INTERVAL_MS: Final = 100  # below this a timer would flood the log
-WEBHOOK_METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 DST_MARGIN: Final = dt.timedelta(hours=3)  # wider than any DST gap in the tz database
 FIRE_NAMESPACE: Final = uuid.UUID("6f1d8a4e-2b0c-5e7a-9a51-3c1e0b7d4f10")
-_RANDOM_FIELD = re.compile(r"(?:^|[\s,])R(?:[\s,(]|$)")
 _EPOCH = dt.datetime(1970, 1, 1)
-
-
-class ConfigError(ValueError):
-    """A trigger_config refused before anything changes; `message` is the 400 body's text."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+MAX_SLOT_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: datetime's last instant
+ARITHMETIC_ERRORS: Final = (OverflowError, ValueError, OSError, ArithmeticError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,108 +75,6 @@ class Schedule:
     @property
     def wildcard_hour(self) -> bool:
         return self.cron is not None and _hour_is_wildcard(self.cron)
-
-
-# -- validation (hive §3.3 order and texts; our own keys after hive's) ---------------
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_cron(expr: str) -> None:
-    if not croniter.is_valid(expr) or _RANDOM_FIELD.search(expr):
-        raise ConfigError(f"Invalid cron expression: {expr}")
-    try:
-        croniter(expr, dt.datetime(2026, 1, 1), max_years_between_matches=30).get_next(dt.datetime)
-    except (CroniterBadDateError, CroniterBadCronError, ValueError, KeyError):
-        raise ConfigError(f"Invalid cron expression: {expr} (it never fires)") from None
-
-
-def _check_timezone(config: Mapping[str, Any]) -> None:
-    name = config.get("timezone")
-    if name is None:
-        return
-    if not isinstance(name, str):
-        raise ConfigError("'trigger_config.timezone' must be a string")
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"Unknown time zone: '{name}'") from None
-
-
-def _check_misfire(config: Mapping[str, Any]) -> None:
-    policy = config.get("misfire")
-    if policy is not None and policy not in MISFIRE_POLICIES:
-        raise ConfigError(f"'trigger_config.misfire' must be one of {', '.join(MISFIRE_POLICIES)}")
-    grace = config.get("misfire_grace_seconds")
-    if grace is not None and not (_is_number(grace) and math.isfinite(grace) and grace >= 0):
-        raise ConfigError("'trigger_config.misfire_grace_seconds' must be a number >= 0")
-
-
-def validate_timer_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """hive's timer checks, in its order; a valid cron drops `interval_minutes` (cron wins)."""
-    merged = dict(config)
-    cron = merged.get("cron")
-    interval = merged.get("interval_minutes")
-    if cron is not None and not isinstance(cron, str):
-        raise ConfigError("'trigger_config.cron' must be a string")
-    if cron:
-        _check_cron(cron)
-        merged.pop("interval_minutes", None)
-    elif interval is None:
-        raise ConfigError("Timer trigger needs 'cron' or 'interval_minutes' in trigger_config.")
-    elif not (_is_number(interval) and math.isfinite(interval)) or interval <= 0:
-        raise ConfigError("'trigger_config.interval_minutes' must be > 0")
-    elif interval * 60_000 < MIN_INTERVAL_MS:
-        raise ConfigError(
-            f"'trigger_config.interval_minutes' must be at least {MIN_INTERVAL_MS / 60_000:.7f} "
-            f"({MIN_INTERVAL_MS} ms)"
-        )
-    _check_timezone(merged)
-    _check_misfire(merged)
-    return merged
-
-
-def validate_webhook_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """hive's set_trigger checks (path, methods), plus secret and port types."""
-    merged = dict(config)
-    path = merged.get("path")
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise ConfigError("'trigger_config.path' must be a string starting with '/'")
-    methods = merged.get("methods", ["POST"])
-    if (
-        not isinstance(methods, list)
-        or not methods
-        or not all(isinstance(m, str) and m.upper() in WEBHOOK_METHODS for m in methods)
-    ):
-        raise ConfigError(
-            f"'trigger_config.methods' must be a list of {', '.join(WEBHOOK_METHODS)}"
-        )
-    secret = merged.get("secret")
-    if secret is not None and not isinstance(secret, str):
-        raise ConfigError("'trigger_config.secret' must be a string")
-    port = merged.get("port")
-    if port is not None and (not isinstance(port, int) or isinstance(port, bool)):
-        raise ConfigError("'trigger_config.port' must be an integer")
-    return merged
-
-
-def validate_config(trigger_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    if trigger_type == "timer":
-        return validate_timer_config(config)
-    if trigger_type == "webhook":
-        return validate_webhook_config(config)
-    return dict(config)
-
-
-def merge_config(trigger_type: str, current: Mapping[str, Any], update: object) -> dict[str, Any]:
-    """PATCH's shallow merge (a `null` value removes the key), then full validation."""
-    if not isinstance(update, dict):
-        raise ConfigError("'trigger_config' must be an object")
-    merged = {**current, **update}
-    merged = {k: v for k, v in merged.items() if v is not None}
-    return validate_config(trigger_type, merged)
 
 
 # -- schedules -----------------------------------------------------------------------
@@ -185,17 +93,25 @@ def parse_schedule(trigger_type: str, config: Mapping[str, Any]) -> Schedule | N
     return _parse_timer(key)
 
 
+def sane_ms(value: object) -> bool:
+    """An epoch-ms value the arithmetic and the log can hold: an int in [1970, 9999]."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SLOT_MS
+
+
 @functools.lru_cache(maxsize=8192)
 def _parse_timer(key: bytes) -> Schedule | None:
-    config = orjson.loads(key)
     try:
-        valid = validate_timer_config(config)
-    except ConfigError:
-        return None
+        return _schedule_of(validate_timer_config(orjson.loads(key)))
+    except (ConfigError, orjson.JSONDecodeError, TypeError, *ARITHMETIC_ERRORS):
+        return None  # the validator bounds every number; this is the second line
+
+
+def _schedule_of(valid: dict[str, Any]) -> Schedule:
     cron = valid.get("cron") or None
     interval: float = valid.get("interval_minutes") or 0.0
     tz_name = valid.get("timezone")
-    grace = valid.get("misfire_grace_seconds", DEFAULT_GRACE_SECONDS)
+    grace = valid.get("misfire_grace_seconds")
+    grace = DEFAULT_GRACE_SECONDS if grace is None else grace  # null means the default
     return Schedule(
         cron=cron,
         interval_ms=None if cron else round(interval * 60_000),
@@ -240,6 +156,14 @@ def _instants(wall: dt.datetime, tz: ZoneInfo | None, wildcard_hour: bool) -> li
 
 
 def _cron_slots(schedule: Schedule, after_ms: int) -> Iterator[int]:
+    """Cron slots after `after_ms`; ends (never raises) where datetime or croniter give up."""
+    try:
+        yield from _cron_walk(schedule, after_ms)
+    except (CroniterBadDateError, *ARITHMETIC_ERRORS):
+        return
+
+
+def _cron_walk(schedule: Schedule, after_ms: int) -> Iterator[int]:
     assert schedule.cron is not None
     start = _wall(after_ms, schedule.tz)
     margin = int(DST_MARGIN.total_seconds() * 1000)
@@ -280,15 +204,24 @@ def _earliest_instant(wall: dt.datetime, tz: ZoneInfo | None) -> int:
 
 
 def slots_after(schedule: Schedule, after_ms: int, anchor_ms: int) -> Iterator[int]:
-    """Every slot strictly after `after_ms`, ascending (intervals: anchor + k*interval, k>=1)."""
+    """Every slot strictly after `after_ms`, ascending (intervals: anchor + k*interval, k>=1),
+    up to MAX_SLOT_MS; none when a time given is not `sane_ms` (a bad logged value means
+    "never fires", not an exception in the scheduler)."""
+    if not (sane_ms(after_ms) and sane_ms(anchor_ms)):
+        return
     if schedule.interval_ms is not None:
         step = schedule.interval_ms
+        if step <= 0:
+            return
         k = max(1, (after_ms - anchor_ms) // step + 1)
-        while True:
-            yield anchor_ms + k * step
+        while (slot := anchor_ms + k * step) <= MAX_SLOT_MS:
+            yield slot
             k += 1
     else:
-        yield from _cron_slots(schedule, max(after_ms, anchor_ms))
+        for slot in _cron_slots(schedule, max(after_ms, anchor_ms)):
+            if slot > MAX_SLOT_MS:
+                return
+            yield slot
 
 
 def next_slot(schedule: Schedule, after_ms: int, anchor_ms: int) -> int | None:
@@ -308,8 +241,12 @@ class Due:
 def due_slots(schedule: Schedule, after_ms: int, now_ms: int, anchor_ms: int, keep: int) -> Due:
     """Bounded work whatever the downtime: intervals by arithmetic, cron up to COUNT_LIMIT."""
     after = max(after_ms, anchor_ms)
+    if not (sane_ms(after) and sane_ms(anchor_ms) and sane_ms(now_ms)):
+        return Due(0, True, None, ())
     if schedule.interval_ms is not None:
         step = schedule.interval_ms
+        if step <= 0:
+            return Due(0, True, None, ())
         k_first = max(1, (after - anchor_ms) // step + 1)
         k_last = (now_ms - anchor_ms) // step
         if k_last < k_first:
@@ -436,7 +373,7 @@ def next_due(trigger: TriggerLike, now_ms: int) -> int | None:
     if not trigger.active:
         return None
     schedule = parse_schedule(trigger.trigger_type, trigger.trigger_config)
-    if schedule is None:
+    if schedule is None or not sane_ms(now_ms):
         return None
     anchor = getattr(trigger, "anchor_at", None)
     anchor_ms = anchor if isinstance(anchor, int) else now_ms

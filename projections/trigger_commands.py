@@ -16,18 +16,17 @@ from projections.commands import require_live
 from projections.envelope import new_event
 from projections.errors import Conflict, DomainError, Invalid, NotFound
 from projections.schedule import (
-    ConfigError,
     FirePlan,
     fire_event_id,
-    merge_config,
     missed_event_id,
     next_fire_fields,
     next_slot,
     parse_schedule,
     plan_due,
-    validate_config,
+    sane_ms,
 )
 from projections.session import SessionState
+from projections.trigger_config import ConfigError, merge_config, validate_config
 from projections.triggers import TriggerState
 
 STARTABLE_TYPES = ("timer", "webhook")
@@ -200,8 +199,13 @@ def gate(state: SessionState) -> str | None:
 
 
 def _paused_through(state: SessionState) -> int:
-    """Slots up to the session's last (re)start fell due while it was stopped."""
-    return round(state.loaded_at * 1000)
+    """Slots up to the session's last (re)start fell due while it was stopped (0 when the
+    logged time is not a usable number)."""
+    try:
+        paused = round(state.loaded_at * 1000)
+    except (OverflowError, ValueError, TypeError):
+        return 0
+    return paused if sane_ms(paused) else 0
 
 
 def scheduled_events(
@@ -209,9 +213,10 @@ def scheduled_events(
 ) -> list[NewEvent]:
     """The outcome of every slot of one timer due at `now_ms` (may be none)."""
     schedule = parse_schedule(trigger.trigger_type, trigger.trigger_config)
-    if schedule is None or not trigger.active or trigger.anchor_at is None:
-        return []
+    if schedule is None or not trigger.active or not sane_ms(trigger.anchor_at):
+        return []  # a bad logged value means "never fires", never an exception here
     anchor = trigger.anchor_at
+    assert anchor is not None
     after = max(trigger.last_scheduled_at or anchor, anchor)
     now = now_ms / 1000
     events: list[NewEvent] = []

@@ -20,9 +20,12 @@ import orjson
 
 from eventstore import MAX_EVENT_BYTES, NewEvent
 from projections.envelope import ENVELOPE_KEYS
+from projections.trigger_config import ConfigError, validate_config
+from projections.triggers import clean_config
 
 IMPORT_NAMESPACE: Final = uuid.UUID("5b0e6f9e-3c59-4d0c-9a57-8f2f4b3c7e11")
 MAX_TYPE_CHARS = 256
+TRIGGER_DEFINITIONS = frozenset({"trigger_available", "trigger_activated", "trigger_updated"})
 
 
 class LineError(ValueError):
@@ -89,6 +92,16 @@ def envelope_from_line(raw: bytes, tz: dt.tzinfo | None) -> tuple[dict[str, Any]
         data = {}
     if not isinstance(data, dict):
         raise LineError("data is not an object")
+    if event_type in TRIGGER_DEFINITIONS and isinstance(data.get("trigger_config"), dict):
+        kind = data.get("trigger_type")
+        try:  # the one trigger_config validator, as for PATCH and colony load
+            validate_config(
+                kind if isinstance(kind, str) else "", clean_config(data["trigger_config"])
+            )
+        except ConfigError as exc:
+            raise LineError(
+                f"trigger {str(data.get('trigger_id'))[:128]!r}: {exc.message}"
+            ) from None
     timestamp, original = utc_timestamp(value.get("timestamp"), tz)
     body: dict[str, Any] = {key: value.get(key) for key in ENVELOPE_KEYS}
     body.update(data=data, timestamp=timestamp)
@@ -108,7 +121,10 @@ def event_from_line(
     meta: dict[str, Any] = {"hive_import": {"source": origin.source, "line": origin.line}}
     if original is not None:
         meta["hive_import"]["original_timestamp"] = original
-    data = orjson.dumps(body)
+    try:
+        data = orjson.dumps(body)
+    except TypeError as exc:  # nested deeper than the encoder allows (254 levels)
+        raise LineError(f"cannot be stored as JSON ({exc})") from None
     metadata = orjson.dumps(meta)
     if len(data) + len(metadata) > MAX_EVENT_BYTES:
         raise LineError(f"event of {len(data)} bytes is over the store's 1 MiB limit")

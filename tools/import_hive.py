@@ -26,9 +26,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from api.core.agent_files import (
+    MAX_AGENT_FILE_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_TRIGGERS_FILE_BYTES,
+    AgentFileError,
+    json_depth,
+    read_agent_bytes,
+)
+from api.core.colonies import MAX_TRIGGERS
 from eventstore import NO_STREAM, EventStore, NewEvent, StreamDeleted
 from projections.envelope import new_event
 from projections.ids import is_valid_id
+from projections.trigger_config import ConfigError, validate_config
 
 from .console import EXIT_OK, EXIT_PROBLEMS, progress, write_json
 from .hive_lines import IMPORT_NAMESPACE, LineError, Origin, event_from_line, line_event_id
@@ -178,13 +188,24 @@ class Importer:
     def rel(self, path: Path) -> str:
         return path.relative_to(self.home).as_posix()
 
-    def read_json(self, path: Path, want: type) -> Any:
-        """A JSON file's value, or None (missing, or reported as a problem)."""
-        if not path.is_file():
+    def read_json(self, path: Path, want: type, limit: int = MAX_AGENT_FILE_BYTES) -> Any:
+        """A JSON file's value, or None (missing, or reported as a problem). Read like an
+        agent-folder file: no links, no special files, at most `limit` bytes and
+        MAX_JSON_DEPTH levels, so the record stays under the store's per-event limit."""
+        try:
+            data = read_agent_bytes(path.parent.resolve() / path.name, limit)
+        except (AgentFileError, OSError, RuntimeError) as exc:
+            reason = exc.message if isinstance(exc, AgentFileError) else str(exc)
+            self.summary.problem(self.rel(path), f"refused ({reason})")
+            return None
+        if data is None:
+            return None
+        if json_depth(data) > MAX_JSON_DEPTH:
+            self.summary.problem(self.rel(path), f"JSON nested deeper than {MAX_JSON_DEPTH}")
             return None
         try:
-            value = orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError) as exc:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
             self.summary.problem(self.rel(path), f"unreadable ({exc})")
             return None
         if not isinstance(value, want):
@@ -294,7 +315,10 @@ class Importer:
 
     async def colony(self, folder: Path) -> None:
         metadata = self.read_json(folder / "metadata.json", dict)
-        triggers = self.read_json(folder / "triggers.json", list)
+        triggers = self.read_json(folder / "triggers.json", list, MAX_TRIGGERS_FILE_BYTES)
+        if triggers is not None and (problem := trigger_file_problem(triggers)) is not None:
+            self.summary.problem(self.rel(folder / "triggers.json"), f"{problem}; not recorded")
+            return
         if metadata is None and triggers is None:
             return
         self.summary.colonies_found += 1
@@ -320,6 +344,22 @@ class Importer:
             event_id=content_id(event_type, source, record),
         )
         await self.store.append(IMPORTS_STREAM, [event])
+
+
+def trigger_file_problem(triggers: list[Any]) -> str | None:
+    """Why a colony's triggers.json must not be recorded (the same bounds as colony load:
+    at most MAX_TRIGGERS entries, each timer/webhook config valid), or None."""
+    if len(triggers) > MAX_TRIGGERS:
+        return f"{len(triggers)} triggers; the limit is {MAX_TRIGGERS}"
+    for item in triggers:
+        if not isinstance(item, dict) or item.get("trigger_type") not in ("timer", "webhook"):
+            continue
+        config = item.get("trigger_config")
+        try:
+            validate_config(item["trigger_type"], config if isinstance(config, dict) else {})
+        except ConfigError as exc:
+            return f"trigger {str(item.get('id'))[:128]!r}: {exc.message}"
+    return None
 
 
 def render(summary: Summary, *, dry_run: bool) -> str:

@@ -1,7 +1,11 @@
 """Agent folders on disk: path validation, reading a colony's facts, discovery.
 
-This is the only place that reads agent folders. What it reads is recorded in
-events (`worker_colony_loaded`), so replaying the log never needs the folder.
+This is the only place that reads agent folders, and every file it opens goes
+through `api.core.agent_files` (no symlinks, no special files, size and nesting
+limited). What it reads is recorded in events (`worker_colony_loaded`), so
+replaying the log never needs the folder; the limits keep that event under the
+store's 1 MiB per event (3 files x 256 KiB) and a load's events under its
+10,000 per append (MAX_TRIGGERS).
 """
 
 from __future__ import annotations
@@ -14,17 +18,32 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from projections.commands import ColonyFacts
+import orjson
+
+from api.core.agent_files import (
+    MAX_AGENT_FILE_BYTES,
+    MAX_TRIGGERS_FILE_BYTES,
+    AgentFileError,
+    inside,
+    path_too_long,
+    read_agent_json,
+)
+from eventstore import MAX_EVENT_BYTES
+from projections.commands import ColonyFacts, colony_events
 from projections.errors import Invalid
 from projections.ids import is_valid_id
+from projections.trigger_config import ConfigError, validate_config
 
 log = logging.getLogger("hivelog.colonies")
 
 RESERVED_STEMS = frozenset({"agent", "flowchart", "triggers", "configuration", "metadata"})
 TRIGGER_TYPES = frozenset({"timer", "webhook"})
 CATEGORY = "Your Agents"
+MAX_TRIGGERS: Final = 1000  # entries in triggers.json: 2 events each, one append of <= 10,000
+LOADED_EVENT_BUDGET: Final = MAX_EVENT_BYTES - 16 * 1024  # room for the envelope's ids
+MAX_WORKER_FILES: Final = 100  # worker json files one folder may hold (discover reads all)
 
 
 class AgentPathError(Invalid):
@@ -42,10 +61,11 @@ def validate_agent_path(raw: object, roots: Iterable[Path]) -> Path:
         resolved = Path(raw).expanduser().resolve()
     except (OSError, RuntimeError, ValueError) as exc:
         raise AgentPathError(f"agent_path cannot be resolved: {exc}") from None
-    for root in roots:
-        root = root.resolve()
-        if resolved != root and resolved.is_relative_to(root):
-            return resolved
+    if (why := path_too_long(resolved)) is not None:
+        raise AgentPathError(f"agent_path {why}")  # the OS would say ENAMETOOLONG
+    roots = list(roots)
+    if inside(resolved, roots):
+        return resolved
     raise AgentPathError(
         "agent_path must be inside an allowed agents directory "
         f"({', '.join(str(r) for r in roots)})"
@@ -53,26 +73,41 @@ def validate_agent_path(raw: object, roots: Iterable[Path]) -> Path:
 
 
 def worker_configs(folder: Path) -> list[Path]:
-    """Worker json files in sort order, reserved stems excluded (hive §1.3)."""
+    """Worker json files in sort order, reserved stems excluded (hive §1.3). Links and
+    special files are listed too (not silently skipped), so reading one refuses it by name."""
     try:
-        files = sorted(p for p in folder.glob("*.json") if p.is_file())
+        with os.scandir(folder) as entries:
+            names = sorted(
+                e.name
+                for e in entries
+                if e.name.endswith(".json")
+                and not e.name.startswith(".")  # our own temp files (write_metadata)
+                and not e.is_dir(follow_symlinks=False)
+            )
     except OSError:
         return []
-    return [p for p in files if p.stem not in RESERVED_STEMS]
+    files = [folder / n for n in names if n[: -len(".json")] not in RESERVED_STEMS]
+    if len(files) > MAX_WORKER_FILES:
+        raise AgentFileError(f"{folder}: more than {MAX_WORKER_FILES} worker json files")
+    return files
 
 
-def read_json(path: Path, default: Any) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return default
+def read_json(path: Path, default: Any, limit: int = MAX_AGENT_FILE_BYTES) -> Any:
+    """A JSON file inside an agent folder (`agent_files.read_agent_json`): `default` when
+    missing or not JSON; AgentFileError (400, naming the file) when refused."""
+    return read_agent_json(path, default, limit)
 
 
 def read_triggers(folder: Path) -> list[dict[str, Any]]:
-    """triggers.json entries: unreadable or non-list reads as []; bad entries skipped."""
-    raw = read_json(folder / "triggers.json", [])
+    """triggers.json entries: non-list reads as []; entries with a bad id or type are
+    skipped (hive); a bad trigger_config, too many entries or a refused file is an
+    AgentFileError naming the file and the trigger, so nothing of the load is appended."""
+    path = folder / "triggers.json"
+    raw = read_json(path, [], MAX_TRIGGERS_FILE_BYTES)
     if not isinstance(raw, list):
         return []
+    if len(raw) > MAX_TRIGGERS:
+        raise AgentFileError(f"{path}: {len(raw)} triggers; the limit is {MAX_TRIGGERS}")
     seen: set[str] = set()
     entries = []
     for item in raw:
@@ -85,13 +120,18 @@ def read_triggers(folder: Path) -> list[dict[str, Any]]:
         if ttype not in TRIGGER_TYPES:
             continue
         config = item.get("trigger_config")
+        config = config if isinstance(config, dict) else {}
+        try:
+            validate_config(ttype, config)
+        except ConfigError as exc:
+            raise AgentFileError(f"{path}: trigger '{tid}': {exc.message}") from None
         seen.add(tid)
         entries.append(
             {
                 "id": tid,
                 "name": item["name"] if isinstance(item.get("name"), str) else tid,
                 "trigger_type": ttype,
-                "trigger_config": config if isinstance(config, dict) else {},
+                "trigger_config": config,
                 "task": item["task"] if isinstance(item.get("task"), str) else "",
             }
         )
@@ -133,7 +173,7 @@ def read_colony(folder: Path, colony_id: str | None = None) -> ColonyFacts:
     info = agent_info(worker_path.stem, worker, folder)
     metadata = read_json(folder / "metadata.json", {})
     cid = colony_id or folder.name
-    return ColonyFacts(
+    facts = ColonyFacts(
         colony_id=cid,
         colony_name=str(info["name"]) or cid,
         agent_path=str(folder),
@@ -146,10 +186,26 @@ def read_colony(folder: Path, colony_id: str | None = None) -> ColonyFacts:
         metadata=metadata if isinstance(metadata, dict) else {},
         triggers=tuple(read_triggers(folder)),
     )
+    check_recordable(facts, folder)
+    return facts
+
+
+def check_recordable(facts: ColonyFacts, folder: Path) -> None:
+    """The facts fit one `worker_colony_loaded` event (a worker's description is recorded
+    twice, so per-file limits alone do not guarantee it): else a 400 naming the folder."""
+    loaded = colony_events(facts, 0.0)[0]
+    size = len(orjson.dumps(loaded.data))
+    if size > LOADED_EVENT_BUDGET:
+        raise AgentFileError(
+            f"{folder}: its worker, metadata.json and triggers.json add up to {size} bytes "
+            f"in worker_colony_loaded; the limit is {LOADED_EVENT_BUDGET}"
+        )
 
 
 def write_metadata(folder: Path, changes: dict[str, Any]) -> dict[str, Any]:
-    """Merge `changes` into metadata.json atomically (temp file + rename; hive did not)."""
+    """Merge `changes` into metadata.json atomically (temp file + rename; hive did not).
+    A symlinked or special metadata.json is refused by the read (AgentFileError) before
+    anything is written, so a link is never replaced by a copy of its target."""
     path = folder / "metadata.json"
     current = read_json(path, {})
     merged = {**(current if isinstance(current, dict) else {}), **changes}
@@ -218,8 +274,15 @@ def discover_entry(folder: Path) -> dict[str, Any] | None:
     }
 
 
-def discover(roots: Iterable[Path]) -> list[dict[str, Any]]:
-    """Every colony folder directly under the roots, names de-duplicated (hive §1.3)."""
+def discover(
+    roots: Iterable[Path], skipped: list[dict[str, str]] | None = None
+) -> list[dict[str, Any]]:
+    """Every colony folder directly under the roots, names de-duplicated (hive §1.3).
+
+    A folder that cannot be read safely (a link out of the roots, a refused file) is
+    skipped for this listing only, logged, and added to `skipped` (path and reason):
+    one bad folder must not fail discovery for everyone."""
+    roots = list(roots)
     entries: list[dict[str, Any]] = []
     names: set[str] = set()
     for root in roots:
@@ -227,8 +290,18 @@ def discover(roots: Iterable[Path]) -> list[dict[str, Any]]:
             children = sorted(p for p in root.iterdir() if p.is_dir())
         except OSError:
             continue
-        for folder in children:
-            entry = discover_entry(folder.resolve())
+        for child in children:
+            try:
+                folder = child.resolve()
+                if not inside(folder, roots):
+                    raise AgentFileError(f"{child}: links outside the allowed agent roots")
+                entry = discover_entry(folder)
+            except (AgentFileError, OSError, RuntimeError) as exc:
+                reason = exc.message if isinstance(exc, AgentFileError) else str(exc)
+                log.warning("discover: skipping %s: %s", child, reason)
+                if skipped is not None:
+                    skipped.append({"path": str(child), "error": reason})
+                continue
             if entry is None:
                 continue
             base, n = entry["name"], 2

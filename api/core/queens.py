@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Final
 
+from api.core.agent_files import AgentFileError, inside, read_agent_bytes
 from api.core.settings import hive_home
 from projections.commands import Queen
 from projections.ids import is_valid_id
@@ -24,6 +26,7 @@ DEFAULT_QUEENS = (
     "queen_talent",
     "queen_operations",
 )
+MAX_PROFILE_BYTES: Final = 64 * 1024
 _KEY = re.compile(r"^(name|title)\s*:\s*(.+?)\s*$")
 
 
@@ -31,13 +34,33 @@ def queens_dir() -> Path:
     return hive_home() / "agents" / "queens"
 
 
-def _profile_fields(queen_id: str) -> dict[str, str]:
-    """`name` and `title` from profile.yaml's top-level lines (no YAML parser needed)."""
-    path = queens_dir() / queen_id / "profile.yaml"
-    fields: dict[str, str] = {}
+def queen_folder(queen_id: str) -> Path | None:
+    """The queen's folder, resolved, or None when there is none. A folder that is a link
+    out of the queens folder is refused (AgentFileError naming it), never followed."""
+    root = queens_dir()
+    folder = root / queen_id
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        if not folder.is_dir():
+            return None
+        real = folder.resolve()
+    except (OSError, RuntimeError):
+        raise AgentFileError(f"{folder}: cannot be resolved") from None
+    if not inside(real, [root]):
+        raise AgentFileError(f"{folder}: links outside {root}")
+    return real
+
+
+def _profile_fields(queen_id: str) -> dict[str, str]:
+    """`name` and `title` from profile.yaml's top-level lines (no YAML parser needed).
+    The file is read like any agent-folder file (no links, no special files, 64 KiB)."""
+    fields: dict[str, str] = {}
+    folder = queen_folder(queen_id)
+    if folder is None:
+        return fields
+    data = read_agent_bytes(folder / "profile.yaml", MAX_PROFILE_BYTES)
+    try:
+        text = (data or b"").decode("utf-8")
+    except UnicodeDecodeError:
         return fields
     for line in text.splitlines():
         match = _KEY.match(line)
@@ -50,7 +73,7 @@ def find_queen(queen_id: str) -> Queen | None:
     """The queen with this id, or None (hive: 404 "Queen 'x' not found")."""
     if not is_valid_id(queen_id):
         return None
-    if queen_id not in DEFAULT_QUEENS and not (queens_dir() / queen_id).is_dir():
+    if queen_id not in DEFAULT_QUEENS and queen_folder(queen_id) is None:
         return None
     fields = _profile_fields(queen_id)
     default_name = queen_id.removeprefix("queen_").replace("_", " ").title()

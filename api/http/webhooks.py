@@ -29,7 +29,7 @@ from api.http.body import read_body
 from api.http.contract import documented
 from api.http.responses import JSONResponse, error
 from api.http.triggers import clock_of, service_of
-from eventstore import DuplicateEventId, InvalidEvent
+from eventstore import MAX_EVENT_BYTES, DuplicateEventId, InvalidEvent
 from projections.errors import DomainError
 from projections.schedule import FIRE_NAMESPACE, WEBHOOK_METHODS
 from projections.trigger_commands import WebhookHit, decide_webhook, webhook_matches
@@ -41,6 +41,7 @@ _SECRET_HEADER = re.compile(
     re.IGNORECASE,
 )
 REDACTED = "[redacted]"
+RECORD_BUDGET = MAX_EVENT_BYTES - 16 * 1024  # what a hit may take of one event (1 MiB)
 
 
 def recorded_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
@@ -53,7 +54,9 @@ def recorded_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
-    if not header or not header.startswith("sha256="):
+    """HMAC check of `X-Hub-Signature-256`. A non-ASCII header is simply wrong (401):
+    `compare_digest` raises TypeError on non-ASCII str, which was a 500."""
+    if not header or not header.isascii() or not header.startswith("sha256="):
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
@@ -69,6 +72,18 @@ def _payload(body: bytes, content_type: str) -> Any:
         except orjson.JSONDecodeError:
             pass
     return body.decode("utf-8", errors="replace")
+
+
+def unrecordable(headers: dict[str, str], payload: Any, query: dict[str, str]) -> Response | None:
+    """A 4xx when the hit cannot be stored as one event (JSON nested deeper than the
+    encoder allows, or escaping made it larger than the per-event limit), else None."""
+    try:
+        size = len(orjson.dumps({"headers": headers, "payload": payload, "query": query}))
+    except TypeError:
+        return error(400, "Webhook payload cannot be recorded: JSON nested too deeply")
+    if size > RECORD_BUDGET:
+        return error(413, f"Webhook request of {size} bytes as JSON; the limit is {RECORD_BUDGET}")
+    return None
 
 
 def _delivery_ids(
@@ -129,6 +144,8 @@ async def receive(request: Request) -> Response:
     headers = recorded_headers(request.headers.items())
     content = _payload(body, request.headers.get("content-type", ""))
     query = dict(request.query_params)
+    if (refusal := unrecordable(headers, content, query)) is not None:
+        return refusal
     now = clock_of(request).now()
     fired: list[dict[str, str]] = []
     skipped: list[dict[str, str]] = []

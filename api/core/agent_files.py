@@ -1,0 +1,159 @@
+"""Reading one file inside an agent folder, safely: the only way colonies and queens open one.
+
+A file in an agent folder is data an attacker may have shaped, and what we read
+from it is recorded in the log for good. So before a byte is parsed:
+
+- the folder must be a resolved path inside an allowed root (callers validate it
+  with `validate_agent_path`; here it is checked again against symlink swaps);
+- the file itself must not be a symbolic link, wherever it points (opened with
+  O_NOFOLLOW, so no resolve-then-open race): hive writes these files itself, so a
+  link is a mistake or an attack, and following one leaked an outside file's
+  content into the log;
+- it must be a regular file (no FIFO that blocks the reader, no device; opened
+  with O_NONBLOCK, then checked with fstat on the open descriptor);
+- its size is limited before reading, and the read itself stops at the limit;
+- JSON nesting is measured on the raw bytes before parsing (no RecursionError,
+  and nothing deeper than the log's encoder can write back).
+
+Every refusal is an `AgentFileError` (a domain `Invalid`, so HTTP answers 400)
+whose message names the file; nothing has been appended when it is raised.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from projections.errors import Invalid
+
+KIB: Final = 1024
+MAX_AGENT_FILE_BYTES: Final = 256 * KIB  # metadata.json, worker files, profile.yaml
+MAX_TRIGGERS_FILE_BYTES: Final = 256 * KIB  # triggers.json
+MAX_JSON_DEPTH: Final = 32  # far below orjson's 1024 (parse) and 254 (encode) limits
+NAME_MAX: Final = 255  # bytes in one path component (Linux, macOS)
+PATH_MAX: Final = 4095  # bytes in a whole path
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_OPEN = b"[{"
+
+
+class AgentFileError(Invalid):
+    """A file inside an agent folder that is refused (symlink, special, too big, too deep)."""
+
+
+def json_depth(data: bytes) -> int:
+    """The deepest nesting of arrays/objects in raw JSON bytes, strings ignored. Linear,
+    no recursion: run before parsing so a hostile file cannot exhaust the parser."""
+    brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKET)
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in _OPEN:
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def value_depth(value: object) -> int:
+    """The nesting depth of a parsed JSON value, iteratively (no recursion)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest
+
+
+def path_too_long(path: Path) -> str | None:
+    """Why the OS would answer ENAMETOOLONG for `path`, or None."""
+    if len(os.fsencode(path)) > PATH_MAX:
+        return f"longer than {PATH_MAX} bytes"
+    if any(len(os.fsencode(part)) > NAME_MAX for part in path.parts):
+        return f"has a path component longer than {NAME_MAX} bytes"
+    return None
+
+
+def inside(path: Path, roots: Iterable[Path]) -> bool:
+    """`path` (resolved) lies strictly inside one of the roots (resolved here)."""
+    for root in roots:
+        real = root.resolve()
+        if path != real and path.is_relative_to(real):
+            return True
+    return False
+
+
+def read_agent_bytes(path: Path, limit: int = MAX_AGENT_FILE_BYTES) -> bytes | None:
+    """The bytes of `path`, or None when it does not exist. Refuses (AgentFileError) a
+    symlink, a special file, an unresolved folder, or more than `limit` bytes."""
+    folder = path.parent
+    try:
+        if folder.resolve() != folder:
+            raise AgentFileError(f"{path}: its folder is not a resolved path (symlink?)")
+    except (OSError, RuntimeError):
+        raise AgentFileError(f"{path}: its folder cannot be resolved") from None
+    if (why := path_too_long(path)) is not None:
+        raise AgentFileError(f"{path}: file name {why}")
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AgentFileError(
+                f"{path}: is a symbolic link; links are refused inside agent folders"
+            ) from None
+        raise AgentFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise AgentFileError(f"{path}: is not a regular file")
+        if info.st_size > limit:
+            raise AgentFileError(f"{path}: is {info.st_size} bytes; the limit is {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, min(65_536, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise AgentFileError(f"{path}: is over the limit of {limit} bytes")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise AgentFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
+def read_agent_json(path: Path, default: Any, limit: int = MAX_AGENT_FILE_BYTES) -> Any:
+    """The parsed JSON of `path`; `default` when missing or not JSON (hive's leniency).
+    Refuses what `read_agent_bytes` refuses, and nesting deeper than MAX_JSON_DEPTH.
+
+    orjson stops by itself at 1024 levels (JSONDecodeError, never RecursionError), so
+    parsing first is safe; the raw-byte scan runs only when parsing failed, to tell a
+    too-deep file (refused) from a malformed one (absent). That keeps the common case
+    at orjson's speed (the scan costs several times the parse)."""
+    data = read_agent_bytes(path, limit)
+    if data is None:
+        return default
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        value, depth = default, json_depth(data)
+    else:
+        depth = value_depth(value)
+    if depth > MAX_JSON_DEPTH:
+        raise AgentFileError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
