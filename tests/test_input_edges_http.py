@@ -419,7 +419,7 @@ def test_webhook_payload_too_large_once_escaped_is_413(served: Served) -> None:
         "POST",
         "/api/webhooks/signed",
         413,
-        "the limit is",
+        "Webhook too large to record",
         content=body,
         headers=_signed(body, "text/plain"),
     )
