@@ -18,7 +18,20 @@ from api.core.nodes import NodeLiveness
 from api.core.scheduler import Scheduler
 from api.core.service import SessionService
 from api.core.settings import Settings
-from api.http import agents, health, history, metrics, openapi, sessions, sse, triggers, webhooks
+from api.core.subscriptions import SubscriptionService
+from api.http import (
+    agents,
+    health,
+    history,
+    metrics,
+    openapi,
+    producers,
+    sessions,
+    sse,
+    subscriptions,
+    triggers,
+    webhooks,
+)
 from api.http.errors import EXCEPTION_HANDLERS
 from api.http.middleware import middleware_for
 from api.http.state import Parts
@@ -29,6 +42,8 @@ ROUTES: list[BaseRoute] = [
     *health.routes,
     *metrics.routes,
     *sessions.routes,
+    *producers.routes,
+    *subscriptions.routes,
     *agents.routes,
     *triggers.routes,
     *webhooks.routes,
@@ -85,6 +100,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
                 scheduler=scheduler,
                 hub=hub,
                 metrics=registry,
+                subscriptions=SubscriptionService(store, scheduler_clock),
             )
             yield
 

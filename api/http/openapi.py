@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.http import producers, subscriptions
+from api.http.documented_paths import documented_paths
 from api.http.sessions import CreateSession
 
 Schema = dict[str, Any]
@@ -452,6 +454,14 @@ PATHS: dict[str, dict[str, Schema]] = {
     },
     "/openapi.json": {"get": op("This document", {"200": json_body(OBJ)})},
 }
+
+# Routes annotated with @documented: paths and schemas generated from their Structs.
+_GENERATED_PATHS, _GENERATED_SCHEMAS = documented_paths(
+    [*producers.routes, *subscriptions.routes], ERRORS
+)
+for _path, _item in _GENERATED_PATHS.items():
+    PATHS.setdefault(_path, {}).update(_item)
+SCHEMAS.update(_GENERATED_SCHEMAS)
 
 DOCUMENT: Schema = {
     "openapi": "3.1.0",
