@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("tools.export", "write the log as JSONL or hive's on-disk layout"),
     "import-hive": ("tools.import_hive", "read an existing hive tree into the log"),
     "bench": ("tools.bench", "measure speed against baselines, print a table"),
+    "worker": ("tools.worker", "run a command once per message of a consumer group"),
 }
 
 
