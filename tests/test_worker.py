@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.server import Server
-from tests.sessions_support import client, make_env
+from tests.sessions_support import client, make_colony, make_env
 
 G = "/api/subscriptions"
 
@@ -195,3 +195,43 @@ def test_two_workers_never_run_a_message_twice(server: Server, tmp_path: Path) -
         assert sorted(int(p.name) for p in done.iterdir()) == positions
         view = group_view(c, "pair")
         assert (view["parked"], view["ready"], view["checkpoint"]) == (0, 0, view["head"])
+
+
+def test_timer_trigger_plus_worker_is_a_durable_scheduler(tmp_path: Path) -> None:
+    """The README's recipe: every fire of a timer runs the command once and is acked."""
+    env = make_env(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    tick = {
+        "id": "tick",
+        "name": "Tick",
+        "trigger_type": "timer",
+        "trigger_config": {"interval_minutes": 0.005},
+        "task": "tick",
+    }
+    folder = make_colony(env.root, "ops", triggers=[tick])
+    server = env.start()
+    cmd = f'cat > "{out}/$HIVELOG_POSITION.json"'
+    worker = start_worker(server, "ticks", cmd, "--types", "trigger_fired", "--create")
+    try:
+        with client(server) as c:
+            wait_until(lambda: c.get(f"{G}/ticks").status_code == 200)
+            r = c.post("/api/sessions", json={"agent_path": str(folder)})
+            assert r.status_code == 201, r.text
+            sid = r.json()["session_id"]
+            wait_until(lambda: len(list(out.glob("*.json"))) >= 3)
+            c.delete(f"/api/sessions/{sid}")  # stop the timer
+            fired = [
+                e
+                for e in c.get(f"/api/sessions/{sid}/events/history").json()["events"]
+                if e["type"] == "trigger_fired"
+            ]
+            last = fired[-1]["position"]
+            wait_until(lambda: group_view(c, "ticks")["checkpoint"] >= last)
+            ran = {int(p.stem): json.loads(p.read_text()) for p in out.glob("*.json")}
+            assert sorted(ran) == [e["position"] for e in fired]
+            assert all(e["data"]["trigger_id"] == "tick" for e in ran.values())
+            assert group_view(c, "ticks")["checkpoint"] >= max(ran)
+    finally:
+        assert stop(worker) == 0
+        server.stop()

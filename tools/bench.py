@@ -15,6 +15,7 @@ TARGETS = {
     "http": "tools.bench_http",
     "timers": "tools.bench_timers",
     "sessions": "tools.bench_sessions",
+    "subscriptions": "tools.bench_subscriptions",
 }
 
 
