@@ -120,9 +120,13 @@ class PostgresSubscriptions(Subscriptions):
 
     async def delete_group(self, name: str) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
+            # Lock the group first: a claim in flight commits its new rows before we
+            # delete them, so no orphan deliveries outlive the group.
+            if await self._lock_group(conn, name) is None:
+                return False
             await conn.execute(f"DELETE FROM {self._d} WHERE group_name = $1", name)
-            done = await conn.execute(f"DELETE FROM {self._g} WHERE name = $1", name)
-        return bool(done != "DELETE 0")
+            await conn.execute(f"DELETE FROM {self._g} WHERE name = $1", name)
+        return True
 
     async def _lock_group(self, conn: Any, name: str) -> tuple[GroupSettings, int] | None:
         row = await conn.fetchrow(
