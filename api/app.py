@@ -100,7 +100,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
                 scheduler=scheduler,
                 hub=hub,
                 metrics=registry,
-                subscriptions=SubscriptionService(store, scheduler_clock),
+                subscriptions=SubscriptionService(store, scheduler_clock, closing=hub.closing),
             )
             yield
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -256,5 +258,32 @@ def test_state_survives_sigkill_of_the_server(tmp_path: Path) -> None:
             assert ack(c, name, d["delivery_id"], e["delivery_id"])["acked"] == 2
             assert ack(c, name, a["delivery_id"])["acked"] == 0  # acked before the kill
             assert claim(c, name) == []
+    finally:
+        server.stop()
+
+
+def test_shutdown_ends_long_polls(tmp_path: Path) -> None:
+    """SIGTERM: a claim waiting for work answers at once, empty, and the server exits."""
+    server = make_env(tmp_path).start()
+    try:
+        with client(server) as c:
+            name = group(c)
+            answers: list[httpx.Response] = []
+
+            def wait() -> None:
+                with httpx.Client(base_url=server.base_url, timeout=60) as long:
+                    answers.append(
+                        long.post(f"{G}/{name}/claim", json={"worker": "w", "wait_seconds": 50})
+                    )
+
+            waiter = threading.Thread(target=wait)
+            waiter.start()
+            time.sleep(0.5)  # let the poll begin (if it has not, it is refused or empty too)
+            server.process.send_signal(signal.SIGTERM)
+            # uvicorn waits for open requests: with the poll still open this would time out
+            assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
+            waiter.join(timeout=60)
+            assert answers and answers[0].status_code == 200
+            assert answers[0].json() == {"messages": []}
     finally:
         server.stop()

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,22 +34,17 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def start_worker(server: Server, group: str, command: str, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tools",
-            "worker",
-            group,
-            "--exec",
-            command,
-            "--url",
-            server.base_url,
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """A worker process, returned once it has its signal handlers (it says "started")."""
+    log = Path(tempfile.mkdtemp(prefix="hivelog-worker-")) / "worker.log"
+    with log.open("wb") as out:
+        argv = [sys.executable, "-m", "tools", "worker", group, "--exec", command]
+        process = subprocess.Popen(
+            [*argv, "--url", server.base_url, *extra],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+    wait_until(lambda: b"started" in log.read_bytes() or process.poll() is not None)
+    return process
 
 
 def stop(process: subprocess.Popen[bytes]) -> int:

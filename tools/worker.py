@@ -195,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    worker.log(f"started: {args.concurrency} at a time from group {args.group!r}")
     threads = [
         threading.Thread(target=worker.loop, args=(slot,), name=f"worker-{slot}", daemon=True)
         for slot in range(args.concurrency)

@@ -113,8 +113,8 @@ class GroupView:
         return max(0, self.head - self.group.checkpoint)
 
 
-async def _first_of(a: asyncio.Event, b: asyncio.Event, seconds: float) -> None:
-    waits = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+async def _first_of(events: Sequence[asyncio.Event], seconds: float) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
     try:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
@@ -127,8 +127,18 @@ async def _first_of(a: asyncio.Event, b: asyncio.Event, seconds: float) -> None:
 class SubscriptionService:
     """Consumer groups of one store; `clock` times ack deadlines and retry delays."""
 
-    def __init__(self, store: EventStore, clock: Clock, *, poll_seconds: float | None = None):
+    def __init__(
+        self,
+        store: EventStore,
+        clock: Clock,
+        *,
+        poll_seconds: float | None = None,
+        closing: asyncio.Event | None = None,
+    ) -> None:
+        """`closing`: set on shutdown; long polls then end at once with no messages,
+        so uvicorn is not kept waiting for them (as the SSE hub's streams)."""
         self.store = store
+        self.closing = closing or asyncio.Event()
         self.tables: Subscriptions = store.subscriptions
         self.clock = clock
         self.poll_seconds = store.poll_seconds if poll_seconds is None else poll_seconds
@@ -169,12 +179,14 @@ class SubscriptionService:
             got = await self.tables.claim(name, worker, limit, self.clock.now(), RULES)
             if got is None:
                 raise group_not_found(name)
-            if got or time.monotonic() >= deadline:
+            if got or time.monotonic() >= deadline or self.closing.is_set():
                 return got
             # Nothing now: sleep until the log grows or this node frees work, or a poll.
             until = min(deadline, time.monotonic() + self.poll_seconds)
             while (remaining := until - time.monotonic()) > 0:
-                await _first_of(store_ticket, own_ticket, remaining)
+                await _first_of((store_ticket, own_ticket, self.closing), remaining)
+                if self.closing.is_set():
+                    return []
                 store_ticket, own_ticket = self.store.doorbell.ticket(), self._bell.ticket()
                 if (await self.store.head_position(), self._changes) != seen:
                     break
