@@ -85,11 +85,12 @@ def _fill(
         params,
     ).fetchall()
     new_cursor = rows[-1][0] if len(rows) == want else upper
-    conn.executemany(
-        f"INSERT OR IGNORE INTO {T} (group_name, position, session_id, delivery_id, attempt, "
-        "handouts, state, deadline) VALUES (?, ?, ?, '', 0, 0, 'ready', 0)",
-        [(name, p, s) for p, s in rows],
-    )
+    if rows:
+        conn.executemany(
+            f"INSERT OR IGNORE INTO {T} (group_name, position, session_id, delivery_id, attempt, "
+            "handouts, state, deadline) VALUES (?, ?, ?, '', 0, 0, 'ready', 0)",
+            [(name, p, s) for p, s in rows],
+        )
     conn.execute("UPDATE subscription_groups SET cursor = ? WHERE name = ?", (new_cursor, name))
     return new_cursor, [Pending(p, s, READY, 0, 0.0) for p, s in rows]
 
@@ -199,34 +200,36 @@ class SQLiteSubscriptions(Subscriptions):
                 )
                 pending.extend(fresh)
             plan = rules.plan_claim(settings, pending, now, limit)
-            conn.executemany(
-                f"UPDATE {T} SET state = 'parked', reason = ?, worker = NULL "
-                "WHERE group_name = ? AND position = ?",
-                [(reason, name, position) for position, reason in plan.park],
-            )
+            if plan.park:
+                conn.executemany(
+                    f"UPDATE {T} SET state = 'parked', reason = ?, worker = NULL "
+                    "WHERE group_name = ? AND position = ?",
+                    [(reason, name, position) for position, reason in plan.park],
+                )
             if not plan.claim:
                 return []
             events = _events_at(conn, plan.claim)
             gone = [p for p in plan.claim if p not in events]
-            conn.executemany(
-                f"DELETE FROM {T} WHERE group_name = ? AND position = ?",
-                [(name, p) for p in gone],
-            )
+            if gone:
+                conn.executemany(
+                    f"DELETE FROM {T} WHERE group_name = ? AND position = ?",
+                    [(name, p) for p in gone],
+                )
             deadline = now + settings.ack_timeout_seconds
-            deliveries = []
-            for position in plan.claim:
-                event = events.get(position)
-                if event is None:
-                    continue  # its session was erased: nothing left to deliver
-                attempt, handouts = conn.execute(
+            taken = [p for p in plan.claim if p in events]  # erased sessions: nothing to deliver
+            marked: dict[int, tuple[int, int]] = {}
+            for start in range(0, len(taken), 500):
+                chunk = taken[start : start + 500]
+                for position, attempt, handouts in conn.execute(
                     f"UPDATE {T} SET state = 'inflight', attempt = attempt + 1, "
                     "handouts = handouts + 1, deadline = ?, worker = ?, "
                     "delivery_id = position || ':' || (handouts + 1) "
-                    "WHERE group_name = ? AND position = ? RETURNING attempt, handouts",
-                    (deadline, worker, name, position),
-                ).fetchone()
-                deliveries.append(Delivery(delivery_id(position, handouts), attempt, event))
-            return deliveries
+                    f"WHERE group_name = ? AND position IN ({_in(chunk)}) "
+                    "RETURNING position, attempt, handouts",
+                    (deadline, worker, name, *chunk),
+                ):
+                    marked[position] = (attempt, handouts)
+            return [Delivery(delivery_id(p, marked[p][1]), marked[p][0], events[p]) for p in taken]
 
         return await self._store._submit(job)
 
@@ -236,20 +239,20 @@ class SQLiteSubscriptions(Subscriptions):
         def job(ctx: _BatchContext) -> list[str] | None:
             if _group_row(ctx.conn, name) is None:
                 return None
-            unknown = []
-            for text in ids:
-                parsed = parse_delivery_id(text)
-                done = (
-                    parsed is not None
-                    and ctx.conn.execute(
-                        f"DELETE FROM {T} WHERE group_name = ? AND position = ? "
-                        "AND delivery_id = ? AND state = 'inflight'",
-                        (name, parsed[0], text),
-                    ).rowcount
+            valid = [(parsed[0], t) for t in ids if (parsed := parse_delivery_id(t)) is not None]
+            done: set[str] = set()
+            for start in range(0, len(valid), 400):
+                chunk = valid[start : start + 400]
+                rows = ",".join("(?, ?)" * 1 for _ in chunk)
+                done.update(
+                    r[0]
+                    for r in ctx.conn.execute(
+                        f"DELETE FROM {T} WHERE group_name = ? AND state = 'inflight' "
+                        f"AND (position, delivery_id) IN (VALUES {rows}) RETURNING delivery_id",
+                        (name, *(v for pair in chunk for v in pair)),
+                    )
                 )
-                if not done:
-                    unknown.append(text)
-            return unknown
+            return [t for t in ids if t not in done]
 
         return await self._store._submit(job)
 
