@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server import Server
+from tests.server import Server, start_server
 from tests.sessions_support import client, make_colony, make_env
 
 G = "/api/subscriptions"
@@ -228,6 +228,24 @@ def test_timer_trigger_plus_worker_is_a_durable_scheduler(tmp_path: Path) -> Non
             assert sorted(ran) == [e["position"] for e in fired]
             assert all(e["data"]["trigger_id"] == "tick" for e in ran.values())
             assert group_view(c, "ticks")["checkpoint"] >= max(ran)
+    finally:
+        assert stop(worker) == 0
+        server.stop()
+
+
+def test_worker_sends_the_token(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    server = start_server(env.db_url, tmp_path, [*env.args(), "--token", "s3cret"], env.env())
+    cmd = f'touch "{out}/$HIVELOG_POSITION"'
+    worker = start_worker(server, "authed", cmd, "--types", "job", "--create", "--token", "s3cret")
+    try:
+        headers = {"X-Hive-Token": "s3cret"}
+        with httpx.Client(base_url=server.base_url, timeout=30, headers=headers) as c:
+            assert httpx.get(f"{server.base_url}{G}").status_code == 401
+            positions = produce(c, 2)
+            wait_until(lambda: sorted(int(p.name) for p in out.iterdir()) == positions)
     finally:
         assert stop(worker) == 0
         server.stop()
