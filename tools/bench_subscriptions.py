@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subs-events", type=int, default=None, help="backlog drained (100k)")
     parser.add_argument("--subs-live", type=int, default=None, help="events timed live (5000)")
     parser.add_argument("--subs-workers", type=int, default=4, help="worker threads (4)")
+    parser.add_argument(
+        "--subs-db", default=None, help="store URL for the server (default: a fresh SQLite file)"
+    )
 
 
 class Conn:
@@ -84,11 +87,11 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(folder: Path) -> Iterator[int]:
+def _server(folder: Path, db_url: str | None) -> Iterator[int]:
     port = _free_port()
     log = (folder / "server.log").open("wb")
     env = {**os.environ, "HIVE_HOME": str(folder / "hive"), "HIVELOG_AGENTS_ROOTS": ""}
-    db = f"sqlite:///{folder / 'bench.db'}"
+    db = db_url or f"sqlite:///{folder / 'bench.db'}"
     command = [sys.executable, "-m", "tools", "serve", "--db", db, "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--host", "127.0.0.1", "--log-level", "warning"],
@@ -289,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
     live = args.subs_live or (1_000 if args.quick else 5_000)
     folder = Path(tempfile.mkdtemp(prefix="hivelog-bench-subs-"))
     try:
-        with _server(folder) as port:
+        with _server(folder, args.subs_db) as port:
             r = measure(port, events, live, args.subs_workers)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -317,9 +320,10 @@ def run(args: argparse.Namespace) -> int:
             ratio=r["claim_p99_ms"] / r["sse_p99_ms"],
         ),
     ]
+    backend = "PostgreSQL" if (args.subs_db or "").startswith("postgres") else "SQLite"
     show(
         rows,
-        "hivelog bench subscriptions",
+        f"hivelog bench subscriptions ({backend})",
         as_json=args.json,
         footer=[
             "baseline: SSE delivery of the same events in the same run (/api/events, one client)",
