@@ -272,6 +272,7 @@ class SubscriptionsContract:
                 st.tuples(st.just("nack"), st.integers(0, 5), st.sampled_from(["retry", "park"])),
                 st.tuples(st.just("tick"), st.integers(1, 25), st.booleans()),
                 st.tuples(st.just("restart"), st.just(0), st.booleans()),
+                st.tuples(st.just("replay"), st.just(0), st.booleans()),
             ),
             max_size=50,
         ),
@@ -323,6 +324,8 @@ class SubscriptionsContract:
                     model.held.remove(chosen)
                 elif op == "tick":
                     model.now += n
+                elif op == "replay":
+                    assert await store.subscriptions.replay_parked("g", model.now) is not None
                 elif op == "restart":
                     await store.close()
                     store = await self.open_at(location)

@@ -4,7 +4,8 @@ The rules decide, from a group's outstanding deliveries, what a claim may hand
 out now: nothing past `max_in_flight`; a delivery whose ack deadline passed goes
 out again with attempt + 1, or is parked once it has used up `max_retries`; with
 `ordering: "session"` a session's event waits while an earlier one of the same
-session is in flight or waiting for a retry (parked ones no longer hold it up).
+session is in flight or waiting for a retry (parked ones no longer hold it up), and
+a session never has two deliveries out at once.
 The store applies the decision in one transaction (eventstore/subscriptions.py).
 
 The service adds the long poll: a claim that finds nothing sleeps on the store's
@@ -52,7 +53,9 @@ def plan_claim(
     by_session = settings.ordering == "session"
     claim: list[int] = []
     park: list[tuple[int, str]] = []
-    held: set[str] = set()  # sessions with an earlier delivery out or waiting
+    # Sessions that may not get a delivery now: one is out (even a later one, after a
+    # replay of an earlier parked event), or an earlier one is waiting.
+    held = {p.session_id for p in pending if p.state == INFLIGHT and p.deadline > now}
     for row in sorted(pending, key=lambda p: p.position):
         timed_out = row.state == INFLIGHT and row.deadline <= now
         if timed_out and row.attempt > settings.max_retries:
