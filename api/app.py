@@ -22,8 +22,21 @@ from api.core.nodes import NodeLiveness
 from api.core.scheduler import Scheduler
 from api.core.service import SessionService
 from api.core.settings import Settings
+from api.core.subscriptions import SubscriptionService
 from api.core.version import hivelog_version
-from api.http import agents, health, history, metrics, openapi, sessions, sse, triggers, webhooks
+from api.http import (
+    agents,
+    health,
+    history,
+    metrics,
+    openapi,
+    producers,
+    sessions,
+    sse,
+    subscriptions,
+    triggers,
+    webhooks,
+)
 from api.http.errors import EXCEPTION_HANDLERS
 from api.http.middleware import middleware_for
 from api.http.request_metrics import RequestMetrics, RequestMetricsMiddleware
@@ -37,6 +50,8 @@ ROUTES: list[BaseRoute] = [
     *health.routes,
     *metrics.routes,
     *sessions.routes,
+    *producers.routes,
+    *subscriptions.routes,
     *agents.routes,
     *triggers.routes,
     *webhooks.routes,
@@ -98,6 +113,7 @@ def create_app(
                 scheduler=scheduler,
                 hub=hub,
                 metrics=registry,
+                subscriptions=SubscriptionService(store, scheduler_clock, closing=hub.closing),
             )
             log.info(
                 ready_line(

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from .leases import Leases
+from .subscriptions import Subscriptions
 from .types import (
     MAX_EVENT_BYTES,
     MAX_EVENT_ID_LENGTH,
@@ -264,6 +265,15 @@ class EventStore(abc.ABC):
         if self._leases is None:
             raise NotImplementedError(f"{type(self).__name__} has no lease table")
         return self._leases
+
+    _subscriptions: Subscriptions | None = None
+
+    @property
+    def subscriptions(self) -> Subscriptions:
+        """The store's consumer-group tables (eventstore/subscriptions.py)."""
+        if self._subscriptions is None:
+            raise NotImplementedError(f"{type(self).__name__} has no consumer-group tables")
+        return self._subscriptions
 
     async def _raise_if_deleted(self, stream_id: str) -> None:
         """An empty read of a tombstoned stream is StreamDeleted, not an empty list."""

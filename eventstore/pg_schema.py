@@ -185,6 +185,33 @@ CREATE TABLE {s}.leases (
 );
 """,
     ),
+    (
+        "consumer groups: settings + cursor, outstanding deliveries (eventstore/subscriptions.py)",
+        """
+CREATE TABLE {s}.subscription_groups (
+    name text PRIMARY KEY,
+    settings text NOT NULL,
+    cursor bigint NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE {s}.subscription_deliveries (
+    group_name text NOT NULL,
+    position bigint NOT NULL,
+    session_id text NOT NULL,
+    delivery_id text NOT NULL,
+    attempt int NOT NULL,
+    handouts int NOT NULL,
+    state text NOT NULL,
+    deadline float8 NOT NULL,
+    worker text,
+    reason text,
+    PRIMARY KEY (group_name, position)
+);
+CREATE INDEX subscription_deliveries_state
+    ON {s}.subscription_deliveries (group_name, state, position);
+""",
+    ),
 ]
 
 

@@ -36,6 +36,7 @@ from .base import (
 )
 from .retry import resolve_retry
 from .sqlite_leases import SQLiteLeases
+from .sqlite_subscriptions import SQLiteSubscriptions
 from .types import (
     AppendResult,
     Checkpoint,
@@ -107,6 +108,32 @@ MIGRATIONS: list[str] = [
         expires_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # consumer groups: settings + cursor, and one row per outstanding delivery
+    # (eventstore/subscriptions.py). Acked deliveries are deleted.
+    """
+    CREATE TABLE subscription_groups (
+        name TEXT PRIMARY KEY,
+        settings BLOB NOT NULL,
+        cursor INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE subscription_deliveries (
+        group_name TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        delivery_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        handouts INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        deadline REAL NOT NULL,
+        worker TEXT,
+        reason TEXT,
+        PRIMARY KEY (group_name, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX subscription_deliveries_state
+        ON subscription_deliveries (group_name, state, position);
+    """,
 ]
 
 EVENT_COLUMNS = "stream_id, version, position, event_id, type, data, metadata, recorded_at"
@@ -162,6 +189,7 @@ class SQLiteStore(EventStore):
         self._writer_task: asyncio.Task[None] | None = None
         self._closed = False
         self._leases = SQLiteLeases(self)
+        self._subscriptions = SQLiteSubscriptions(self)
         self.batch_sizes: list[int] = []  # recent group-commit sizes, for metrics and bench
         self.on_commit: list[Callable[[int, float], None]] = []  # (appends, seconds) hooks
 

@@ -100,7 +100,11 @@ def test_version() -> None:
 def test_every_subcommand_and_bench_target_parses() -> None:
     parser = cli.build_parser()
     for name in cli.SUBCOMMANDS:
-        argv = {"import-hive": [name, "/nowhere"], "bench": [name, "store"]}.get(name, [name])
+        argv = {
+            "import-hive": [name, "/nowhere"],
+            "bench": [name, "store"],
+            "worker": [name, "g", "--exec", "true"],
+        }.get(name, [name])
         args = parser.parse_args(argv)
         assert args._module == cli.SUBCOMMANDS[name][0]
     for target in BENCH_TARGETS:

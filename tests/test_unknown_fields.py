@@ -59,6 +59,12 @@ class World:
         self.spares += 1
         return make_colony(self.env.root, f"spare_{self.spares}")
 
+    def group(self) -> str:
+        """A consumer group, created once."""
+        r = self.client.put("/api/subscriptions/probe", json={})
+        assert r.status_code in (200, 201), r.text
+        return "probe"
+
     def bare_session(self) -> str:
         r = self.client.post("/api/sessions", json={})
         assert r.status_code == 201, r.text
@@ -80,6 +86,23 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ),
     ("PATCH", "/api/agents/metadata"): lambda w: ({}, {"agent_path": str(w.colony), "icon": "x"}),
     ("DELETE", "/api/agents"): lambda w: ({}, {"agent_path": str(w.spare_colony())}),
+    ("POST", "/api/sessions/{session_id}/events"): lambda w: (
+        {"session_id": w.session_id},
+        {"events": [{"type": "llm_text_delta", "data": {"text": "hi"}}]},
+    ),
+    ("PUT", "/api/subscriptions/{group}"): lambda w: ({"group": "probe2"}, {"types": ["x"]}),
+    ("POST", "/api/subscriptions/{group}/claim"): lambda w: (
+        {"group": w.group()},
+        {"worker": "w1", "max": 1},
+    ),
+    ("POST", "/api/subscriptions/{group}/ack"): lambda w: (
+        {"group": w.group()},
+        {"delivery_ids": ["1:1"]},
+    ),
+    ("POST", "/api/subscriptions/{group}/nack"): lambda w: (
+        {"group": w.group()},
+        {"delivery_ids": ["1:1"], "action": "retry", "reason": "probe"},
+    ),
 }
 
 

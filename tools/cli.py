@@ -36,6 +36,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, Declare]] = {
         cli_args.import_hive,
     ),
     "bench": ("tools.bench", "measure speed against baselines, print a table", cli_args.bench),
+    "worker": (
+        "tools.worker",
+        "run a command once per message of a consumer group",
+        cli_args.worker,
+    ),
 }
 
 

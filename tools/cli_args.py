@@ -130,11 +130,38 @@ def bench_sessions(parser: argparse.ArgumentParser) -> None:
 
 
 # target -> (implementation module, its options)
+def bench_subscriptions(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--subs-events", type=int, default=None, help="backlog drained (100k)")
+    parser.add_argument("--subs-live", type=int, default=None, help="events timed live (5000)")
+    parser.add_argument("--subs-workers", type=int, default=4, help="worker threads (4)")
+    parser.add_argument(
+        "--subs-db", default=None, help="store URL for the server (default: a fresh SQLite file)"
+    )
+
+
+def worker(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("group", help="consumer group name")
+    parser.add_argument("--exec", dest="command", required=True, help="shell command to run")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="hivelog's address (env HIVELOG_URL; default http://127.0.0.1:8787)",
+    )
+    parser.add_argument("--token", default=None, help="X-Hive-Token (env HIVELOG_TOKEN)")
+    parser.add_argument("--concurrency", type=int, default=1, help="commands run at once")
+    parser.add_argument("--types", default=None, help="comma-separated types (with --create)")
+    parser.add_argument(
+        "--create", action="store_true", help="create the group if it does not exist"
+    )
+    parser.add_argument("--worker-id", default=None, help="name shown on deliveries")
+
+
 BENCH_TARGETS: dict[str, tuple[str, Declare]] = {
     "store": ("tools.bench_store", bench_store),
     "http": ("tools.bench_http", bench_http),
     "timers": ("tools.bench_timers", bench_timers),
     "sessions": ("tools.bench_sessions", bench_sessions),
+    "subscriptions": ("tools.bench_subscriptions", bench_subscriptions),
 }
 
 

@@ -52,6 +52,7 @@ class Doc:
     query: dict[str, Any] = field(default_factory=dict)  # name -> type (Annotated for Meta)
     headers: dict[str, Any] = field(default_factory=dict)  # request header name -> type
     media_type: str = "application/json"  # of the success body
+    also: tuple[int, ...] = ()  # further success statuses with the same body (e.g. 200 on update)
 
 
 DOC_ATTRIBUTE = "__hivelog_doc__"
@@ -68,6 +69,7 @@ def documented(
     query: dict[str, Any] | None = None,
     headers: dict[str, Any] | None = None,
     media_type: str = "application/json",
+    also: tuple[int, ...] = (),
 ) -> Callable[[Handler], Handler]:
     """Attach a `Doc` to a handler; the OpenAPI generator reads it from the route."""
     doc = Doc(
@@ -80,6 +82,7 @@ def documented(
         query or {},
         headers or {},
         media_type,
+        also,
     )
 
     def attach(handler: Handler) -> Handler:

@@ -132,7 +132,8 @@ def build_document(routes: Sequence[BaseRoute]) -> Schema:
         ]
         success = ANY_OBJECT if slots["response"] is None else rendered[slots["response"]]
         responses: dict[str, Schema] = {
-            str(doc.status): _json(doc.media_type, success, http.HTTPStatus(doc.status).phrase)
+            str(code): _json(doc.media_type, success, http.HTTPStatus(code).phrase)
+            for code in (doc.status, *doc.also)
         }
         for code in doc.errors:
             responses[str(code)] = _json(

@@ -82,7 +82,9 @@ def unrecordable(headers: dict[str, str], payload: Any, query: dict[str, str]) -
     except TypeError:
         return error(400, "Webhook payload cannot be recorded: JSON nested too deeply")
     if size > RECORD_BUDGET:
-        return error(413, f"Webhook too large to record: {size} bytes as JSON, over {RECORD_BUDGET}")
+        return error(
+            413, f"Webhook too large to record: {size} bytes as JSON, over {RECORD_BUDGET}"
+        )
     return None
 
 

@@ -1,0 +1,226 @@
+"""Durable consumer groups: the tables' interface, shared by the SQLite and PostgreSQL twins.
+
+A group has settings and a *cursor*: the global position up to which the log has
+been turned into delivery rows. A claim, in one transaction, (1) tops the group's
+buffer up with delivery rows for matching events after the cursor, (2) asks the
+group's rules (pure functions, api/core/subscriptions.py) which rows may go out
+now and which must be parked, (3) marks the chosen rows in flight with a deadline.
+An ack deletes the row, in a committed transaction, before it is answered.
+
+Delivery ids are `"<position>:<attempt>"`: an ack or nack counts only for the
+delivery currently out, so a worker whose delivery timed out and was handed to
+another cannot ack or nack the newer one.
+
+Rows: `ready` (waiting; `deadline` = not before), `inflight` (`deadline` = ack
+deadline), `parked`. Acked and skipped rows are deleted.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol
+
+import orjson
+
+from .types import InvalidEvent, RecordedEvent
+
+# As session ids: 1-128 of [A-Za-z0-9_.-], starting alphanumeric, no "..".
+GROUP_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_\-]|\.(?!\.)){0,127}$")
+READY: Final = "ready"
+INFLIGHT: Final = "inflight"
+PARKED: Final = "parked"
+# How far past the cursor one claim looks for matching events (bounds a sparse scan).
+SCAN_WINDOW: Final = 20_000
+MAX_BUFFER: Final = 10_000
+
+Ordering = Literal["session", "none"]
+NackAction = Literal["retry", "park", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSettings:
+    """What a group delivers and how; `types`/`sessions` None = all."""
+
+    types: tuple[str, ...] | None = None
+    sessions: tuple[str, ...] | None = None
+    ack_timeout_seconds: float = 30.0
+    max_retries: int = 5
+    max_in_flight: int = 1000
+    ordering: Ordering = "session"
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "types": None if self.types is None else list(self.types),
+                "sessions": None if self.sessions is None else list(self.sessions),
+                "ack_timeout_seconds": self.ack_timeout_seconds,
+                "max_retries": self.max_retries,
+                "max_in_flight": self.max_in_flight,
+                "ordering": self.ordering,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> GroupSettings:
+        value: dict[str, Any] = orjson.loads(raw)
+        types, sessions = value.get("types"), value.get("sessions")
+        return cls(
+            types=None if types is None else tuple(types),
+            sessions=None if sessions is None else tuple(sessions),
+            ack_timeout_seconds=float(value["ack_timeout_seconds"]),
+            max_retries=int(value["max_retries"]),
+            max_in_flight=int(value["max_in_flight"]),
+            ordering=value["ordering"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A group as stored, with its counts (one consistent read)."""
+
+    name: str
+    settings: GroupSettings
+    cursor: int
+    ready: int
+    in_flight: int
+    parked: int
+    oldest_pending: int | None  # lowest position still ready or in flight
+
+    @property
+    def checkpoint(self) -> int:
+        """Every matching event at or below this position is acked, skipped or parked."""
+        if self.oldest_pending is None:
+            return self.cursor
+        return self.oldest_pending - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A ready or in-flight delivery row, what the rules decide on."""
+
+    position: int
+    session_id: str
+    state: str
+    attempt: int
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimPlan:
+    claim: list[int]  # positions to hand out now, in order
+    park: list[tuple[int, str]]  # positions to park, with the reason
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    delivery_id: str
+    attempt: int
+    event: RecordedEvent
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedMessage:
+    position: int
+    attempts: int
+    reason: str
+    event: RecordedEvent | None  # None when the session was erased meanwhile
+
+
+class Rules(Protocol):
+    """The group's decisions, pure (api/core/subscriptions.py implements them)."""
+
+    def plan_claim(
+        self, settings: GroupSettings, pending: Sequence[Pending], now: float, limit: int
+    ) -> ClaimPlan: ...
+
+    def after_failure(self, settings: GroupSettings, attempt: int) -> str:
+        """READY (retry again) or PARKED, for a delivery that failed on `attempt`."""
+        ...
+
+    def buffer_target(self, settings: GroupSettings, in_flight: int, limit: int) -> int:
+        """How many ready + in-flight rows a claim keeps materialised."""
+        ...
+
+
+def delivery_id(position: int, attempt: int) -> str:
+    return f"{position}:{attempt}"
+
+
+def parse_delivery_id(text: str) -> tuple[int, int] | None:
+    """`(position, attempt)`, or None for a string that is not one of ours."""
+    head, sep, tail = text.partition(":")
+    if not sep or not head.isdigit() or not tail.isdigit() or len(text) > 40:
+        return None
+    return int(head), int(tail)
+
+
+def validate_group_name(name: object) -> str:
+    if not isinstance(name, str) or not GROUP_NAME.fullmatch(name):
+        raise InvalidEvent(
+            "group name must be 1-128 of [A-Za-z0-9_.-], starting alphanumeric, no .."
+        )
+    return name
+
+
+def matches(settings: GroupSettings, stream_id: str, event_type: str) -> bool:
+    """Whether an event of a session stream belongs to the group (system streams never do)."""
+    if stream_id.startswith("$"):
+        return False
+    if settings.types is not None and event_type not in settings.types:
+        return False
+    return settings.sessions is None or stream_id in settings.sessions
+
+
+class Subscriptions(abc.ABC):
+    """The consumer-group tables of one store. `now` is epoch seconds, from the caller's clock."""
+
+    @abc.abstractmethod
+    async def put_group(self, name: str, settings: GroupSettings, start_after: int | None) -> bool:
+        """Create (True) or update the settings of (False) a group.
+
+        `start_after`: the cursor of a new group (None = the log's head now); an
+        update keeps the cursor and every delivery.
+        """
+
+    @abc.abstractmethod
+    async def get_group(self, name: str) -> Group | None: ...
+
+    @abc.abstractmethod
+    async def list_groups(self) -> list[Group]: ...
+
+    @abc.abstractmethod
+    async def delete_group(self, name: str) -> bool:
+        """Remove the group and its deliveries; False when there was none."""
+
+    @abc.abstractmethod
+    async def claim(
+        self, name: str, worker: str, limit: int, now: float, rules: Rules
+    ) -> list[Delivery] | None:
+        """Hand out up to `limit` deliveries (None: no such group)."""
+
+    @abc.abstractmethod
+    async def ack(self, name: str, delivery_ids: Sequence[str]) -> list[str] | None:
+        """Delete the deliveries that are out under these ids; returns the unknown ids."""
+
+    @abc.abstractmethod
+    async def nack(
+        self,
+        name: str,
+        delivery_ids: Sequence[str],
+        action: NackAction,
+        reason: str,
+        now: float,
+        delay: float,
+        rules: Rules,
+    ) -> list[str] | None:
+        """Retry (after `delay`, or park when out of retries), park, or skip; the unknown ids."""
+
+    @abc.abstractmethod
+    async def parked(self, name: str, limit: int) -> list[ParkedMessage] | None: ...
+
+    @abc.abstractmethod
+    async def replay_parked(self, name: str, now: float) -> int | None:
+        """Make every parked delivery ready again with a fresh retry count."""
