@@ -18,6 +18,7 @@ from api.core.nodes import NodeLiveness
 from api.core.scheduler import Scheduler
 from api.core.service import SessionService
 from api.core.settings import Settings
+from api.core.supervisor import Supervisor
 from api.http import agents, health, history, metrics, openapi, sessions, sse, triggers, webhooks
 from api.http.errors import EXCEPTION_HANDLERS
 from api.http.middleware import middleware_for
@@ -47,11 +48,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
             store = await open_store(settings.db_url)
             stack.push_async_callback(store.close)
 
-            service = SessionService(store)
+            # every background loop below runs under it: logged, restarted, reported
+            supervisor = Supervisor()
+            store.on_commit.append(supervisor.incidents.on_commit)
+
+            service = SessionService(store, supervisor=supervisor)
             await service.start()
             stack.push_async_callback(service.stop)
 
-            node = NodeLiveness(store, settings.node_id, settings.node_ttl)
+            node = NodeLiveness(store, settings.node_id, settings.node_ttl, supervisor)
             await node.start()
             node.start_adopting(service)
             stack.push_async_callback(node.stop)
@@ -63,11 +68,12 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
                 scheduler_clock,
                 node_id=settings.node_id,
                 leases=store.leases if several_nodes else None,
+                supervisor=supervisor,
             )
             await scheduler.start()
             stack.push_async_callback(scheduler.stop)
 
-            hub = sse.hub_from_env(store)
+            hub = sse.hub_from_env(store, supervisor)
             await hub.start()
             stack.push_async_callback(hub.stop)
             stack.callback(sse.chain_exit_signals(hub))
@@ -85,6 +91,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
                 scheduler=scheduler,
                 hub=hub,
                 metrics=registry,
+                supervisor=supervisor,
             )
             yield
 

@@ -16,6 +16,7 @@ from api.core.nodes import NodeLiveness
 from api.core.scheduler import Scheduler
 from api.core.service import SessionService
 from api.core.settings import Settings
+from api.core.supervisor import Supervisor
 from eventstore import EventStore
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class Parts:
     scheduler: Scheduler
     hub: Hub
     metrics: Metrics
+    supervisor: Supervisor
 
 
 def parts(request: Request) -> Parts:
