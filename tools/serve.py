@@ -1,14 +1,77 @@
-"""`hivelog serve`: the Starlette app under uvicorn, on loopback by default."""
+"""`hivelog serve`: the Starlette app under uvicorn, on loopback by default.
+
+Slow or silent clients cannot hold connections forever (issue 12): uvicorn closes
+idle keep-alive connections after `--keep-alive-timeout`, caps a request head at
+`h11_max_incomplete_event_size` bytes and answers 503 beyond `--max-connections`
+(`limit_concurrency`). uvicorn has no request-head timeout (a connection that
+sends nothing, or half a head, stays open), so `HeadTimeoutH11Protocol` adds one;
+and no body timeout, which the app's `BodyTimeoutMiddleware` adds (408).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
+from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api.app import create_app
-from api.core.settings import Settings
+from api.core.settings import BODY_TIMEOUT_SECONDS, Settings
 from tools.config import db_url
+
+HEADER_TIMEOUT_SECONDS = 10.0
+KEEP_ALIVE_SECONDS = 5.0
+MAX_CONNECTIONS = 4096
+MAX_HEAD_BYTES = 16 * 1024  # h11's default, stated: a request head larger than this is refused
+
+
+class HeadTimeoutH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose request head is not complete
+    within `head_timeout` seconds of the connection opening (or of the first byte of a
+    later request on a kept-alive connection)."""
+
+    head_timeout = HEADER_TIMEOUT_SECONDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is h11.IDLE:
+            self._arm_head_timer()  # a head still (partly) to come: keep its deadline
+        else:
+            self._disarm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+
+def protocol_with_head_timeout(seconds: float) -> type[HeadTimeoutH11Protocol]:
+    return type("HeadTimeoutH11Protocol", (HeadTimeoutH11Protocol,), {"head_timeout": seconds})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +94,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=HEADER_TIMEOUT_SECONDS,
+        help=f"seconds to receive a request head, else close (default {HEADER_TIMEOUT_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_TIMEOUT_SECONDS,
+        help=f"seconds to receive a request body, else 408 (default {BODY_TIMEOUT_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=KEEP_ALIVE_SECONDS,
+        help=f"seconds an idle kept-alive connection stays open (default {KEEP_ALIVE_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=MAX_CONNECTIONS,
+        help=f"connections and requests in flight before 503 (default {MAX_CONNECTIONS})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +127,17 @@ def run(args: argparse.Namespace) -> int:
         token=args.token,
         node_id=args.node_id,
     )
+    settings = dataclasses.replace(settings, body_timeout=args.body_timeout)
     app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        lifespan="on",
+        http=protocol_with_head_timeout(args.header_timeout),
+        timeout_keep_alive=max(1, round(args.keep_alive_timeout)),
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        limit_concurrency=args.max_connections,
+    )
     return 0
