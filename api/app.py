@@ -18,6 +18,7 @@ from api.core.nodes import NodeLiveness
 from api.core.scheduler import Scheduler
 from api.core.service import SessionService
 from api.core.settings import Settings
+from api.core.signals import on_exit_signal
 from api.core.supervisor import Supervisor
 from api.http import agents, health, history, metrics, openapi, sessions, sse, triggers, webhooks
 from api.http.errors import EXCEPTION_HANDLERS
@@ -72,6 +73,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
             )
             await scheduler.start()
             stack.push_async_callback(scheduler.stop)
+            stack.callback(on_exit_signal(scheduler.begin_stop))
 
             hub = sse.hub_from_env(store, supervisor)
             await hub.start()

@@ -78,6 +78,11 @@ def _as_unavailable(exc: BaseException) -> BaseException:
     return failure
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 MAX_JOBS_PER_COMMIT = 1000
 # One reader thread: measured, 1 serves concurrent tails 1.6-2x faster than 2 or 4
 # (more threads only fight over the GIL while building rows); HTTP history 1.1x.
@@ -315,6 +320,9 @@ class SQLiteStore(EventStore):
             raise EventStoreError("the store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Request(job, future))
+        # a caller cancelled meanwhile (shutdown) leaves nobody to read a refusal: read
+        # it here, or asyncio logs "Future exception was never retrieved" at exit
+        future.add_done_callback(_retrieve)
         # shield: a cancelled caller must not cancel the outcome others may share.
         return await asyncio.shield(future)
 

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import h11
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api.app import create_app
@@ -27,6 +32,28 @@ HEADER_TIMEOUT_SECONDS = 10.0
 KEEP_ALIVE_SECONDS = 5.0
 MAX_CONNECTIONS = 4096
 MAX_HEAD_BYTES = 16 * 1024  # h11's default, stated: a request head larger than this is refused
+# In-flight requests get this long to finish after SIGTERM, then are cancelled (a
+# cancelled append was never acknowledged); the app's own stop follows.
+GRACEFUL_SECONDS = 3.0
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, except that SIGTERM/SIGINT end it with exit code 0: a stop
+    asked for is a clean exit (uvicorn re-raises the signal, so the process would
+    report death by SIGTERM even after a complete graceful shutdown)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 class HeadTimeoutH11Protocol(H11Protocol):
@@ -129,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     )
     settings = dataclasses.replace(settings, body_timeout=args.body_timeout)
     app = create_app(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -139,5 +166,9 @@ def run(args: argparse.Namespace) -> int:
         timeout_keep_alive=max(1, round(args.keep_alive_timeout)),
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         limit_concurrency=args.max_connections,
+        timeout_graceful_shutdown=max(1, round(GRACEFUL_SECONDS)),
     )
-    return 0
+    server = Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else STARTUP_FAILURE

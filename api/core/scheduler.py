@@ -28,7 +28,7 @@ from collections.abc import Callable
 from api.core.clock import Clock
 from api.core.service import SessionService
 from api.core.supervisor import Supervisor
-from api.core.tasks import stop_task
+from api.core.tasks import stop_task, stop_tasks
 from eventstore import DuplicateEventId, NewEvent, RecordedEvent, StoreUnavailable
 from eventstore.leases import Lease, Leases
 from projections.errors import DomainError
@@ -95,6 +95,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_SESSIONS)
         self.fires_settled = 0  # decide_fires calls that appended something
         self.on_settled: Callable[[str], None] | None = None  # test and bench hook
@@ -105,16 +106,28 @@ class Scheduler:
     # ---- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
+        self._stopping = None
         self.service.listeners.append(self._on_event)
         self._task = self.supervisor.spawn("scheduler", self._run_fresh, probe=self.poison_report)
 
+    def begin_stop(self) -> None:
+        """Start stopping now (on SIGTERM, while HTTP requests still drain: fires during
+        the drain only compete with them; a slot not fired is caught up at the next start)."""
+        if self._stopping is None:
+            self._stopping = asyncio.get_running_loop().create_task(self._stop(), name="stop")
+
     async def stop(self) -> None:
+        """Stop the loop and every fire in flight; any number of callers share one stop."""
+        self.begin_stop()
+        assert self._stopping is not None
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
         with contextlib.suppress(ValueError):
             self.service.listeners.remove(self._on_event)
         await stop_task(self._task)
         self._task = None
-        for task in list(self._inflight.values()):
-            await stop_task(task)
+        await stop_tasks(list(self._inflight.values()))
 
     # ---- what is due --------------------------------------------------------------
 
