@@ -22,6 +22,7 @@ from api.core.service import SessionService
 from api.core.supervisor import Supervisor
 from api.http.sse import Hub
 from eventstore import open_store
+from tests.pg import fresh_url, pg_dsn  # noqa: F401
 from tests.shutdown_support import seed_timers, sigterm_round
 
 HANG = 10.0  # seconds; only a swallowed cancel gets near it
@@ -102,4 +103,17 @@ async def test_sigterm_under_load_exits_0_and_loses_nothing(tmp_path: Path) -> N
     for r in rounds:
         assert r.exit_code == 0
         assert r.fired_during_load > 0 and r.acknowledged > 0
+        assert r.missing == 0
+
+
+@pytest.mark.slow
+async def test_sigterm_under_load_on_postgresql(pg_dsn: str, tmp_path: Path) -> None:  # noqa: F811
+    """The same on PostgreSQL (fire claims and node leases in play), twice."""
+    db_url = fresh_url(pg_dsn)
+    await seed_timers(db_url, 2000, 1.0)
+    rounds = [await sigterm_round(db_url, tmp_path, writers=32) for _ in range(2)]
+    print("SIGTERM under load (PostgreSQL):", [f"{r.seconds:.2f}s" for r in rounds])
+    for r in rounds:
+        assert r.exit_code == 0
+        assert r.acknowledged > 0
         assert r.missing == 0

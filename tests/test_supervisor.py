@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import api.core.scheduler as scheduler_module
 from api.core.clock import FakeClock
 from api.core.supervisor import RestartPolicy, Supervisor
 from api.core.tasks import stop_task
+from eventstore import StoreUnavailable
 from projections.session import SessionState
 from tests.triggers_support import append, node, seed, timer
 
@@ -186,3 +188,48 @@ async def test_a_crashed_scheduler_loop_restarts_and_fires_on(
         await n.run_until(T0 + 5 * MIN)
         fired = await n.payloads("s", "trigger_fired")
         assert [f["scheduled_at"] for f in fired] == [T0 + k * MIN for k in range(1, 6)]
+
+
+async def test_a_failing_checkpoint_backs_off_instead_of_retrying_hot(db_url: str) -> None:
+    """A store double whose checkpoint writes fail as on a full disk: one attempt, then
+    the checkpointer waits its backoff (5 s first), reported down meanwhile, one log line."""
+    clock = FakeClock(T0)
+    async with node(db_url, clock, scheduler=False) as n:
+        attempts: list[int] = []
+
+        async def full_disk(name: str, position: int, state: bytes) -> None:
+            attempts.append(position)
+            raise StoreUnavailable("SQLite: database or disk is full")
+
+        n.store.save_checkpoint = full_disk  # type: ignore[method-assign]
+        n.service._saved_at = 0.0  # due now
+        await seed(n.store, "s", [timer("t", interval_minutes=1)], clock.now())
+        component = n.service.supervisor.components["checkpointer"]
+        await _until(lambda: not component.running)
+        report = component.report()
+        assert report["status"] == "down" and "disk is full" in str(report["reason"])
+        assert component.restart_at is not None
+        assert component.restart_at - time.monotonic() > 4.0  # waits, not retrying hot
+        assert len(attempts) == 1
+        assert n.service.supervisor.incidents.active
+        n.store.save_checkpoint = type(n.store).save_checkpoint.__get__(n.store)  # type: ignore[method-assign]
+
+
+def test_postgresql_outages_map_to_store_unavailable() -> None:
+    """The PostgreSQL backend's mapping around its writes, fed the errors asyncpg raises
+    (a fault-injecting double: a real full disk under a shared server is not on offer)."""
+    import asyncpg
+
+    from eventstore.postgres import _unavailable_on_outage
+
+    for error in (
+        asyncpg.DiskFullError("could not extend file"),
+        asyncpg.PostgresIOError("could not write"),
+        asyncpg.AdminShutdownError("terminating connection"),
+        ConnectionResetError("reset"),
+    ):
+        with pytest.raises(StoreUnavailable) as caught, _unavailable_on_outage():
+            raise error
+        assert caught.value.__cause__ is error
+    with pytest.raises(asyncpg.UniqueViolationError), _unavailable_on_outage():
+        raise asyncpg.UniqueViolationError("not an outage")
