@@ -79,6 +79,15 @@ def test_disk_full_answers_503_once_logged_and_recovers(tmp_path: Path) -> None:
                 health = client.get("/api/health").json()
                 assert health["components"]["store"]["status"] == "degraded"
                 assert "writes refused" in health["components"]["store"]["reason"]
+            log = server.log()
+        assert server.process.returncode == 0  # a clean stop, even with the disk full
+        assert log.count("store unavailable") == 1, log  # once per incident, not per request
+        assert "Traceback" not in log
+        # still full: the service starts and serves reads; writes answer 503
+        with running_server(db_url, tmp_path) as server:
+            with httpx.Client(base_url=server.base_url, timeout=30) as client:
+                assert client.get(f"/api/sessions/{acknowledged[0]}").status_code == 200
+                assert client.post("/api/sessions", json={}).status_code == 503
                 (mnt / "filler").unlink()
                 r = client.post("/api/sessions", json={})
                 assert r.status_code == 201
@@ -86,7 +95,6 @@ def test_disk_full_answers_503_once_logged_and_recovers(tmp_path: Path) -> None:
                 health = client.get("/api/health").json()
                 assert health["components"]["store"]["status"] == "ok"
             log = server.log()
-        assert log.count("store unavailable") == 1, log  # once per incident, not per request
         assert "store available again" in log
         assert "Traceback" not in log
         with running_server(db_url, tmp_path) as server:

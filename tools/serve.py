@@ -34,7 +34,7 @@ MAX_CONNECTIONS = 4096
 MAX_HEAD_BYTES = 16 * 1024  # h11's default, stated: a request head larger than this is refused
 # In-flight requests get this long to finish after SIGTERM, then are cancelled (a
 # cancelled append was never acknowledged); the app's own stop follows.
-GRACEFUL_SECONDS = 3.0
+GRACEFUL_SECONDS = 2.0
 
 
 class Server(uvicorn.Server):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from api.core.supervisor import RestartPolicy, Supervisor
 from api.core.tasks import stop_task
-from eventstore import EventStore
+from eventstore import EventStore, StoreUnavailable
 from eventstore.leases import Lease
 from projections.errors import DomainError
 from projections.ownership import decide_adopt, needs_adoption
@@ -53,7 +53,10 @@ class NodeLiveness:
         self._adopter: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.lease = await self._acquire()
+        try:
+            self.lease = await self._acquire()
+        except StoreUnavailable as exc:  # full disk: serve reads; the renew loop retries
+            self.supervisor.incidents.refused_write(exc)
         # restarts well inside the lease's time to live
         policy = RestartPolicy(max_seconds=self.ttl / 3)
         self._task = self.supervisor.spawn(

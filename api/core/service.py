@@ -28,6 +28,7 @@ from eventstore import (
     EventStore,
     NewEvent,
     RecordedEvent,
+    StoreUnavailable,
     StreamDeleted,
     WrongExpectedVersion,
 )
@@ -119,12 +120,12 @@ class SessionService:
         start_position = self.catalogue.position
         while await self._fold_batch():
             if self.catalogue.position - self._saved_position >= CHECKPOINT_DURING_START:
-                await self.save_checkpoint()  # a crash during a long first fold resumes here
+                await self._save_at_start()  # a crash during a long first fold resumes here
         self.events_folded_at_start = self.catalogue.position - start_position
         for session_id in list(self.catalogue.unerased):
             await self._erase(session_id)
         if self.catalogue.position != self._saved_position:
-            await self.save_checkpoint()
+            await self._save_at_start()
         self._follower = self.supervisor.spawn(
             "sessions_follower", self._follow, required=True, policy=FOLLOWER_RESTARTS
         )
@@ -314,6 +315,14 @@ class SessionService:
         await self.store.save_checkpoint(self.checkpoint_name, snapshot.position, encoded)
         self._saved_position = snapshot.position
         self._saved_at = time.monotonic()
+
+    async def _save_at_start(self) -> None:
+        """A checkpoint during start is an optimisation: on a full disk, start without it
+        (the checkpointer retries with backoff) rather than refuse to serve reads."""
+        try:
+            await self.save_checkpoint()
+        except StoreUnavailable as exc:
+            self.supervisor.incidents.refused_write(exc)
 
     async def _checkpoint_loop(self) -> None:
         while not self._stopping:
