@@ -22,7 +22,9 @@ from api.core.nodes import NodeLiveness
 from api.core.scheduler import Scheduler
 from api.core.service import SessionService
 from api.core.settings import Settings
+from api.core.signals import on_exit_signal
 from api.core.subscriptions import SubscriptionService
+from api.core.supervisor import Supervisor
 from api.core.version import hivelog_version
 from api.http import (
     agents,
@@ -75,11 +77,15 @@ def create_app(
             store = await open_store(settings.db_url)
             stack.push_async_callback(store.close)
 
-            service = SessionService(store)
+            # every background loop below runs under it: logged, restarted, reported
+            supervisor = Supervisor()
+            store.on_commit.append(supervisor.incidents.on_commit)
+
+            service = SessionService(store, supervisor=supervisor)
             await service.start()
             stack.push_async_callback(service.stop)
 
-            node = NodeLiveness(store, settings.node_id, settings.node_ttl)
+            node = NodeLiveness(store, settings.node_id, settings.node_ttl, supervisor)
             await node.start()
             node.start_adopting(service)
             stack.push_async_callback(node.stop)
@@ -91,11 +97,13 @@ def create_app(
                 scheduler_clock,
                 node_id=settings.node_id,
                 leases=store.leases if several_nodes else None,
+                supervisor=supervisor,
             )
             await scheduler.start()
             stack.push_async_callback(scheduler.stop)
+            stack.callback(on_exit_signal(scheduler.begin_stop))
 
-            hub = sse.hub_from_env(store)
+            hub = sse.hub_from_env(store, supervisor)
             await hub.start()
             stack.push_async_callback(hub.stop)
             stack.callback(sse.chain_exit_signals(hub))
@@ -114,6 +122,7 @@ def create_app(
                 hub=hub,
                 metrics=registry,
                 subscriptions=SubscriptionService(store, scheduler_clock, closing=hub.closing),
+                supervisor=supervisor,
             )
             log.info(
                 ready_line(

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -61,6 +61,7 @@ from .types import (
     JsonTailPage,
     NewEvent,
     RecordedEvent,
+    StoreUnavailable,
     StreamDeleted,
     StreamInfo,
     TailPage,
@@ -73,6 +74,29 @@ DEFAULT_POOL_SIZE = 4
 MAX_POOL_SIZE = 64
 APPEND_ATTEMPTS = 3
 RECONNECT_MAX_SECONDS = 2.0
+
+# Errors that mean "the database cannot take this write now": resources (53: disk
+# full, out of memory, too many connections), system/I-O (58), shutdown or start-up
+# (57), a lost connection (08), a read-only standby after a failover (25006).
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.InsufficientResourcesError,
+    asyncpg.PostgresSystemError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ReadOnlySQLTransactionError,
+    OSError,
+)
+
+
+@contextlib.contextmanager
+def _unavailable_on_outage() -> Iterator[None]:
+    """Re-raise storage outages as `StoreUnavailable` (the cause kept as `__cause__`)."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as exc:
+        raise StoreUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+
+
 # Server settings for every connection the store opens.
 SERVER_SETTINGS = {"synchronous_commit": "on", "application_name": "hivelog"}
 
@@ -292,7 +316,8 @@ class PostgresStore(EventStore):
         for _ in range(APPEND_ATTEMPTS):
             started = time.perf_counter()
             try:
-                status, head, last_position = await self._pool.fetchrow(self._sql_append, *args)
+                with _unavailable_on_outage():
+                    status, head, last_position = await self._pool.fetchrow(self._sql_append, *args)
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != EVENT_ID_CONSTRAINT:
                     raise
@@ -324,7 +349,8 @@ class PostgresStore(EventStore):
     async def delete_stream(self, stream_id: str) -> None:
         stream_id = validate_stream_id(stream_id)
         self._check_open()
-        await self._pool.execute(self._sql_delete, stream_id)
+        with _unavailable_on_outage():
+            await self._pool.execute(self._sql_delete, stream_id)
         self.doorbell.ring()
 
     async def save_checkpoint(self, name: str, position: int, state: bytes) -> None:
@@ -332,7 +358,8 @@ class PostgresStore(EventStore):
         if not isinstance(state, bytes):
             raise InvalidEvent("checkpoint state must be bytes")
         self._check_open()
-        await self._pool.execute(self._sql_save_checkpoint, name, position, state)
+        with _unavailable_on_outage():
+            await self._pool.execute(self._sql_save_checkpoint, name, position, state)
 
     # ---- reads -----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ Reads go through aiosqlite connections (WAL readers never block the writer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sqlite3
 import time
@@ -49,6 +50,7 @@ from .types import (
     JsonTailPage,
     NewEvent,
     RecordedEvent,
+    StoreUnavailable,
     StreamDeleted,
     StreamInfo,
     TailPage,
@@ -56,6 +58,31 @@ from .types import (
 )
 
 T = TypeVar("T")
+
+# Primary result codes meaning "the storage cannot take this write now" (not a bug).
+UNAVAILABLE_CODES = frozenset(
+    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_CANTOPEN}
+    | {sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_LOCKED}
+)
+
+
+def _as_unavailable(exc: BaseException) -> BaseException:
+    """A failed commit as `StoreUnavailable` when the storage (not the input) is at fault."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in UNAVAILABLE_CODES:
+        failure = StoreUnavailable(f"SQLite: {exc}")
+    elif isinstance(exc, OSError):
+        failure = StoreUnavailable(f"SQLite file: {exc}")
+    else:
+        return exc
+    failure.__cause__ = exc
+    return failure
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
 
 MAX_JOBS_PER_COMMIT = 1000
 # One reader thread: measured, 1 serves concurrent tails 1.6-2x faster than 2 or 4
@@ -264,7 +291,9 @@ class SQLiteStore(EventStore):
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (e.g. disk full): report the cause
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
         if ctx.erased:
             # Move the erased pages out of the WAL too; best effort if readers hold it.
@@ -291,9 +320,10 @@ class SQLiteStore(EventStore):
                     self._executor, self._commit_batch, [r.job for r in requests]
                 )
             except BaseException as exc:  # the commit itself failed: nobody is acknowledged
+                failure = _as_unavailable(exc)
                 for request in requests:
                     if not request.future.done():
-                        request.future.set_exception(exc)
+                        request.future.set_exception(failure)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
             else:
@@ -318,6 +348,9 @@ class SQLiteStore(EventStore):
             raise EventStoreError("the store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Request(job, future))
+        # a caller cancelled meanwhile (shutdown) leaves nobody to read a refusal: read
+        # it here, or asyncio logs "Future exception was never retrieved" at exit
+        future.add_done_callback(_retrieve)
         # shield: a cancelled caller must not cancel the outcome others may share.
         return await asyncio.shield(future)
 

@@ -70,6 +70,16 @@ class StreamDeleted(EventStoreError):
         super().__init__(f"stream {stream_id!r} is deleted")
 
 
+class StoreUnavailable(EventStoreError):
+    """The storage cannot take writes right now (disk full, I/O error, database unreachable).
+
+    The same call may succeed later, so callers answer "try again" (HTTP 503 with
+    Retry-After) rather than "bug" (500). Nothing is committed when the storage refused
+    the write (disk full, I/O error); after a lost connection the outcome is unknown,
+    so retry with the same event ids (retries are idempotent).
+    """
+
+
 class DuplicateEventId(EventStoreError):
     """An event id is already recorded somewhere that does not make this append a retry."""
 

@@ -14,8 +14,9 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from api.core.supervisor import RestartPolicy, Supervisor
 from api.core.tasks import stop_task
-from eventstore import EventStore
+from eventstore import EventStore, StoreUnavailable
 from eventstore.leases import Lease
 from projections.errors import DomainError
 from projections.ownership import decide_adopt, needs_adoption
@@ -36,8 +37,15 @@ def node_lease_name(node_id: str) -> str:
 class NodeLiveness:
     """Holds and renews this node's lease; answers which nodes are alive."""
 
-    def __init__(self, store: EventStore, node_id: str, ttl: float = NODE_LEASE_TTL) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        node_id: str,
+        ttl: float = NODE_LEASE_TTL,
+        supervisor: Supervisor | None = None,
+    ) -> None:
         self.store = store
+        self.supervisor = supervisor or Supervisor()
         self.node_id = node_id
         self.ttl = ttl
         self.lease: Lease | None = None
@@ -45,8 +53,20 @@ class NodeLiveness:
         self._adopter: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.lease = await self._acquire()
-        self._task = asyncio.create_task(self._renew_loop(), name="node-lease")
+        try:
+            self.lease = await self._acquire()
+        except StoreUnavailable as exc:  # full disk: serve reads; the renew loop retries
+            self.supervisor.incidents.refused_write(exc)
+        # restarts well inside the lease's time to live
+        policy = RestartPolicy(max_seconds=self.ttl / 3)
+        self._task = self.supervisor.spawn(
+            "node_lease", self._renew_loop, policy=policy, probe=self._lease_report
+        )
+
+    def _lease_report(self) -> str | None:
+        if self.lease is None:
+            return f"node {self.node_id} does not hold its liveness lease"
+        return None
 
     async def _acquire(self) -> Lease | None:
         lease = await self.store.leases.acquire(
@@ -59,18 +79,14 @@ class NodeLiveness:
         return lease
 
     async def _renew_loop(self) -> None:
+        """Renew every ttl/3; a failure raises to the supervisor (logged, restarted)."""
         while True:
             await asyncio.sleep(self.ttl / 3)
-            try:
-                renewed = (
-                    await self.store.leases.renew(self.lease, self.ttl) if self.lease else None
-                )
-                if renewed is None:
-                    log.warning("node lease for %s was lost; taking it again", self.node_id)
-                    renewed = await self._acquire()
-                self.lease = renewed
-            except Exception:
-                log.exception("renewing the node lease failed; will retry")
+            renewed = await self.store.leases.renew(self.lease, self.ttl) if self.lease else None
+            if renewed is None:
+                log.warning("node lease for %s was lost; taking it again", self.node_id)
+                renewed = await self._acquire()
+            self.lease = renewed
 
     async def alive(self) -> set[str]:
         """Node ids whose lease is unexpired right now."""
@@ -104,13 +120,10 @@ class NodeLiveness:
     async def _adopt_loop(self, sessions: SessionService) -> None:
         while True:
             await asyncio.sleep(self.ttl)
-            try:
-                await self.adopt_orphans(sessions)
-            except Exception:
-                log.exception("adopting orphaned sessions failed; will retry")
+            await self.adopt_orphans(sessions)  # a failure goes to the supervisor
 
     def start_adopting(self, sessions: SessionService) -> None:
-        self._adopter = asyncio.create_task(self._adopt_loop(sessions), name="node-adopter")
+        self._adopter = self.supervisor.spawn("node_adopter", lambda: self._adopt_loop(sessions))
 
     async def stop(self) -> None:
         for task in (self._task, self._adopter):

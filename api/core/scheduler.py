@@ -27,8 +27,9 @@ from collections.abc import Callable
 
 from api.core.clock import Clock
 from api.core.service import SessionService
-from api.core.tasks import stop_task
-from eventstore import DuplicateEventId, RecordedEvent
+from api.core.supervisor import Supervisor
+from api.core.tasks import stop_task, stop_tasks
+from eventstore import DuplicateEventId, NewEvent, RecordedEvent, StoreUnavailable
 from eventstore.leases import Lease, Leases
 from projections.errors import DomainError
 from projections.ids import is_session_stream
@@ -48,10 +49,15 @@ WATCHED_TYPES = TRIGGER_EVENT_TYPES | {
     "colony_unloaded",
 }
 RETRY_MS = 1000  # after a failed fire, try that session again this much later
+STORE_RETRY_MS = 5000  # after the store refused a fire (disk full): fewer doomed attempts
 MAX_CONCURRENT_SESSIONS = 256  # fires in flight at once (group commit batches them)
 FIRE_CLAIM_TTL = 30.0  # seconds a fire claim lasts if its node dies while holding it
 
 Key = tuple[str, str]  # (session id, trigger id)
+
+
+class _Poisoned(Exception):
+    """The pure fire decision raised for a session: its input, not the store, is bad."""
 
 
 def webhook_index_entry(state: SessionState, trigger: TriggerState) -> str | None:
@@ -72,8 +78,10 @@ class Scheduler:
         *,
         node_id: str | None = None,
         leases: Leases | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.service = service
+        self.supervisor = supervisor or service.supervisor
         self.clock = clock
         self.node_id = node_id  # None: schedule every live session (one node)
         self.leases = leases  # None: no fire claims (one process on the log)
@@ -87,24 +95,39 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_SESSIONS)
         self.fires_settled = 0  # decide_fires calls that appended something
         self.on_settled: Callable[[str], None] | None = None  # test and bench hook
+        # Triggers whose schedule computation raised: skipped (not fired) until their
+        # state changes; reported in /api/health, logged once. Value: (state, reason).
+        self.poisoned: dict[Key, tuple[TriggerState | None, str]] = {}
 
     # ---- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
+        self._stopping = None
         self.service.listeners.append(self._on_event)
-        self._dirty.update(self.service.catalogue.sessions)
-        self._task = asyncio.create_task(self._run(), name="trigger-scheduler")
+        self._task = self.supervisor.spawn("scheduler", self._run_fresh, probe=self.poison_report)
+
+    def begin_stop(self) -> None:
+        """Start stopping now (on SIGTERM, while HTTP requests still drain: fires during
+        the drain only compete with them; a slot not fired is caught up at the next start)."""
+        if self._stopping is None:
+            self._stopping = asyncio.get_running_loop().create_task(self._stop(), name="stop")
 
     async def stop(self) -> None:
+        """Stop the loop and every fire in flight; any number of callers share one stop."""
+        self.begin_stop()
+        assert self._stopping is not None
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
         with contextlib.suppress(ValueError):
             self.service.listeners.remove(self._on_event)
         await stop_task(self._task)
         self._task = None
-        for task in list(self._inflight.values()):
-            await stop_task(task)
+        await stop_tasks(list(self._inflight.values()))
 
     # ---- what is due --------------------------------------------------------------
 
@@ -124,16 +147,25 @@ class Scheduler:
             for trigger in state.triggers.values():
                 key = (session_id, trigger.id)
                 seen = self._seen.get(key)
+                poisoned = self.poisoned.get(key)
+                if poisoned is not None and poisoned[0] is trigger:
+                    continue  # still the same bad state: skipped until it changes
                 if seen is not None and seen[0] is trigger and seen[1] == state.loaded_at:
                     due = seen[2]  # unchanged trigger (folds keep untouched ones): no recompute
                 else:
-                    due = next_due(trigger, now_ms) if trigger.anchor_at is not None else None
+                    try:
+                        due = next_due(trigger, now_ms) if trigger.anchor_at is not None else None
+                    except Exception as exc:  # one bad value must not stop every timer
+                        self._poison(key, trigger, exc)
+                        continue
+                    self._cure(key)
                     self._seen[key] = (trigger, state.loaded_at, due)
                 if due is not None:
                     wanted[trigger.id] = due if retry is None else max(due, retry)
         for trigger_id in known | set(state.triggers if state is not None else ()):
             if state is None or trigger_id not in state.triggers:
                 self._seen.pop((session_id, trigger_id), None)
+                self.poisoned.pop((session_id, trigger_id), None)
         for trigger_id in known - wanted.keys():
             self._due.pop((session_id, trigger_id), None)
         for trigger_id, due in wanted.items():
@@ -160,7 +192,48 @@ class Scheduler:
     def due_count(self) -> int:
         return len(self._due)
 
+    # ---- poisoned input -------------------------------------------------------------
+
+    def _poison(self, key: Key, trigger: TriggerState | None, exc: BaseException) -> None:
+        """Skip one trigger whose schedule cannot be computed; log it once."""
+        reason = f"{type(exc).__name__}: {exc}"
+        if key not in self.poisoned:
+            log.error(
+                "trigger %s of session %s is skipped: its schedule cannot be computed (%s); "
+                "other triggers keep firing",
+                key[1],
+                key[0],
+                reason,
+                exc_info=exc,
+            )
+        self.poisoned[key] = (trigger, reason)
+
+    def _cure(self, key: Key) -> None:
+        if self.poisoned.pop(key, None) is not None:
+            log.warning("trigger %s of session %s is scheduled again", key[1], key[0])
+
+    def poison_report(self) -> str | None:
+        """Why the scheduler is degraded (health), or None."""
+        if not self.poisoned:
+            return None
+        shown = sorted(self.poisoned.items())[:5]
+        names = "; ".join(f"{sid}/{tid}: {reason}" for (sid, tid), (_, reason) in shown)
+        more = len(self.poisoned) - len(shown)
+        return f"{len(self.poisoned)} trigger(s) skipped: {names}" + (
+            f" (and {more} more)" if more > 0 else ""
+        )
+
     # ---- the loop -----------------------------------------------------------------
+
+    async def _run_fresh(self) -> None:
+        """The loop, from a clean slate: at start, and after a restart by the supervisor
+        (whatever the failure left half-done in the heap is rebuilt from the projection)."""
+        self._heap.clear()
+        self._due.clear()
+        self._by_session.clear()
+        self._seen.clear()
+        self._dirty.update(self.service.catalogue.sessions)
+        await self._run()
 
     async def _run(self) -> None:
         while True:
@@ -199,8 +272,7 @@ class Scheduler:
                         self._retry_at[session_id] = self.clock.now_ms() + RETRY_MS
                         return
                 state = await self.service.execute(
-                    session_id,
-                    lambda st: decide_fires(st, session_id, trigger_ids, self.clock.now_ms()),
+                    session_id, lambda st: self._decide(st, session_id, trigger_ids)
                 )
             if before is not None and state.version == before.version:
                 # due by the heap but nothing to record: never spin on it
@@ -212,6 +284,14 @@ class Scheduler:
             pass  # another node (or an earlier attempt) recorded these slots: nothing to do
         except DomainError as exc:
             log.info("fires for %s not recorded: %s", session_id, exc.message)
+        except _Poisoned as exc:
+            current = self.service.get(session_id)
+            for tid in trigger_ids:
+                trigger = current.triggers.get(tid) if current is not None else None
+                self._poison((session_id, tid), trigger, exc.__cause__ or exc)
+        except StoreUnavailable as exc:
+            self.supervisor.incidents.refused_write(exc)  # one log line per incident
+            self._retry_at[session_id] = self.clock.now_ms() + STORE_RETRY_MS
         except Exception:
             log.exception("recording fires for %s failed; retrying in %d ms", session_id, RETRY_MS)
             self._retry_at[session_id] = self.clock.now_ms() + RETRY_MS
@@ -224,6 +304,17 @@ class Scheduler:
             self._wake.set()
             if self.on_settled is not None:
                 self.on_settled(session_id)
+
+    def _decide(
+        self, state: SessionState | None, session_id: str, trigger_ids: set[str]
+    ) -> list[NewEvent]:
+        """`decide_fires`, with a failure of the pure decision marked as poisoned input."""
+        try:
+            return decide_fires(state, session_id, trigger_ids, self.clock.now_ms())
+        except DomainError:
+            raise
+        except Exception as exc:
+            raise _Poisoned(f"{type(exc).__name__}: {exc}") from exc
 
     async def idle(self, within: float = 30.0) -> None:
         """Return once nothing is dirty, in flight or due now (tests, with a fake clock)."""

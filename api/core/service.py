@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
+from api.core.supervisor import RestartPolicy, Supervisor
 from api.core.tasks import stop_task
 from eventstore import (
     NO_STREAM,
@@ -27,6 +28,7 @@ from eventstore import (
     EventStore,
     NewEvent,
     RecordedEvent,
+    StoreUnavailable,
     StreamDeleted,
     WrongExpectedVersion,
 )
@@ -47,6 +49,11 @@ READ_BATCH = 2000
 CHECKPOINT_EVERY_EVENTS = 5000
 CHECKPOINT_EVERY_SECONDS = 5.0
 CHECKPOINT_DURING_START = 200_000
+# Restart backoff: the follower is required (every response waits for it), so it
+# retries within 2 s at most; a failing checkpoint (disk full) waits 5 s, then up to
+# a minute, rather than re-encoding and rewriting the whole catalogue twice a second.
+FOLLOWER_RESTARTS = RestartPolicy(max_seconds=2.0)
+CHECKPOINT_RESTARTS = RestartPolicy(initial_seconds=5.0, max_seconds=60.0)
 
 
 def _with_id(event: NewEvent) -> NewEvent:
@@ -59,8 +66,15 @@ def _with_id(event: NewEvent) -> NewEvent:
 class SessionService:
     """Live and cold sessions, kept up to date from the log; see the module docstring."""
 
-    def __init__(self, store: EventStore, *, checkpoint_name: str = cat.CHECKPOINT_NAME) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        checkpoint_name: str = cat.CHECKPOINT_NAME,
+        supervisor: Supervisor | None = None,
+    ) -> None:
         self.store = store
+        self.supervisor = supervisor or Supervisor()
         self.catalogue = CatalogueState()
         self.listeners: list[Listener] = []
         self.checkpoint_name = checkpoint_name
@@ -106,14 +120,18 @@ class SessionService:
         start_position = self.catalogue.position
         while await self._fold_batch():
             if self.catalogue.position - self._saved_position >= CHECKPOINT_DURING_START:
-                await self.save_checkpoint()  # a crash during a long first fold resumes here
+                await self._save_at_start()  # a crash during a long first fold resumes here
         self.events_folded_at_start = self.catalogue.position - start_position
         for session_id in list(self.catalogue.unerased):
             await self._erase(session_id)
         if self.catalogue.position != self._saved_position:
-            await self.save_checkpoint()
-        self._follower = asyncio.create_task(self._follow(), name="sessions-follower")
-        self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="sessions-ckpt")
+            await self._save_at_start()
+        self._follower = self.supervisor.spawn(
+            "sessions_follower", self._follow, required=True, policy=FOLLOWER_RESTARTS
+        )
+        self._checkpointer = self.supervisor.spawn(
+            "checkpointer", self._checkpoint_loop, policy=CHECKPOINT_RESTARTS
+        )
 
     async def stop(self) -> None:
         self._stopping = True
@@ -123,7 +141,10 @@ class SessionService:
         self._follower = self._checkpointer = None
         with contextlib.suppress(Exception):
             await self._fold_batch()
-        await self.save_checkpoint()
+        try:
+            await self.save_checkpoint()
+        except Exception as exc:  # the log has everything; the next start folds from further back
+            log.warning("final sessions checkpoint not saved: %s", exc)
 
     # ---- following the log --------------------------------------------------------
 
@@ -181,13 +202,11 @@ class SessionService:
         self._fold(recorded)
 
     async def _follow(self) -> None:
+        """Fold until stopped; a failed read raises to the supervisor (logged, restarted)."""
         while not self._stopping:
             ticket = self.store.doorbell.ticket()
-            try:
-                if await self._fold_batch():
-                    continue
-            except Exception:
-                log.exception("sessions follower failed to read the log; retrying")
+            if await self._fold_batch():
+                continue
             await wait_for_ticket(ticket, self.store.poll_seconds)
 
     async def wait_for(self, position: int, within: float = 30.0) -> None:
@@ -297,16 +316,21 @@ class SessionService:
         self._saved_position = snapshot.position
         self._saved_at = time.monotonic()
 
+    async def _save_at_start(self) -> None:
+        """A checkpoint during start is an optimisation: on a full disk, start without it
+        (the checkpointer retries with backoff) rather than refuse to serve reads."""
+        try:
+            await self.save_checkpoint()
+        except StoreUnavailable as exc:
+            self.supervisor.incidents.refused_write(exc)
+
     async def _checkpoint_loop(self) -> None:
         while not self._stopping:
             await asyncio.sleep(0.5)
             behind = self.catalogue.position - self._saved_position
             stale = time.monotonic() - self._saved_at >= CHECKPOINT_EVERY_SECONDS
             if behind >= CHECKPOINT_EVERY_EVENTS or (behind > 0 and stale):
-                try:
-                    await self.save_checkpoint()
-                except Exception:
-                    log.exception("saving the sessions checkpoint failed; will retry")
+                await self.save_checkpoint()  # a failure goes to the supervisor (backoff)
 
 
 def _encode_catalogue(

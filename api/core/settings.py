@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_BODY_BYTES = 1024 * 1024
+BODY_TIMEOUT_SECONDS = 30.0  # a request body must arrive in full within this (else 408)
 
 
 def hive_home() -> Path:
@@ -30,6 +31,7 @@ class Settings:
     node_id: str = field(default_factory=socket.gethostname)
     max_body_bytes: int = MAX_BODY_BYTES
     node_ttl: float = 10.0  # seconds a node's liveness lease lasts without renewal
+    body_timeout: float = BODY_TIMEOUT_SECONDS
 
     @classmethod
     def from_env(

@@ -34,3 +34,22 @@ async def stop_task(task: asyncio.Task[object] | asyncio.Task[None] | None) -> N
     if not task.cancelled():
         with contextlib.suppress(Exception):
             task.result()
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """`stop_task` for many at once: all cancelled together, so stopping a thousand
+    in-flight tasks costs one wait, not a thousand in a row."""
+    pending = {t for t in tasks if not t.done()}
+    for _ in range(STOP_ROUNDS):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=0.025)
+    else:
+        if pending:
+            log.error("%d tasks did not stop within 5 s of being cancelled", len(pending))
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()

@@ -14,8 +14,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.core.incidents import RETRY_AFTER_SECONDS
 from api.http.body import RequestError
 from api.http.responses import error
+from api.http.state import parts
+from eventstore import StoreUnavailable
 from projections.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 
 DOMAIN_STATUS: Mapping[type[DomainError], int] = {
@@ -59,10 +62,24 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """Disk full, I/O error, database unreachable: 503 with Retry-After, logged once
+    per incident (by `StoreIncidents`), never a traceback per request."""
+    assert isinstance(exc, StoreUnavailable)
+    parts(request).supervisor.incidents.refused_write(exc)
+    response = error(
+        503,
+        "Storage unavailable (disk full, I/O error or database unreachable); try again later",
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 EXCEPTION_HANDLERS: dict[Any, Handler] = {
     DomainError: domain_error,
     RequestError: request_error,
     HTTPException: http_error,
+    StoreUnavailable: store_unavailable,
 }

@@ -2,21 +2,25 @@
 streaming and contextvars, Starlette #1678/#919).
 
 Outermost first: `/api/*` responses get `Cache-Control: no-store`; unhandled
-errors become hive's 500 body; the optional `X-Hive-Token` check (401); the body-size
-cap (413), enforced while the body streams in, so an oversized upload is never
-held in memory. Settings are given once, when the composition root builds the stack.
+errors become hive's 500 body (a client that went away is only a debug line); the
+optional `X-Hive-Token` check (401); the body-read timeout (408: uvicorn has none,
+so a `Content-Length: 1000` with 2 bytes sent would hold the request forever); the
+body-size cap (413), enforced while the body streams in, so an oversized upload is
+never held in memory. Settings are given once, when the composition root builds the stack.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 
 import orjson
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.core.settings import MAX_BODY_BYTES, Settings
+from api.core.settings import BODY_TIMEOUT_SECONDS, MAX_BODY_BYTES, Settings
 
 log = logging.getLogger("hivelog.http")
 
@@ -26,18 +30,19 @@ PUBLIC_PATHS = frozenset({"/api/health", "/openapi.json"})
 PUBLIC_PREFIXES = ("/webhooks/", "/api/webhooks/")
 
 
-async def send_json(send: Send, status: int, body: dict[str, object]) -> None:
+async def send_json(
+    send: Send, status: int, body: dict[str, object], *, close: bool = False
+) -> None:
+    """A JSON response; `close` adds `Connection: close` (the server then drops the
+    connection, which matters when the request body was not read to its end)."""
     raw = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(raw)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(raw)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": raw, "more_body": False})
 
 
@@ -62,6 +67,9 @@ class ErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # the client went away mid-request: nobody to answer, nothing went wrong here
+            log.debug("client disconnected during %s %s", scope.get("method"), scope.get("path"))
         except Exception:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if not started:
@@ -165,10 +173,69 @@ class BodyLimitMiddleware:
                 raise
 
 
+class BodyTimeoutMiddleware:
+    """408 (and the connection closed) when the request body does not arrive in full
+    within `timeout` seconds of the app asking for it. Only body reads are timed: once
+    the body is complete, waiting on `receive` (an SSE stream watching for the
+    disconnect) is left alone."""
+
+    def __init__(self, app: ASGIApp, timeout: float = BODY_TIMEOUT_SECONDS) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        timeout = self.timeout
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        body_done = False
+        timed_out = False
+        started = False
+
+        async def timed_receive() -> Message:
+            nonlocal deadline, body_done, timed_out
+            if timed_out:
+                return {"type": "http.disconnect"}
+            if body_done:
+                return await receive()
+            if deadline is None:
+                deadline = loop.time() + timeout  # the whole body, not each chunk
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                timed_out = True
+                log.debug("request body of %s %s timed out", scope.get("method"), scope["path"])
+                if not started:
+                    message_text = f"Request body not received within {timeout:g} s"
+                    await send_json(send, 408, {"error": message_text}, close=True)
+                return {"type": "http.disconnect"}
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if timed_out:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except Exception:
+            if not timed_out:
+                raise
+
+
 def middleware_for(settings: Settings) -> list[Middleware]:
     return [
         Middleware(CacheControlMiddleware),  # outermost, so 500/401/413 carry it too
         Middleware(ErrorMiddleware),
         Middleware(TokenMiddleware, token=settings.token),
+        Middleware(BodyTimeoutMiddleware, timeout=settings.body_timeout),
         Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes),
     ]

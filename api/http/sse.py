@@ -31,6 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from api.core.supervisor import RestartPolicy, Supervisor
 from api.core.tasks import stop_task
 from api.http import shapes
 from api.http.contract import documented
@@ -47,6 +48,7 @@ KEEPALIVE_SECONDS = 15.0
 QUEUE_SIZE = 1000  # hive's per-client queue
 CATCH_UP_BATCH = 500
 REPLAY_WINDOW = 1000  # hive replays from its 1000-event ring
+HUB_RESTARTS = RestartPolicy(max_seconds=5.0)  # live clients wait at most this for a retry
 
 # hive's default `types` list (contract §5.5): 33 types.
 DEFAULT_TYPES = frozenset(
@@ -127,8 +129,16 @@ class Client:
 class Hub:
     """One store subscription, fanned out to the clients registered for each stream."""
 
-    def __init__(self, store: EventStore, *, keepalive: float, queue_size: int) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        keepalive: float,
+        queue_size: int,
+        supervisor: Supervisor | None = None,
+    ) -> None:
         self.store = store
+        self.supervisor = supervisor or Supervisor()
         self.keepalive = keepalive
         self.queue_size = queue_size
         self.position = 0  # the last position dispatched to clients
@@ -142,7 +152,7 @@ class Hub:
 
     async def start(self) -> None:
         self.position = await self.store.head_position()
-        self._task = asyncio.create_task(self._run(), name="hivelog-sse-hub")
+        self._task = self.supervisor.spawn("sse_hub", self._run, policy=HUB_RESTARTS)
 
     async def stop(self) -> None:
         self.closing.set()
@@ -150,15 +160,10 @@ class Hub:
         self._task = None
 
     async def _run(self) -> None:
-        """Follow the log; a failed read is logged and the subscription resumed from
-        the last dispatched position (clients see a pause, never a gap)."""
-        while True:
-            try:
-                async for event in self.store.subscribe(after_position=self.position):
-                    self.dispatch(event)
-            except Exception:
-                log.exception("SSE hub: reading the log failed; retrying in 1 s")
-                await asyncio.sleep(1.0)
+        """Follow the log. A failed read raises to the supervisor, which logs it and
+        restarts this from the last dispatched position (clients see a pause, never a gap)."""
+        async for event in self.store.subscribe(after_position=self.position):
+            self.dispatch(event)
 
     def dispatch(self, event: RecordedEvent) -> None:
         self.position = event.position
@@ -401,13 +406,14 @@ def _env_float(name: str, default: float) -> float:
     return value if value > 0 else default
 
 
-def hub_from_env(store: EventStore) -> Hub:
+def hub_from_env(store: EventStore, supervisor: Supervisor | None = None) -> Hub:
     """The hub, tuned by HIVELOG_SSE_KEEPALIVE (seconds, default 15) and
     HIVELOG_SSE_QUEUE (events per client, default 1000)."""
     return Hub(
         store,
         keepalive=_env_float("HIVELOG_SSE_KEEPALIVE", KEEPALIVE_SECONDS),
         queue_size=int(_env_float("HIVELOG_SSE_QUEUE", QUEUE_SIZE)),
+        supervisor=supervisor,
     )
 
 

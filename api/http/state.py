@@ -17,6 +17,7 @@ from api.core.scheduler import Scheduler
 from api.core.service import SessionService
 from api.core.settings import Settings
 from api.core.subscriptions import SubscriptionService
+from api.core.supervisor import Supervisor
 from eventstore import EventStore
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class Parts:
     hub: Hub
     metrics: Metrics
     subscriptions: SubscriptionService
+    supervisor: Supervisor
 
 
 def parts(request: Request) -> Parts:
