@@ -18,7 +18,19 @@ from api.core.nodes import NodeLiveness
 from api.core.scheduler import Scheduler
 from api.core.service import SessionService
 from api.core.settings import Settings
-from api.http import agents, health, history, metrics, openapi, sessions, sse, triggers, webhooks
+from api.http import (
+    admin,
+    agents,
+    console,
+    health,
+    history,
+    metrics,
+    openapi,
+    sessions,
+    sse,
+    triggers,
+    webhooks,
+)
 from api.http.errors import EXCEPTION_HANDLERS
 from api.http.middleware import middleware_for
 from api.http.state import Parts
@@ -35,6 +47,8 @@ ROUTES: list[BaseRoute] = [
     *history.routes,
     *sse.routes,
     *openapi.routes,
+    *admin.routes,
+    *console.routes,
 ]
 
 

@@ -137,6 +137,8 @@ SCHEMAS: dict[str, Schema] = {
             "last_message": NULL_STR,
             "message_count": INT,
             "queen_id": NULL_STR,
+            "event_count": {**INT, "description": "events in the session's stream (ours)"},
+            "runner_node": {**NULL_STR, "description": "the hivelog node running it (ours)"},
         },
     ),
     "EntryPoint": obj(
@@ -222,6 +224,7 @@ def op(
     return operation
 
 
+HTML: Schema = {"description": "HTML", "content": {"text/html": {"schema": STR}}}
 SSE_RESPONSE = {
     "200": {
         "description": "`id: <position>` and `data: <HistoryEvent JSON>` messages, "
@@ -451,6 +454,59 @@ PATHS: dict[str, dict[str, Schema]] = {
         }
     },
     "/openapi.json": {"get": op("This document", {"200": json_body(OBJ)})},
+    "/api/admin/audit": {
+        "post": op(
+            "Run the checks of `hivelog audit` and return its report",
+            {
+                "200": json_body(
+                    obj(
+                        ["ok", "fault_counts", "faults", "skipped", "stats", "checks"],
+                        {
+                            "ok": BOOL,
+                            "fault_counts": {"type": "object", "additionalProperties": INT},
+                            "faults": array(OBJ),
+                            "skipped": OBJ,
+                            "stats": OBJ,
+                            "checks": array(STR),
+                            "seconds": NUM,
+                        },
+                    )
+                )
+            },
+        )
+    },
+    "/api/admin/nodes": {
+        "get": op(
+            "Nodes with an unexpired liveness lease, and the other leases held",
+            {
+                "200": json_body(
+                    obj(
+                        ["this_node", "nodes", "leases"],
+                        {
+                            "this_node": STR,
+                            "ttl": NUM,
+                            "nodes": array(
+                                obj(
+                                    ["node_id", "expires_in"],
+                                    {"node_id": STR, "fence": INT, "expires_in": NUM},
+                                )
+                            ),
+                            "leases": array(OBJ),
+                            "leases_total": INT,
+                        },
+                    )
+                )
+            },
+        )
+    },
+    "/console": {"get": op("The operator console (HTML; public)", {"200": HTML})},
+    "/console/{path}": {
+        "get": op(
+            "A file of the operator console (public)",
+            {"200": {"description": "a shipped file", "content": {"*/*": {"schema": STR}}}},
+            params=[{"name": "path", "in": "path", "required": True, "schema": STR}],
+        )
+    },
 }
 
 DOCUMENT: Schema = {
@@ -459,7 +515,7 @@ DOCUMENT: Schema = {
         "title": "hivelog",
         "version": "0.1.0",
         "description": "Event-sourced sessions and triggers for hive. With a token "
-        "configured, every path except /api/health, /openapi.json and webhooks needs "
+        "configured, every path except /api/health, /openapi.json, /console and webhooks needs "
         "the X-Hive-Token header (401 otherwise).",
     },
     "paths": PATHS,
