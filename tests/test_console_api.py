@@ -6,6 +6,8 @@ lists the live nodes."""
 from __future__ import annotations
 
 import sqlite3
+import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 
 import httpx
@@ -29,6 +31,15 @@ def test_every_module_the_page_imports_ships() -> None:
                 if line.startswith("import ") and " from " in line:
                     target = line.rsplit(" from ", 1)[1].strip(' ";').removeprefix("./")
                     assert target in FILES, f"{name} imports missing {target}"
+
+
+def test_pyproject_ships_every_console_file() -> None:
+    """A non-editable install carries the console: every file matches package-data.
+    (Checked by hand too: `pip wheel .` lists api/http/console/*.)"""
+    config = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["api.http"]
+    for name in FILES:
+        assert any(fnmatch(f"console/{name}", p) for p in patterns), name
 
 
 def test_static_files_are_public_and_api_needs_the_token(tmp_path: Path) -> None:

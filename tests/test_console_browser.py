@@ -77,9 +77,9 @@ class Tab:
             self.closed = True
             self.page.context.close()
 
-    def shot(self, name: str) -> Path:
+    def shot(self, name: str, *, full_page: bool = True) -> Path:
         path = self.shots / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=False)
+        self.page.screenshot(path=str(path), full_page=full_page)
         copy_to = os.environ.get("HIVELOG_CONSOLE_SCREENSHOTS")
         if copy_to:
             Path(copy_to).mkdir(parents=True, exist_ok=True)
@@ -242,7 +242,7 @@ def test_pages_back_to_the_first_event_with_a_capped_dom(tab: Tab, tmp_path: Pat
         assert page.locator("#timeline .ev[data-version='1']").count() == 1
         assert page.locator("#timeline .ev").last.get_attribute("data-type") == "session_created"
         assert page.locator("#timeline > li").count() == CAP
-        tab.shot("timeline-first-event")
+        tab.shot("timeline-first-event", full_page=False)
         # and forward again to the newest page
         page.locator("button[data-role=newer]").click()
         page.get_by_role("button", name="Newest").click()
@@ -358,3 +358,31 @@ def test_screenshots_of_each_view(browser: Any, tmp_path: Path, width: int) -> N
     finally:
         tab.close()
     assert tab.errors == [], tab.errors
+
+
+def test_streaming_events_do_not_move_what_the_reader_looks_at(tab: Tab, tmp_path: Path) -> None:
+    env, cm = server_with_colony(tmp_path)
+    with serving(tab, cm) as srv:
+        sid = create_session(srv, env)
+        for _ in range(40):
+            run_trigger(srv, sid)
+        page = tab.page
+        page.goto(f"{srv.base_url}/console#/session/{sid}")
+        page.locator("text=● live").wait_for()
+        watched = page.locator("#timeline .ev").nth(25)
+        watched.scroll_into_view_if_needed()
+        page.evaluate("window.scrollBy(0, 200)")
+        version = watched.get_attribute("data-version")
+        before = watched.bounding_box()
+        total = int(page.locator("[data-role=total]").inner_text())
+        for _ in range(10):
+            run_trigger(srv, sid)
+        page.wait_for_function(
+            "n => document.querySelector('[data-role=total]').textContent === String(n)",
+            arg=total + 10,
+        )
+        assert page.locator("#timeline .ev").first.get_attribute("data-version") == str(total + 10)
+        row = page.locator(f"#timeline .ev[data-version='{version}']")
+        after = row.bounding_box()
+        assert before is not None and after is not None
+        assert abs(after["y"] - before["y"]) <= 1, (before, after)

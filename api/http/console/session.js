@@ -4,7 +4,7 @@
 // CAP rows live in the DOM (paging further drops rows from the other end), so a
 // session of a million events costs the same as one of a thousand. New events
 // arrive from the SSE route; while the newest page is shown they are inserted at
-// the top (scroll anchoring keeps what the reader looks at still), otherwise they
+// the top (keepInView holds what the reader looks at still), otherwise they
 // are counted on the "newer" button. Collapsed rows have a fixed height.
 
 import { follow, get } from "./api.js";
@@ -122,8 +122,34 @@ export function mountSession(root, params, ctx) {
     list.replaceChildren(...events.map((ev) => eventRow(ev, false)));
   }
 
+  /** The first row whose top edge is below the sticky header, or null at the very top. */
+  function anchorRow() {
+    if (window.scrollY <= 0) return null; // the reader watches the newest: let them arrive
+    const headerBottom = document.querySelector(".top")?.getBoundingClientRect().bottom ?? 0;
+    for (const li of list.children) {
+      if (li.getBoundingClientRect().bottom > headerBottom) return li;
+    }
+    return null;
+  }
+
+  /** Runs a DOM change with the row the reader looks at held still (no layout jump),
+   * whatever the browser's own scroll anchoring does (the page turns it off). */
+  function keepInView(mutate) {
+    const anchor = anchorRow();
+    const before = anchor?.getBoundingClientRect().top;
+    mutate();
+    if (anchor && anchor.isConnected) {
+      const moved = anchor.getBoundingClientRect().top - before;
+      if (moved) window.scrollBy(0, moved);
+    }
+  }
+
   function addTop(events, fresh) { // events newest first
     if (!events.length) return;
+    keepInView(() => addTopNow(events, fresh));
+  }
+
+  function addTopNow(events, fresh) {
     list.querySelector(":scope > .marker")?.remove();
     list.prepend(...events.map((ev) => eventRow(ev, fresh)));
     rows = events.concat(rows);
@@ -136,6 +162,10 @@ export function mountSession(root, params, ctx) {
   }
 
   function addBottom(events) { // events newest first, all older than rows
+    keepInView(() => addBottomNow(events));
+  }
+
+  function addBottomNow(events) {
     list.append(...events.map((ev) => eventRow(ev, false)));
     rows = rows.concat(events);
     if (rows.length > CAP) {

@@ -10,7 +10,6 @@ const FIRE_TYPES = "trigger_fired,trigger_fire_skipped,missed_triggers";
 const WATCH_TYPES = `${FIRE_TYPES},trigger_activated,trigger_deactivated,trigger_updated,trigger_available,trigger_removed`;
 const HISTORY_LIMIT = 2000; // the newest fires charted
 const REFRESH_MS = 5000;
-const W = 600;
 const H = 64;
 
 const COLORS = { scheduled: "#1a7f37", manual: "#1f5fbf", catchup: "#8250df", webhook: "#0a7ea4", skipped: "#6e7781", missed: "#cf222e" };
@@ -40,17 +39,19 @@ export function fireMarks(events) {
   return byTrigger;
 }
 
-function chart(marks, now) {
+/** An SVG as wide as its box in CSS pixels (`width`), so labels are never stretched. */
+function chart(marks, now, width) {
+  const W = Math.max(240, Math.round(width));
   const times = marks.flatMap((m) => [m.at, m.until ?? m.at]).filter((t) => t !== null);
   const start = Math.min(now - 3600_000, ...times);
   const span = Math.max(now - start, 1);
   const x = (t) => 8 + ((t - start) / span) * (W - 16);
   const lanes = { fires: 18, skipped: 36, missed: 50 };
-  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img",
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
     "aria-label": `${marks.length} fires, skips and misses over time` });
   for (const [name, y] of Object.entries(lanes)) {
     svg.append(s("line", { x1: 0, x2: W, y1: y, y2: y, stroke: "#e5e8ec" }));
-    svg.append(s("text", { x: 4, y: y - 3, "font-size": 8, fill: "#8c959f" }, name));
+    svg.append(s("text", { x: 4, y: y - 3, "font-size": 10, fill: "#8c959f" }, name));
   }
   for (const m of marks) {
     if (m.at === null) continue;
@@ -73,8 +74,8 @@ function chart(marks, now) {
     shape.append(s("title", {}, m.title));
     svg.append(shape);
   }
-  svg.append(s("text", { x: 4, y: H - 2, "font-size": 8, fill: "#57606a" }, fmtTime(start)));
-  svg.append(s("text", { x: W - 4, y: H - 2, "font-size": 8, fill: "#57606a", "text-anchor": "end" }, "now"));
+  svg.append(s("text", { x: 4, y: H - 2, "font-size": 10, fill: "#57606a" }, fmtTime(start)));
+  svg.append(s("text", { x: W - 4, y: H - 2, "font-size": 10, fill: "#57606a", "text-anchor": "end" }, "now"));
   return svg;
 }
 
@@ -106,7 +107,7 @@ export function mountTriggers(root, params, ctx) {
     await load();
   }
 
-  function card(t, marks, live, now) {
+  function card(t, marks, live, now, width) {
     const tz = t.timezone || (t.trigger_config || {}).timezone || "UTC";
     const next = t.next_fire_at
       ? `${fmtTime(t.next_fire_at, tz)} ${tz} (${fmtAgo(t.next_fire_at, now)})`
@@ -129,7 +130,7 @@ export function mountTriggers(root, params, ctx) {
           t.misfire ? [h("dt", {}, "misfire"), h("dd", {}, `${t.misfire}, grace ${t.misfire_grace_seconds} s`)] : null,
           h("dt", {}, "task"), h("dd", {}, t.task || "—"))),
       h("div", { class: "trig-actions" }, run, activate, deactivate),
-      h("div", { class: "chart" }, chart(marks, now), legend()));
+      h("div", { class: "chart" }, chart(marks, now, width), legend()));
   }
 
   async function load() {
@@ -146,7 +147,8 @@ export function mountTriggers(root, params, ctx) {
       if (!list.triggers.length) {
         holder.replaceChildren(h("p", { class: "muted" }, "This session has no triggers (they come with a colony's triggers.json)."));
       } else {
-        holder.replaceChildren(...list.triggers.map((t) => card(t, marks.get(t.id) || [], list.live, now)));
+        const width = holder.clientWidth - 34; // the card's padding and border
+        holder.replaceChildren(...list.triggers.map((t) => card(t, marks.get(t.id) || [], list.live, now, width)));
       }
       if (focused) {
         holder.querySelector(`[data-trigger="${CSS.escape(focused[0])}"] [data-action="${focused[1]}"]`)?.focus();
