@@ -386,3 +386,59 @@ def test_streaming_events_do_not_move_what_the_reader_looks_at(tab: Tab, tmp_pat
         after = row.bounding_box()
         assert before is not None and after is not None
         assert abs(after["y"] - before["y"]) <= 1, (before, after)
+
+
+PURE_CHECKS = """
+async () => {
+  const f = await import('/console/format.js');
+  const api = await import('/console/api.js');
+  const m = await import('/console/metrics.js');
+  const got = {};
+  got.cron = ['0 9 * * *', '*/15 * * * *', '30 8 * * 1-5', '0 9,17 * * *', '5 * * * *',
+    '0 3 1 * *', '0 0 L * *'].map(f.cronWords);
+  got.interval = [0.5, 1, 5, 60, 120].map(
+    (n) => f.scheduleWords({trigger_type: 'timer', trigger_config: {interval_minutes: n}}));
+  got.zone = f.fmtTime(Date.UTC(2026, 0, 1, 12, 0, 0), 'Europe/Berlin');
+  const messages = [];
+  const p = new api.SseParser((msg) => messages.push(msg));
+  for (const chunk of [': keepalive\\n\\nid: 7\\r\\nda', 'ta: {"a":', '1}\\r\\n\\r\\nid: 8\\n',
+    'data: x\\ndata: y\\n\\n']) p.push(chunk);
+  got.sse = messages;
+  const text = '# HELP x\\nhivelog_appends_total 10\\nhivelog_group_commit_batch_size_sum 10\\n'
+    + 'hivelog_group_commit_batch_size_count 4\\nhivelog_group_commit_batch_size_bucket{le="1.0"} 2\\n';
+  const s1 = m.sample(m.parseMetrics(text), 0);
+  const s2 = {...s1, at: 2000, appends: 30, batchSum: 30, batchCount: 8};
+  const s3 = {...s1, at: 4000, appends: 3, batchSum: 3, batchCount: 1};  // restarted
+  got.intervals = m.intervals([s1, s2, s3]).map((x) => [x.rate, x.batch]);
+  got.bucket = m.parseMetrics(text).hivelog_group_commit_batch_size_bucket[0].labels.le;
+  return got;
+}
+"""
+
+
+def test_pure_helpers_in_the_browser(tab: Tab, tmp_path: Path) -> None:
+    """Schedules in words, the SSE parser on split chunks, metric rates across a restart."""
+    env = make_env(tmp_path)
+    with serving(tab, running_server(env.db_url, tmp_path, env.args(), env.env())) as srv:
+        tab.page.goto(f"{srv.base_url}/console")
+        got = tab.page.evaluate(PURE_CHECKS)
+    assert got["cron"] == [
+        "every day at 09:00",
+        "every 15 minutes",
+        "on weekdays at 08:30",
+        "every day at 09:00 and 17:00",
+        "every hour at minute 5",
+        "on day 1 of every month at 03:00",
+        "cron 0 0 L * *",
+    ]
+    assert got["interval"] == [
+        "every 30 seconds",
+        "every minute",
+        "every 5 minutes",
+        "every hour",
+        "every 2 hours",
+    ]
+    assert got["zone"] == "2026-01-01 13:00:00"
+    assert got["sse"] == [{"id": "7", "data": '{"a":1}'}, {"id": "8", "data": "x\ny"}]
+    assert got["intervals"] == [[10, 5]]  # the restart's negative step is dropped
+    assert got["bucket"] == "1.0"
