@@ -93,6 +93,7 @@ export function mountTriggers(root, params, ctx) {
   root.replaceChildren(header.el, status, holder);
   const base = `/api/sessions/${encodeURIComponent(id)}`;
   let busy = false;
+  let again = null;
 
   async function act(trigger, action, button) {
     button.disabled = true;
@@ -133,15 +134,23 @@ export function mountTriggers(root, params, ctx) {
       h("div", { class: "chart" }, chart(marks, now, width), legend()));
   }
 
-  async function load() {
-    if (busy) return;
+  let marks = new Map();
+
+  /** Reloads the triggers; with `fires`, also the chart's events (a typed read walks
+   * the session's stream, so it runs on load and on trigger events, not on the timer). */
+  async function load({ fires = true } = {}) {
+    if (busy) { // one load at a time; a request meanwhile runs once more after it
+      again = again || { fires: false };
+      again.fires ||= fires;
+      return;
+    }
     busy = true;
     try {
-      const [list, fires] = await Promise.all([
+      const [list, history] = await Promise.all([
         get(`${base}/triggers`, { signal: ctx.signal }),
-        get(`${base}/events/history?types=${FIRE_TYPES}&limit=${HISTORY_LIMIT}`, { signal: ctx.signal }),
+        fires ? get(`${base}/events/history?types=${FIRE_TYPES}&limit=${HISTORY_LIMIT}`, { signal: ctx.signal }) : null,
       ]);
-      const marks = fireMarks(fires.events);
+      if (history) marks = fireMarks(history.events);
       const now = Date.now();
       const focused = document.activeElement?.closest?.("[data-trigger]") ? [document.activeElement.closest("[data-trigger]").dataset.trigger, document.activeElement.dataset.action] : null;
       if (!list.triggers.length) {
@@ -160,6 +169,11 @@ export function mountTriggers(root, params, ctx) {
     } finally {
       busy = false;
     }
+    if (again && !ctx.signal.aborted) {
+      const next = again;
+      again = null;
+      await load(next);
+    }
   }
 
   let debounce = null;
@@ -174,5 +188,5 @@ export function mountTriggers(root, params, ctx) {
       },
     });
   });
-  ctx.every(REFRESH_MS, load);
+  ctx.every(REFRESH_MS, () => load({ fires: false }));
 }
