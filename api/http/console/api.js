@@ -102,14 +102,18 @@ export class SseParser {
   }
 
   push(text) {
-    this.buffer += text;
-    let nl;
-    while ((nl = this.buffer.search(/\r\n|\r|\n/)) >= 0) {
-      const line = this.buffer.slice(0, nl);
-      const width = this.buffer.startsWith("\r\n", nl) ? 2 : 1;
-      this.buffer = this.buffer.slice(nl + width);
-      this.line(line);
+    // One pass with a cursor: slicing the buffer per line would copy it once per
+    // line, quadratic in a catch-up chunk of many events.
+    const buffer = this.buffer + text;
+    const eol = /\r\n|\r|\n/g;
+    let start = 0;
+    let m;
+    while ((m = eol.exec(buffer)) !== null) {
+      if (m[0] === "\r" && m.index === buffer.length - 1) break; // maybe half of \r\n
+      this.line(buffer.slice(start, m.index));
+      start = m.index + m[0].length;
     }
+    this.buffer = buffer.slice(start);
   }
 
   line(line) {

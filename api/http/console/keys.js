@@ -12,7 +12,10 @@ export function rovingList(container, selector) {
     const current = preferred && all.includes(preferred)
       ? preferred
       : all.find((el) => el.tabIndex === 0) || all[0];
-    for (const el of all) el.tabIndex = el === current ? 0 : -1;
+    for (const el of all) {
+      const want = el === current ? 0 : -1;
+      if (el.tabIndex !== want) el.tabIndex = want; // untouched rows stay untouched
+    }
   }
 
   container.addEventListener("keydown", (event) => {

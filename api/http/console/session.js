@@ -14,6 +14,7 @@ import { sessionHeader } from "./header.js";
 
 export const PAGE = 200;
 export const CAP = 600;
+const FRESH_MAX = 20; // rows of one live batch that flash (more would only cost paint)
 const PRESETS = {
   "": "",
   lifecycle: "session_created,session_resumed,session_adopted,session_stopped,worker_colony_loaded,colony_unloaded,queen_phase_changed,queen_identity_selected,colony_created",
@@ -151,7 +152,7 @@ export function mountSession(root, params, ctx) {
 
   function addTopNow(events, fresh) {
     list.querySelector(":scope > .marker")?.remove();
-    list.prepend(...events.map((ev) => eventRow(ev, fresh)));
+    list.prepend(...events.map((ev, i) => eventRow(ev, fresh && i < FRESH_MAX)));
     rows = events.concat(rows);
     if (rows.length > CAP) {
       const drop = rows.length - CAP;
@@ -275,10 +276,23 @@ export function mountSession(root, params, ctx) {
       const batch = pending.splice(0).filter((ev) => !rows.length || ev.position > rows[0].position);
       if (!batch.length) return;
       noteTypes(batch);
-      total = Math.max(total, ...batch.map((ev) => ev.version));
-      if (atHead) addTop(batch.reverse(), true);
-      else missed += batch.length;
-      paint();
+      total = Math.max(total, batch.at(-1).version);
+      const anchor = atHead ? anchorRow() : null;
+      const reading = anchor ? Array.prototype.indexOf.call(list.children, anchor) : 0;
+      if (atHead && reading + batch.length > CAP - PAGE) {
+        // the row being read would be pushed out of the window: stop following and
+        // count instead (the "Newer events" button brings them)
+        atHead = false;
+        missed += batch.length;
+      } else if (atHead) {
+        // rows beyond the cap would be dropped at once: never build them
+        const kept = batch.slice(-CAP).reverse();
+        if (kept.length < batch.length) hasOlder = true;
+        addTop(kept, true);
+      } else {
+        missed += batch.length;
+      }
+      keepInView(paint); // the "Newer events" button may appear above the rows
       header.refresh();
     };
     follow(`/api/sessions/${encodeURIComponent(id)}/events`, {
