@@ -322,6 +322,30 @@ def test_the_log_view_and_its_audit(tab: Tab, tmp_path: Path) -> None:
         assert page.locator("[data-check=trigger_fires]").inner_text().endswith("ok")
 
 
+def ticking_session(srv: Server, env: Env) -> str:
+    """A session whose 1.2 s timer has fired on schedule, by hand, and missed slots
+    while the session was stopped: the triggers chart then shows each kind of mark.
+    (The screenshot only; nothing here asserts on timing.)"""
+    ticker = {
+        "id": "ticker",
+        "name": "Ticker",
+        "trigger_type": "timer",
+        "trigger_config": {"interval_minutes": 0.02, "misfire": "skip"},
+        "task": "tick",
+    }
+    make_colony(env.root, "ticker", triggers=[ticker])
+    base = srv.base_url
+    body = {"agent_path": str(env.root / "ticker")}
+    sid: str = httpx.post(f"{base}/api/sessions", json=body, timeout=30).json()["session_id"]
+    time.sleep(3)
+    httpx.post(f"{base}/api/sessions/{sid}/triggers/ticker/run", timeout=30)
+    httpx.delete(f"{base}/api/sessions/{sid}", timeout=30)
+    time.sleep(3)
+    httpx.post(f"{base}/api/sessions", json={"queen_resume_from": sid}, timeout=30)
+    time.sleep(3)
+    return sid
+
+
 def test_screenshots_of_each_view(browser: Any, tmp_path: Path, width: int) -> None:
     """Every view at 1280 and 390 px, with no horizontal overflow and no errors."""
     env, cm = server_with_colony(tmp_path)
@@ -334,11 +358,12 @@ def test_screenshots_of_each_view(browser: Any, tmp_path: Path, width: int) -> N
             for _ in range(3):
                 run_trigger(srv, sid)
             httpx.delete(f"{srv.base_url}/api/sessions/{create_session(srv, env)}", timeout=30)
+            ticking = ticking_session(srv, env)
             page = tab.page
             views = {
                 "sessions": ("#/sessions", "a.srow"),
                 "session": (f"#/session/{sid}", "#timeline .ev"),
-                "triggers": (f"#/session/{sid}/triggers", "[data-trigger] svg"),
+                "triggers": (f"#/session/{ticking}/triggers", "[data-trigger] svg"),
                 "log": ("#/log", "#nodes table"),
             }
             for name, (route, ready) in views.items():

@@ -43,8 +43,10 @@ export function fireMarks(events) {
 function chart(marks, now, width) {
   const W = Math.max(240, Math.round(width));
   const times = marks.flatMap((m) => [m.at, m.until ?? m.at]).filter((t) => t !== null);
-  const start = Math.min(now - 3600_000, ...times);
-  const span = Math.max(now - start, 1);
+  // from the earliest mark (at least the last minute; the last hour with none) to now
+  const earliest = times.length ? Math.min(...times) : now - 3600_000;
+  const span = Math.max(now - earliest, 60_000) * 1.04;
+  const start = now - span;
   const x = (t) => 8 + ((t - start) / span) * (W - 16);
   const lanes = { fires: 18, skipped: 36, missed: 50 };
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
