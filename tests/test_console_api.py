@@ -5,6 +5,7 @@ lists the live nodes."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import tomllib
 from fnmatch import fnmatch
@@ -15,6 +16,7 @@ import orjson
 import pytest
 
 from api.http.console import FILES
+from tests.pg import admin, fresh_url, pg_dsn  # noqa: F401
 from tests.server import running_server
 from tests.sessions_support import TIMER, make_colony, make_env
 from tests.tools_support import hivelog
@@ -128,3 +130,22 @@ def test_history_lists_event_count_and_runner_node(tmp_path: Path) -> None:
         assert entry["session_id"] == sid
         assert entry["event_count"] == total > 0
         assert entry["runner_node"] == "runner-1"
+
+
+@pytest.mark.postgres
+def test_audit_route_on_postgresql(tmp_path: Path, pg_dsn: str) -> None:  # noqa: F811
+    """The route opens its own PostgreSQL source in the worker thread's loop."""
+    env = make_env(tmp_path)
+    url = fresh_url(pg_dsn)
+    server = running_server(url, tmp_path, env.args(), env.env())
+    with server as srv, httpx.Client(base_url=srv.base_url, timeout=60) as c:
+        sid = c.post("/api/sessions", json={}).json()["session_id"]
+        report = c.post("/api/admin/audit").json()
+        assert report["ok"] is True, report
+        assert report["stats"]["events"] >= 1
+        schema = url.rsplit("schema=", 1)[1]
+        sql = f"DELETE FROM {schema}.events WHERE stream_id = '{sid}' AND version = 2"
+        asyncio.run(admin(pg_dsn, sql))
+        broken = c.post("/api/admin/audit").json()
+        assert broken["ok"] is False, broken
+        assert broken["fault_counts"]["stream_versions"] >= 1, broken
