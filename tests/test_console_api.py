@@ -90,7 +90,9 @@ def test_audit_route_reports_what_the_cli_reports(tmp_path: Path) -> None:
 
         cli = hivelog("audit", "--db", env.db_url, "--json")
         expected = orjson.loads(cli.stdout)
-        for key in ("ok", "fault_counts", "faults", "skipped"):
+        # (not `skipped`: the service may save its projection checkpoint in between,
+        # which turns the projections check from skipped into run)
+        for key in ("ok", "fault_counts", "faults"):
             assert report[key] == expected[key], key
 
         # A fault the audit must find: a row removed behind the service's back.
