@@ -467,3 +467,26 @@ def test_pure_helpers_in_the_browser(tab: Tab, tmp_path: Path) -> None:
     assert got["sse"] == [{"id": "7", "data": '{"a":1}'}, {"id": "8", "data": "x\ny"}]
     assert got["intervals"] == [[10, 5]]  # the restart's negative step is dropped
     assert got["bucket"] == "1.0"
+
+
+def test_filter_by_type_pages_and_follows_only_that_type(tab: Tab, tmp_path: Path) -> None:
+    env, cm = server_with_colony(tmp_path)
+    with serving(tab, cm) as srv:
+        sid = create_session(srv, env)
+        run_trigger(srv, sid)
+        page = tab.page
+        page.goto(f"{srv.base_url}/console#/session/{sid}")
+        page.locator("#timeline .ev").nth(3).wait_for()
+        page.get_by_label("Filter by event types").fill("trigger_fired")
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.querySelectorAll('#timeline .ev').length === 1")
+        assert page.get_by_label("Event types preset").input_value() == "custom"
+        run_trigger(srv, sid)
+        page.wait_for_function("document.querySelectorAll('#timeline .ev').length === 2")
+        types = page.eval_on_selector_all("#timeline .ev", "els => els.map(e => e.dataset.type)")
+        assert types == ["trigger_fired", "trigger_fired"]
+        page.get_by_label("Event types preset").select_option("lifecycle")
+        page.wait_for_function(
+            "[...document.querySelectorAll('#timeline .ev')].every(e => e.classList.contains('life'))"
+            " && document.querySelectorAll('#timeline .ev').length > 0"
+        )

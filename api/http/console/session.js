@@ -252,6 +252,7 @@ export function mountSession(root, params, ctx) {
       const body = await page({ after: String(rows[0].position) });
       if (gen !== generation) return;
       addTop(body.events.reverse(), false);
+      missed = Math.max(0, missed - body.events.length);
       if (!body.has_more_newer) {
         atHead = true;
         missed = 0;
@@ -319,7 +320,6 @@ export function mountSession(root, params, ctx) {
     applyFilter();
   });
   typesInput.addEventListener("change", applyFilter);
-  typesInput.addEventListener("keydown", (event) => { if (event.key === "Enter") applyFilter(); });
   newest.addEventListener("click", loadNewest);
   oldest.addEventListener("click", loadOldest);
   older.addEventListener("click", loadOlder);
