@@ -178,6 +178,15 @@ def test_lists_a_session_and_shows_a_new_event_live(tab: Tab, tmp_path: Path) ->
         assert newest.get_attribute("data-type") == "trigger_fired"
         newest.locator("button").click()
         assert '"trigger_fired"' in newest.locator("pre").inner_text()
+        # keyboard: arrows move between events, Enter opens one
+        newest.locator("button").focus()
+        page.keyboard.press("ArrowDown")
+        focused = "document.activeElement.closest('.ev').dataset.version"
+        assert page.evaluate(focused) == str(int(newest.get_attribute("data-version") or 0) - 1)
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.getAttribute('aria-expanded')") == "true"
+        page.keyboard.press("End")
+        assert page.evaluate(focused) == "1"
 
 
 def test_keyboard_search_arrows_and_enter(tab: Tab, tmp_path: Path) -> None:
