@@ -18,19 +18,9 @@ from api.core.nodes import NodeLiveness
 from api.core.scheduler import Scheduler
 from api.core.service import SessionService
 from api.core.settings import Settings
-from api.http import (
-    admin,
-    agents,
-    console,
-    health,
-    history,
-    metrics,
-    openapi,
-    sessions,
-    sse,
-    triggers,
-    webhooks,
-)
+from api.http import agents, health, history, metrics, openapi, sessions, sse, triggers, webhooks
+from api.http.admin import routes as admin_routes
+from api.http.console import routes as console_routes
 from api.http.errors import EXCEPTION_HANDLERS
 from api.http.middleware import middleware_for
 from api.http.state import Parts
@@ -47,8 +37,8 @@ ROUTES: list[BaseRoute] = [
     *history.routes,
     *sse.routes,
     *openapi.routes,
-    *admin.routes,
-    *console.routes,
+    *admin_routes,
+    *console_routes,
 ]
 
 
