@@ -39,6 +39,8 @@ from api.http import (
     triggers,
     webhooks,
 )
+from api.http.admin import routes as admin_routes
+from api.http.console import routes as console_routes
 from api.http.errors import EXCEPTION_HANDLERS
 from api.http.middleware import middleware_for
 from api.http.request_metrics import RequestMetrics, RequestMetricsMiddleware
@@ -60,6 +62,8 @@ ROUTES: list[BaseRoute] = [
     *history.routes,
     *sse.routes,
     *openapi.routes,  # its document is generated from the app's routes when first asked
+    *admin_routes,
+    *console_routes,
 ]
 
 

@@ -122,6 +122,9 @@ def history_entry(state: SessionState) -> dict[str, Any]:
         "last_message": state.last_message or None,
         "message_count": state.message_count,
         "queen_id": state.queen_id,
+        # ours (the console's sessions list): events in the stream, the node running it
+        "event_count": state.version,
+        "runner_node": state.runner_node,
     }
 
 

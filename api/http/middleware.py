@@ -26,8 +26,10 @@ log = logging.getLogger("hivelog.http")
 
 # Reachable without the token: liveness probes, the API description, and webhook
 # receivers (external senders cannot know the token; webhooks carry their own secret).
-PUBLIC_PATHS = frozenset({"/api/health", "/openapi.json"})
-PUBLIC_PREFIXES = ("/webhooks/", "/api/webhooks/")
+# The console's static files are public so the page can load and ask for the token;
+# every API call it makes carries it.
+PUBLIC_PATHS = frozenset({"/api/health", "/openapi.json", "/console"})
+PUBLIC_PREFIXES = ("/webhooks/", "/api/webhooks/", "/console/")
 
 
 async def send_json(
