@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.core.nodes import NODE_PREFIX
+from api.http.contract import documented
 from api.http.responses import JSONResponse, error
 from api.http.state import parts
 from tools.audit import audit
@@ -48,6 +49,7 @@ def run_audit(url: str) -> dict[str, Any]:
     return body
 
 
+@documented("Run the same checks as `hivelog audit` on this log (one at a time)", errors=(409,))
 async def run_audit_route(request: Request) -> Response:
     """POST /api/admin/audit: 200 with the report (`ok` false when faults were found)."""
     if not _running.acquire(blocking=False):
@@ -66,6 +68,7 @@ async def run_audit_route(request: Request) -> Response:
 MAX_LEASES = 200
 
 
+@documented("Live nodes (unexpired liveness leases) and the other leases held")
 async def nodes_route(request: Request) -> Response:
     """GET /api/admin/nodes: the nodes whose liveness lease is unexpired, and every
     other lease held right now (timer claims), for the console's log view."""

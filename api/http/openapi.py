@@ -98,8 +98,8 @@ def build_document(routes: Sequence[BaseRoute]) -> Schema:
     # (path, method, doc, path params, slots into the rendered schema list)
     pending: list[tuple[str, str, str, Doc, list[Schema], dict[str, Any]]] = []
     for route in routes:
-        if not isinstance(route, Route):
-            continue
+        if not isinstance(route, Route) or not route.include_in_schema:
+            continue  # the console's static files are pages, not API
         doc = doc_of(route.endpoint) or fallback_doc(route.endpoint)
         path = openapi_path(route.path)
         path_params = [
