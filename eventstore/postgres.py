@@ -38,6 +38,7 @@ from .base import (
     validate_stream_id,
     validate_window,
 )
+from .chain import GENESIS
 from .pg_schema import (
     APPENDED,
     DEFAULT_SCHEMA,
@@ -52,6 +53,7 @@ from .pg_schema import (
 from .retry import resolve_retry
 from .types import (
     AppendResult,
+    ChainHead,
     Checkpoint,
     EventStoreError,
     Expected,
@@ -423,6 +425,12 @@ class PostgresStore(EventStore):
 
     async def head_position(self) -> int:
         return int(await self._pool.fetchval(self._sql_head))
+
+    async def chain_head(self) -> ChainHead:
+        row = await self._pool.fetchrow(
+            f"SELECT chain_position, chain_hash FROM {self.names.q}.log_state"
+        )
+        return ChainHead(int(row[0]), bytes(row[1]) if row[1] is not None else GENESIS)
 
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
         row = await self._pool.fetchrow(self._sql_load_checkpoint, name)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 import uvicorn
 
 from api.app import create_app
 from api.core.settings import Settings
+from eventstore import EventStoreError
+from eventstore.preflight import verify_store
 from tools.config import db_url
+from tools.console import EXIT_USAGE, error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +44,11 @@ def run(args: argparse.Namespace) -> int:
         token=args.token,
         node_id=args.node_id,
     )
+    try:  # read-only: a foreign, newer or damaged database is refused untouched
+        asyncio.run(verify_store(settings.db_url))
+    except EventStoreError as exc:
+        error(str(exc))
+        return EXIT_USAGE
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
     return 0
