@@ -61,6 +61,7 @@ from .types import (
 T = TypeVar("T")
 
 MAX_JOBS_PER_COMMIT = 1000
+ERASE_CHECKPOINT_WAIT_MS = 50
 # One reader thread: measured, 1 serves concurrent tails 1.6-2x faster than 2 or 4
 # (more threads only fight over the GIL while building rows); HTTP history 1.1x.
 READER_CONNECTIONS = 1
@@ -263,7 +264,13 @@ class SQLiteStore(EventStore):
             raise
         if ctx.erased:
             # Move the erased pages out of the WAL too; best effort if readers hold it.
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # TRUNCATE waits (busy handler) for readers on an older snapshot, e.g. a
+            # backup or an audit: wait only briefly, never stall the writer for long.
+            conn.execute(f"PRAGMA busy_timeout={ERASE_CHECKPOINT_WAIT_MS}")
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.execute("PRAGMA busy_timeout=10000")
         return outcomes
 
     async def _write_loop(self) -> None:

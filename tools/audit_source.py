@@ -50,6 +50,7 @@ class LogSource(Protocol):
     async def link_before(self, position: int) -> tuple[int, bytes] | None: ...
     async def erased_links(self, after: int) -> list[tuple[Any, ...]]: ...
     async def recorded_chain_head(self) -> tuple[int, bytes] | None: ...
+    async def schema_version(self) -> int: ...
     async def streams(self) -> list[StreamRow]: ...
     async def checkpoints(self) -> list[CheckpointRow]: ...
     async def checkpoint_state(self, name: str) -> tuple[int, bytes] | None: ...
@@ -115,6 +116,10 @@ class SQLiteSource:
     async def erased_links(self, after: int) -> list[tuple[Any, ...]]:
         sql = ERASED_LINKS_SQL.format(rec="recorded_at").replace("$1", "?")
         return [tuple(r) for r in self.conn.execute(sql, (after,))]
+
+    async def schema_version(self) -> int:
+        row = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
 
     async def recorded_chain_head(self) -> tuple[int, bytes] | None:
         row = self.conn.execute("SELECT chain_position, chain_hash FROM log_head").fetchone()
@@ -241,6 +246,10 @@ class PostgresSource:
             "FROM erased_links", f"FROM {self.q}.erased_links"
         )
         return [tuple(r) for r in await self.conn.fetch(sql, after)]
+
+    async def schema_version(self) -> int:
+        version = await self.conn.fetchval(f"SELECT max(version) FROM {self.q}.schema_migrations")
+        return int(version or 0)
 
     async def recorded_chain_head(self) -> tuple[int, bytes] | None:
         row = await self.conn.fetchrow(f"SELECT chain_position, chain_hash FROM {self.q}.log_state")

@@ -18,6 +18,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("tools.export", "write the log as JSONL or hive's on-disk layout"),
     "import-hive": ("tools.import_hive", "read an existing hive tree into the log"),
     "bench": ("tools.bench", "measure speed against baselines, print a table"),
+    "backup": ("tools.backup", "copy the running log to a new folder, with a manifest"),
+    "restore": ("tools.restore", "load a backup into an empty store and verify it"),
+    "copy": ("tools.copy_log", "copy a log to another store (e.g. SQLite to PostgreSQL), verified"),
 }
 
 
