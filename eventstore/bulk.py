@@ -185,9 +185,7 @@ class PostgresLoader:
             await self.conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *self.lock)
             for table in ("events", "erased_links", "tombstones", "checkpoints", "leases"):
                 await self.conn.execute(f"DELETE FROM {q}.{table}")
-            await self.conn.execute(
-                f"UPDATE {q}.log_state SET erased_up_to = 0, chain_position = 0, chain_hash = NULL"
-            )
+            await self.conn.execute(f"UPDATE {q}.log_state SET erased_up_to = 0")
 
     async def load(
         self,
@@ -226,12 +224,8 @@ class PostgresLoader:
                 "VALUES ($1, $2, $3, now())",
                 [tuple(c) for c in checkpoints],
             )
-            await conn.execute(
-                f"UPDATE {q}.log_state SET erased_up_to = $1, chain_position = $2, chain_hash = $3",
-                tail.head_position,
-                tail.chain_position,
-                tail.chain_hash,
-            )
+            # The chain head on PostgreSQL is the newest link itself (no head row).
+            await conn.execute(f"UPDATE {q}.log_state SET erased_up_to = $1", tail.head_position)
 
     async def close(self) -> None:
         await self.conn.close()

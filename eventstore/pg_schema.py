@@ -68,8 +68,6 @@ class SchemaNames:
 # are replaced to maintain it under the append lock; existing events are hashed once.
 CHAIN_MIGRATION: Final = """
 ALTER TABLE {s}.events ADD COLUMN digest bytea, ADD COLUMN chain bytea;
-ALTER TABLE {s}.log_state ADD COLUMN chain_position bigint NOT NULL DEFAULT 0,
-    ADD COLUMN chain_hash bytea;
 CREATE TABLE {s}.erased_links (
     position bigint PRIMARY KEY,
     stream_id text NOT NULL,
@@ -108,10 +106,16 @@ CREATE OR REPLACE FUNCTION {s}.append_events(
 ) LANGUAGE plpgsql AS $fn$
 DECLARE
     v_next bigint;
+    v_top bigint;
+    v_gone bigint;
+    v_gone_chain bytea;
     v_now timestamptz;
     v_now_us bigint;
     v_prev bytea;
-    v_digest bytea;
+    v_raw bytea;
+    v_meta bytea;
+    v_digests bytea[];
+    v_chains bytea[];
 BEGIN
     PERFORM set_config('synchronous_commit', 'on', true);
     PERFORM pg_advisory_xact_lock({lock});
@@ -126,22 +130,46 @@ BEGIN
         status := 1;
         RETURN;
     END IF;
-    SELECT greatest((SELECT coalesce(max(e.position), 0) FROM {s}.events e), l.erased_up_to) + 1,
-           coalesce(l.chain_hash, decode(repeat('00', 32), 'hex'))
-        INTO v_next, v_prev FROM {s}.log_state l;
+    -- The previous link: the newest event's, or the newest erased event's if later.
+    SELECT e.position, e.chain INTO v_top, v_prev FROM {s}.events e
+        ORDER BY e.position DESC LIMIT 1;
+    SELECT g.position, g.chain INTO v_gone, v_gone_chain FROM {s}.erased_links g
+        ORDER BY g.position DESC LIMIT 1;
+    IF v_gone IS NOT NULL AND (v_top IS NULL OR v_gone > v_top) THEN
+        v_prev := v_gone_chain;
+    END IF;
+    v_prev := coalesce(v_prev, decode(repeat('00', 32), 'hex'));
+    SELECT greatest(coalesce(v_top, 0), l.erased_up_to) + 1 INTO v_next FROM {s}.log_state l;
     v_now := clock_timestamp();  -- one commit time for the batch, taken under the lock
     v_now_us := (extract(epoch FROM v_now) * 1000000)::bigint;
+    -- Digest and link per event (the twins of content_digest() and chain_link(), inlined),
+    -- then one set-based INSERT.
     FOR i IN 1 .. cardinality(p_ids) LOOP
-        v_digest := {s}.content_digest(p_data[i], p_metadata[i]);
-        v_prev := {s}.chain_link(v_prev, v_next + i - 1, p_stream, head + i, p_ids[i],
-                                 p_types[i], v_now_us, v_digest);
-        INSERT INTO {s}.events (position, stream_id, version, event_id, type, data, metadata,
-                                recorded_at, digest, chain)
-        VALUES (v_next + i - 1, p_stream, head + i, p_ids[i], p_types[i], p_data[i],
-                p_metadata[i], v_now, v_digest, v_prev);
+        v_raw := convert_to(p_data[i]::text, 'UTF8');
+        v_raw := int8send(length(v_raw)::bigint) || v_raw;
+        IF p_metadata[i] IS NULL THEN
+            v_raw := v_raw || '\\x00'::bytea;
+        ELSE
+            v_meta := convert_to(p_metadata[i]::text, 'UTF8');
+            v_raw := v_raw || '\\x01'::bytea || int8send(length(v_meta)::bigint) || v_meta;
+        END IF;
+        v_digests[i] := sha256(v_raw);
+        v_prev := sha256(convert_to('hivelog-chain-v1', 'UTF8') || v_prev
+            || int8send(v_next + i - 1)
+            || {s}.chain_lp(convert_to(p_stream, 'UTF8'))
+            || int8send(head + i)
+            || {s}.chain_lp(convert_to(p_ids[i], 'UTF8'))
+            || {s}.chain_lp(convert_to(p_types[i], 'UTF8'))
+            || int8send(v_now_us) || v_digests[i]);
+        v_chains[i] := v_prev;
     END LOOP;
+    INSERT INTO {s}.events (position, stream_id, version, event_id, type, data, metadata,
+                            recorded_at, digest, chain)
+    SELECT v_next + u.i - 1, p_stream, head + u.i, u.id, u.type, u.data, u.metadata, v_now,
+           u.digest, u.chain
+    FROM unnest(p_ids, p_types, p_data, p_metadata, v_digests, v_chains) WITH ORDINALITY
+         AS u(id, type, data, metadata, digest, chain, i);
     last_position := v_next + cardinality(p_ids) - 1;
-    UPDATE {s}.log_state SET chain_position = last_position, chain_hash = v_prev;
     PERFORM pg_notify('{channel}', last_position::text);
     status := 0;
 END
@@ -184,7 +212,6 @@ DECLARE
     r record;
     v_prev bytea := decode(repeat('00', 32), 'hex');
     v_digest bytea;
-    v_last bigint := 0;
 BEGIN
     PERFORM pg_advisory_xact_lock({lock});
     FOR r IN SELECT e.position, e.stream_id, e.version, e.event_id, e.type, e.data, e.metadata,
@@ -194,11 +221,7 @@ BEGIN
         v_prev := {s}.chain_link(v_prev, r.position, r.stream_id, r.version, r.event_id,
                                  r.type, r.rec_us, v_digest);
         UPDATE {s}.events SET digest = v_digest, chain = v_prev WHERE position = r.position;
-        v_last := r.position;
     END LOOP;
-    IF v_last > 0 THEN
-        UPDATE {s}.log_state SET chain_position = v_last, chain_hash = v_prev;
-    END IF;
 END
 $do$;
 """

@@ -183,6 +183,12 @@ class PostgresStore(EventStore):
             "VALUES ($1, $2, $3, now()) ON CONFLICT (name) DO UPDATE SET "
             "position = excluded.position, state = excluded.state, saved_at = excluded.saved_at"
         )
+        self._sql_chain_head = (
+            f"SELECT position, chain FROM (SELECT position, chain FROM {q}.events "
+            "WHERE chain IS NOT NULL ORDER BY position DESC LIMIT 1) AS live UNION ALL "
+            f"SELECT position, chain FROM (SELECT position, chain FROM {q}.erased_links "
+            "ORDER BY position DESC LIMIT 1) AS gone ORDER BY position DESC LIMIT 1"
+        )
         self._sql_load_checkpoint = (
             f"SELECT name, position, state FROM {q}.checkpoints WHERE name = $1"
         )
@@ -427,10 +433,11 @@ class PostgresStore(EventStore):
         return int(await self._pool.fetchval(self._sql_head))
 
     async def chain_head(self) -> ChainHead:
-        row = await self._pool.fetchrow(
-            f"SELECT chain_position, chain_hash FROM {self.names.q}.log_state"
-        )
-        return ChainHead(int(row[0]), bytes(row[1]) if row[1] is not None else GENESIS)
+        """The newest link: of the newest event, or of an erased one if that came later."""
+        row = await self._pool.fetchrow(self._sql_chain_head)
+        if row is None:
+            return ChainHead(0, GENESIS)
+        return ChainHead(int(row[0]), bytes(row[1]))
 
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
         row = await self._pool.fetchrow(self._sql_load_checkpoint, name)

@@ -51,6 +51,7 @@ class LogSource(Protocol):
     async def erased_links(self, after: int) -> list[tuple[Any, ...]]: ...
     async def recorded_chain_head(self) -> tuple[int, bytes] | None: ...
     async def schema_version(self) -> int: ...
+    async def chain_head(self) -> tuple[int, bytes]: ...
     async def streams(self) -> list[StreamRow]: ...
     async def checkpoints(self) -> list[CheckpointRow]: ...
     async def checkpoint_state(self, name: str) -> tuple[int, bytes] | None: ...
@@ -120,6 +121,11 @@ class SQLiteSource:
     async def schema_version(self) -> int:
         row = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)
+
+    async def chain_head(self) -> tuple[int, bytes]:
+        """The newest link (position 0, 32 zero bytes for an empty or unchained log)."""
+        recorded = await self.recorded_chain_head() if self.chained else None
+        return recorded if recorded is not None else (0, bytes(32))
 
     async def recorded_chain_head(self) -> tuple[int, bytes] | None:
         row = self.conn.execute("SELECT chain_position, chain_hash FROM log_head").fetchone()
@@ -251,11 +257,22 @@ class PostgresSource:
         version = await self.conn.fetchval(f"SELECT max(version) FROM {self.q}.schema_migrations")
         return int(version or 0)
 
+    async def chain_head(self) -> tuple[int, bytes]:
+        """The newest link (position 0, 32 zero bytes for an empty or unchained log)."""
+        if not self.chained:
+            return 0, bytes(32)
+        row = await self.conn.fetchrow(
+            LINK_BEFORE_SQL.replace("FROM events", f"FROM {self.q}.events").replace(
+                "FROM erased_links", f"FROM {self.q}.erased_links"
+            ),
+            2**62,
+        )
+        return (0, bytes(32)) if row is None else (int(row[0]), bytes(row[1]))
+
     async def recorded_chain_head(self) -> tuple[int, bytes] | None:
-        row = await self.conn.fetchrow(f"SELECT chain_position, chain_hash FROM {self.q}.log_state")
-        if row is None or row[1] is None:
-            return None
-        return int(row[0]), bytes(row[1])
+        # PostgreSQL keeps no separate head row (updating one per append halved the
+        # append rate): the newest link is the head, so compare it with one written down.
+        return None
 
     async def streams(self) -> list[StreamRow]:
         live = await self.conn.fetch(

@@ -101,8 +101,7 @@ async def write_snapshot(source: LogSource, dest: Path, *, source_name: str) -> 
         if saved is not None:
             writer.write(checkpoint_line(checkpoint.name, saved[0], saved[1]))
     writer.close()
-    recorded = await source.recorded_chain_head()
-    chain_position, chain_hash = recorded if recorded is not None else (0, bytes(32))
+    chain_position, chain_hash = await source.chain_head()
     manifest = Manifest(
         created_at=now_iso(),
         source=source_name,

@@ -123,8 +123,7 @@ async def verify(url: str, manifest: Manifest) -> dict[str, Any]:
         streams = await source.streams()
         found["streams"] = len(streams)
         found["deleted_streams"] = sum(1 for s in streams if s.deleted)
-        recorded = await source.recorded_chain_head()
-        position, chain = recorded if recorded is not None else (0, bytes(32))
+        position, chain = await source.chain_head()
         chain_head = {"position": position, "hash": chain.hex()}
         audit_report = await audit(source)
     finally:
