@@ -73,7 +73,7 @@ def _inspect(
             f"{file} was written by a newer hivelog (schema version {version}; this one knows "
             f"up to {known_version}); upgrade hivelog. The file was not changed"
         )
-    if quick_check:
+    if quick_check and not _checked_unchanged(file):
         problems = quick_check_problems(conn)
         if problems:
             raise StoreRefused(
@@ -81,7 +81,23 @@ def _inspect(
                 f"{'; '.join(problems[:QUICK_CHECK_LINES])}); not opened. Restore from a "
                 "backup (`hivelog restore`), or inspect it with `hivelog audit`"
             )
+        _CHECKED[str(file.resolve())] = _stamp(file)
     return FileState(fresh=False, schema_version=version)
+
+
+# Files that passed quick_check in this process, by (size, mtime): `hivelog serve`
+# checks before uvicorn starts and the store checks again on open; the second look
+# at an unchanged file skips the full read (seconds on a large log).
+_CHECKED: dict[str, tuple[int, int]] = {}
+
+
+def _stamp(file: Path) -> tuple[int, int]:
+    stat = file.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _checked_unchanged(file: Path) -> bool:
+    return _CHECKED.get(str(file.resolve())) == _stamp(file)
 
 
 def quick_check_problems(conn: sqlite3.Connection) -> list[str]:

@@ -174,3 +174,17 @@ async def test_postgres_newer_or_foreign_schema_is_refused(pg_dsn: str) -> None:
         await open_store(foreign)
     served = serve_exit(foreign)
     assert served.returncode == 2 and b"not a hivelog log" in served.stderr
+
+
+async def test_broken_chain_among_the_newest_events_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "edited.db"
+    await make_log(path)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE events SET type = 'forged' WHERE position = 49")
+    conn.commit()
+    conn.close()
+    before = fingerprint(path)
+    served = serve_exit(f"sqlite:///{path}")
+    assert served.returncode == 2, served.stderr.decode()
+    assert b"hash chain is broken" in served.stderr and b"position 49" in served.stderr
+    assert fingerprint(path) == before

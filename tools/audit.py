@@ -55,11 +55,16 @@ async def _main(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
-async def audit(source: LogSource, from_position: int | None = None) -> Report:
-    """The full audit (or the chain from `from_position`); damage is reported, not raised."""
+async def audit(
+    source: LogSource, from_position: int | None = None, *, storage: bool = True
+) -> Report:
+    """The full audit (or the chain from `from_position`); damage is reported, not raised.
+
+    `storage=False` skips `PRAGMA quick_check` (for a caller that has just run it).
+    """
     report = Report()
     try:
-        problems = await source.storage_problems()
+        problems = await source.storage_problems() if storage else []
     except sqlite3.DatabaseError as exc:
         problems = [str(exc)]
     for problem in problems:

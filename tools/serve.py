@@ -13,6 +13,7 @@ from eventstore import EventStoreError
 from eventstore.preflight import verify_store
 from tools.config import db_url
 from tools.console import EXIT_USAGE, error
+from tools.startup_check import recent_chain_faults
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,8 +47,16 @@ def run(args: argparse.Namespace) -> int:
     )
     try:  # read-only: a foreign, newer or damaged database is refused untouched
         asyncio.run(verify_store(settings.db_url))
+        broken = asyncio.run(recent_chain_faults(settings.db_url))
     except EventStoreError as exc:
         error(str(exc))
+        return EXIT_USAGE
+    if broken:
+        error(
+            "the hash chain is broken among the newest events (edited behind the store): "
+            + "; ".join(broken[:5])
+            + ". Not serving; run `hivelog audit` for the full report, restore from a backup"
+        )
         return EXIT_USAGE
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
