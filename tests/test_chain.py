@@ -199,6 +199,8 @@ async def test_migration_hashes_an_existing_log_once(tmp_path: Path) -> None:
     url = f"sqlite:///{path}"
     before = await audited(url)
     assert "predates the hash chain" in before["skipped"]["chain"]
+    refused = hivelog("backup", str(tmp_path / "b"), "--db", url)
+    assert refused.returncode == 2 and b"predates the hash chain" in refused.stderr
     store = await open_store(url)
     head = await store.chain_head()
     await store.append("$s", [NewEvent("new", {})])

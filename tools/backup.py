@@ -57,17 +57,26 @@ def describe(manifest: Manifest, where: str) -> str:
     )
 
 
-def prepare_dest(dest: Path) -> None:
+def check_dest(dest: Path) -> None:
+    """DEST must be new or an empty folder: a backup never mixes with other files."""
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UsageError(f"{dest} exists and is not an empty folder; give a new one")
+
+
+def prepare_dest(dest: Path) -> None:
+    check_dest(dest)
     dest.mkdir(parents=True, exist_ok=True)
 
 
 async def backup(url: str, dest: Path) -> Manifest:
     """Write the log at `url` into `dest`; returns the manifest it wrote last."""
-    prepare_dest(dest)
+    check_dest(dest)
     source = await open_source(url)  # the snapshot starts here
     try:
+        unchained = await source.chain_missing()
+        if unchained is not None:  # a backup must be verifiable link by link
+            raise UsageError(f"not backed up: {unchained}")
+        prepare_dest(dest)
         return await write_snapshot(source, dest, source_name=redact(url))
     finally:
         await source.close()
