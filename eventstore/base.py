@@ -25,6 +25,7 @@ from .types import (
     MAX_STREAM_ID_LENGTH,
     MAX_TYPE_LENGTH,
     AppendResult,
+    ChainHead,
     Checkpoint,
     EncodedEvent,
     Expected,
@@ -244,6 +245,10 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     async def head_position(self) -> int:
         """The global position of the newest committed event (0 when empty)."""
+
+    @abc.abstractmethod
+    async def chain_head(self) -> ChainHead:
+        """The newest link of the hash chain (position 0 and 32 zero bytes when empty)."""
 
     @abc.abstractmethod
     async def save_checkpoint(self, name: str, position: int, state: bytes) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from .types import EventStoreError, InvalidEvent
+from .types import InvalidEvent, StoreRefused
 
 # Two-int advisory lock keys: (hivelog's class id, per-schema key), so our locks
 # cannot collide with another application's single-bigint keys (postgres.md pitfall 9).
@@ -62,6 +62,169 @@ class SchemaNames:
         """The schema as a quoted identifier, ready to prefix table names."""
         return f'"{self.schema}"'
 
+
+# The hash chain (eventstore/chain.py has the definition and the Python twin). The
+# functions build exactly the bytes chain.py hashes; append_events and delete_stream
+# are replaced to maintain it under the append lock; existing events are hashed once.
+CHAIN_MIGRATION: Final = """
+ALTER TABLE {s}.events ADD COLUMN digest bytea, ADD COLUMN chain bytea;
+CREATE TABLE {s}.erased_links (
+    position bigint PRIMARY KEY,
+    stream_id text NOT NULL,
+    version bigint NOT NULL,
+    event_id text NOT NULL,
+    type text NOT NULL,
+    recorded_at_us bigint NOT NULL,
+    digest bytea NOT NULL,
+    chain bytea NOT NULL
+);
+
+CREATE FUNCTION {s}.chain_lp(p bytea) RETURNS bytea IMMUTABLE STRICT LANGUAGE sql
+AS $fn$ SELECT int8send(length(p)::bigint) || p $fn$;
+
+CREATE FUNCTION {s}.content_digest(p_data json, p_metadata json) RETURNS bytea
+IMMUTABLE LANGUAGE sql AS $fn$
+SELECT sha256({s}.chain_lp(convert_to(p_data::text, 'UTF8')) ||
+    CASE WHEN p_metadata IS NULL THEN '\\x00'::bytea
+         ELSE '\\x01'::bytea || {s}.chain_lp(convert_to(p_metadata::text, 'UTF8')) END)
+$fn$;
+
+CREATE FUNCTION {s}.chain_link(
+    p_prev bytea, p_position bigint, p_stream text, p_version bigint, p_id text,
+    p_type text, p_recorded_us bigint, p_digest bytea
+) RETURNS bytea IMMUTABLE STRICT LANGUAGE sql AS $fn$
+SELECT sha256(convert_to('hivelog-chain-v1', 'UTF8') || p_prev || int8send(p_position) ||
+    {s}.chain_lp(convert_to(p_stream, 'UTF8')) || int8send(p_version) ||
+    {s}.chain_lp(convert_to(p_id, 'UTF8')) || {s}.chain_lp(convert_to(p_type, 'UTF8')) ||
+    int8send(p_recorded_us) || p_digest)
+$fn$;
+
+CREATE OR REPLACE FUNCTION {s}.append_events(
+    p_stream text, p_expected bigint,
+    p_ids text[], p_types text[], p_data json[], p_metadata json[],
+    OUT status int, OUT head bigint, OUT last_position bigint
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_next bigint;
+    v_top bigint;
+    v_gone bigint;
+    v_gone_chain bytea;
+    v_now timestamptz;
+    v_now_us bigint;
+    v_prev bytea;
+    v_raw bytea;
+    v_meta bytea;
+    v_digests bytea[];
+    v_chains bytea[];
+BEGIN
+    PERFORM set_config('synchronous_commit', 'on', true);
+    PERFORM pg_advisory_xact_lock({lock});
+    last_position := 0;
+    IF EXISTS (SELECT 1 FROM {s}.tombstones t WHERE t.stream_id = p_stream) THEN
+        status := 2; head := 0;
+        RETURN;
+    END IF;
+    SELECT coalesce(max(e.version), 0) INTO head FROM {s}.events e WHERE e.stream_id = p_stream;
+    IF NOT (p_expected = -1 OR p_expected = head OR (p_expected = -2 AND head = 0)
+            OR (p_expected = -3 AND head > 0)) THEN
+        status := 1;
+        RETURN;
+    END IF;
+    -- The previous link: the newest event's, or the newest erased event's if later.
+    SELECT e.position, e.chain INTO v_top, v_prev FROM {s}.events e
+        ORDER BY e.position DESC LIMIT 1;
+    SELECT g.position, g.chain INTO v_gone, v_gone_chain FROM {s}.erased_links g
+        ORDER BY g.position DESC LIMIT 1;
+    IF v_gone IS NOT NULL AND (v_top IS NULL OR v_gone > v_top) THEN
+        v_prev := v_gone_chain;
+    END IF;
+    v_prev := coalesce(v_prev, decode(repeat('00', 32), 'hex'));
+    SELECT greatest(coalesce(v_top, 0), l.erased_up_to) + 1 INTO v_next FROM {s}.log_state l;
+    v_now := clock_timestamp();  -- one commit time for the batch, taken under the lock
+    v_now_us := (extract(epoch FROM v_now) * 1000000)::bigint;
+    -- Digest and link per event (the twins of content_digest() and chain_link(), inlined),
+    -- then one set-based INSERT.
+    FOR i IN 1 .. cardinality(p_ids) LOOP
+        v_raw := convert_to(p_data[i]::text, 'UTF8');
+        v_raw := int8send(length(v_raw)::bigint) || v_raw;
+        IF p_metadata[i] IS NULL THEN
+            v_raw := v_raw || '\\x00'::bytea;
+        ELSE
+            v_meta := convert_to(p_metadata[i]::text, 'UTF8');
+            v_raw := v_raw || '\\x01'::bytea || int8send(length(v_meta)::bigint) || v_meta;
+        END IF;
+        v_digests[i] := sha256(v_raw);
+        v_prev := sha256(convert_to('hivelog-chain-v1', 'UTF8') || v_prev
+            || int8send(v_next + i - 1)
+            || {s}.chain_lp(convert_to(p_stream, 'UTF8'))
+            || int8send(head + i)
+            || {s}.chain_lp(convert_to(p_ids[i], 'UTF8'))
+            || {s}.chain_lp(convert_to(p_types[i], 'UTF8'))
+            || int8send(v_now_us) || v_digests[i]);
+        v_chains[i] := v_prev;
+    END LOOP;
+    INSERT INTO {s}.events (position, stream_id, version, event_id, type, data, metadata,
+                            recorded_at, digest, chain)
+    SELECT v_next + u.i - 1, p_stream, head + u.i, u.id, u.type, u.data, u.metadata, v_now,
+           u.digest, u.chain
+    FROM unnest(p_ids, p_types, p_data, p_metadata, v_digests, v_chains) WITH ORDINALITY
+         AS u(id, type, data, metadata, digest, chain, i);
+    last_position := v_next + cardinality(p_ids) - 1;
+    PERFORM pg_notify('{channel}', last_position::text);
+    status := 0;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION {s}.delete_stream(p_stream text) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_head bigint;
+    v_head_position bigint;
+    v_erased bigint;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'on', true);
+    PERFORM pg_advisory_xact_lock({lock});
+    UPDATE {s}.log_state SET erased_up_to = m.top
+    FROM (SELECT max(position) AS top FROM {s}.events) m
+    WHERE m.top > erased_up_to;
+    SELECT e.version, e.position INTO v_head, v_head_position FROM {s}.events e
+    WHERE e.stream_id = p_stream ORDER BY e.version DESC LIMIT 1;
+    -- The content goes; the links stay, so the chain still verifies across the gap.
+    INSERT INTO {s}.erased_links (position, stream_id, version, event_id, type,
+                                  recorded_at_us, digest, chain)
+    SELECT position, stream_id, version, event_id, type,
+           (extract(epoch FROM recorded_at) * 1000000)::bigint, digest, chain
+    FROM {s}.events WHERE stream_id = p_stream AND chain IS NOT NULL;
+    DELETE FROM {s}.events WHERE stream_id = p_stream;
+    GET DIAGNOSTICS v_erased = ROW_COUNT;
+    INSERT INTO {s}.tombstones AS t (stream_id, head_version, head_position, erased_events,
+                                     deleted_at)
+    VALUES (p_stream, coalesce(v_head, 0), coalesce(v_head_position, 0), v_erased, now())
+    ON CONFLICT (stream_id) DO UPDATE
+        SET erased_events = t.erased_events + excluded.erased_events;
+    PERFORM pg_notify('{channel}', '0');
+    RETURN v_erased;
+END
+$fn$;
+
+DO $do$
+DECLARE
+    r record;
+    v_prev bytea := decode(repeat('00', 32), 'hex');
+    v_digest bytea;
+BEGIN
+    PERFORM pg_advisory_xact_lock({lock});
+    FOR r IN SELECT e.position, e.stream_id, e.version, e.event_id, e.type, e.data, e.metadata,
+                    (extract(epoch FROM e.recorded_at) * 1000000)::bigint AS rec_us
+             FROM {s}.events e ORDER BY e.position LOOP
+        v_digest := {s}.content_digest(r.data, r.metadata);
+        v_prev := {s}.chain_link(v_prev, r.position, r.stream_id, r.version, r.event_id,
+                                 r.type, r.rec_us, v_digest);
+        UPDATE {s}.events SET digest = v_digest, chain = v_prev WHERE position = r.position;
+    END LOOP;
+END
+$do$;
+"""
 
 # (description, SQL) per version; `{s}` is the quoted schema, `{lock}` the append lock
 # arguments, `{channel}` the NOTIFY channel. Append-only: never edit a shipped entry.
@@ -186,6 +349,10 @@ CREATE TABLE {s}.leases (
 """,
     ),
     (
+        "hash chain: digest and link per event, erased links kept, existing events hashed",
+        CHAIN_MIGRATION,
+    ),
+    (
         "consumer groups: settings + cursor, outstanding deliveries (eventstore/subscriptions.py)",
         """
 CREATE TABLE {s}.subscription_groups (
@@ -227,8 +394,14 @@ async def migrate(conn: Any, names: SchemaNames) -> int:
     if current == newest:
         return 0  # the common case: no lock, no transaction
     if current > newest:
-        raise EventStoreError(
-            f"schema {names.schema!r} is at version {current}; this hivelog knows up to {newest}"
+        raise StoreRefused(
+            f"schema {names.schema!r} was written by a newer hivelog (schema version {current}; "
+            f"this one knows up to {newest}); upgrade hivelog. Nothing was changed"
+        )
+    if current == 0 and await has_foreign_tables(conn, names):
+        raise StoreRefused(
+            f"schema {names.schema!r} holds tables but no hivelog schema_migrations: "
+            "not a hivelog log; nothing was changed (pick another ?schema=)"
         )
     applied_now = 0
     async with conn.transaction():
@@ -245,7 +418,7 @@ async def migrate(conn: Any, names: SchemaNames) -> int:
             v for (v,) in await conn.fetch(f"SELECT version FROM {names.q}.schema_migrations")
         }
         if max(applied, default=0) > newest:
-            raise EventStoreError(
+            raise StoreRefused(
                 f"schema {names.schema!r} has migrations newer than this hivelog knows"
             )
         for version, (description, sql) in enumerate(MIGRATIONS, start=1):
@@ -267,3 +440,16 @@ async def _current_version(conn: Any, names: SchemaNames) -> int:
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
         return 0
     return int(value or 0)
+
+
+async def has_foreign_tables(conn: Any, names: SchemaNames) -> bool:
+    """Whether the schema holds any table (for a schema without hivelog's migrations)."""
+    found = await conn.fetchval(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", names.schema
+    )
+    return bool(found)
+
+
+async def current_version(conn: Any, names: SchemaNames) -> int:
+    """The schema's migration version (0 when there is none yet); read-only."""
+    return await _current_version(conn, names)

@@ -38,6 +38,7 @@ from .base import (
     validate_stream_id,
     validate_window,
 )
+from .chain import GENESIS
 from .pg_schema import (
     APPENDED,
     DEFAULT_SCHEMA,
@@ -52,6 +53,7 @@ from .pg_schema import (
 from .retry import resolve_retry
 from .types import (
     AppendResult,
+    ChainHead,
     Checkpoint,
     EventStoreError,
     Expected,
@@ -204,6 +206,12 @@ class PostgresStore(EventStore):
             f"INSERT INTO {q}.checkpoints (name, position, state, saved_at) "
             "VALUES ($1, $2, $3, now()) ON CONFLICT (name) DO UPDATE SET "
             "position = excluded.position, state = excluded.state, saved_at = excluded.saved_at"
+        )
+        self._sql_chain_head = (
+            f"SELECT position, chain FROM (SELECT position, chain FROM {q}.events "
+            "WHERE chain IS NOT NULL ORDER BY position DESC LIMIT 1) AS live UNION ALL "
+            f"SELECT position, chain FROM (SELECT position, chain FROM {q}.erased_links "
+            "ORDER BY position DESC LIMIT 1) AS gone ORDER BY position DESC LIMIT 1"
         )
         self._sql_load_checkpoint = (
             f"SELECT name, position, state FROM {q}.checkpoints WHERE name = $1"
@@ -450,6 +458,13 @@ class PostgresStore(EventStore):
 
     async def head_position(self) -> int:
         return int(await self._pool.fetchval(self._sql_head))
+
+    async def chain_head(self) -> ChainHead:
+        """The newest link: of the newest event, or of an erased one if that came later."""
+        row = await self._pool.fetchrow(self._sql_chain_head)
+        if row is None:
+            return ChainHead(0, GENESIS)
+        return ChainHead(int(row[0]), bytes(row[1]))
 
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
         row = await self._pool.fetchrow(self._sql_load_checkpoint, name)

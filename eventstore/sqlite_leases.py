@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from .leases import Lease, Leases, validate_lease_args
-
-if TYPE_CHECKING:
-    from .sqlite import SQLiteStore, _BatchContext
+from .sqlite_batch import BatchContext, Fetch, Submit
 
 
 class SQLiteLeases(Leases):
-    def __init__(self, store: SQLiteStore) -> None:
-        self._store = store
+    """Given the store's `_submit` (writer jobs) and `_fetch` (reads), not the store itself."""
+
+    def __init__(self, submit: Submit, fetch: Fetch) -> None:
+        self._submit = submit
+        self._fetch = fetch
 
     async def claim(self, names: Sequence[str], owner: str, ttl: float) -> list[Lease]:
         validate_lease_args(names, owner, ttl)
         wanted = list(dict.fromkeys(names))
 
-        def job(ctx: _BatchContext) -> list[Lease]:
+        def job(ctx: BatchContext) -> list[Lease]:
             now = time.time()
             until = now + ttl
             granted = []
@@ -55,12 +55,12 @@ class SQLiteLeases(Leases):
                 granted.append(Lease(name, owner, fence, until))
             return granted
 
-        return await self._store._submit(job)
+        return await self._submit(job)
 
     async def renew(self, lease: Lease, ttl: float) -> Lease | None:
         validate_lease_args([lease.name], lease.owner, ttl)
 
-        def job(ctx: _BatchContext) -> Lease | None:
+        def job(ctx: BatchContext) -> Lease | None:
             until = time.time() + ttl
             updated = ctx.conn.execute(
                 "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? AND fence = ?",
@@ -68,19 +68,19 @@ class SQLiteLeases(Leases):
             ).rowcount
             return Lease(lease.name, lease.owner, lease.fence, until) if updated else None
 
-        return await self._store._submit(job)
+        return await self._submit(job)
 
     async def release(self, lease: Lease) -> None:
-        def job(ctx: _BatchContext) -> None:
+        def job(ctx: BatchContext) -> None:
             ctx.conn.execute(
                 "UPDATE leases SET expires_at = 0 WHERE name = ? AND owner = ? AND fence = ?",
                 (lease.name, lease.owner, lease.fence),
             )
 
-        await self._store._submit(job)
+        await self._submit(job)
 
     async def holders(self, prefix: str = "") -> list[Lease]:
-        rows = await self._store._fetch(
+        rows = await self._fetch(
             "SELECT name, owner, fence, expires_at FROM leases "
             "WHERE substr(name, 1, ?) = ? AND expires_at > ? ORDER BY name",
             (len(prefix), prefix, time.time()),
@@ -88,7 +88,7 @@ class SQLiteLeases(Leases):
         return [Lease(*row) for row in rows]
 
     async def is_current(self, lease: Lease) -> bool:
-        rows = await self._store._fetch(
+        rows = await self._fetch(
             "SELECT 1 FROM leases WHERE name = ? AND owner = ? AND fence = ? AND expires_at > ?",
             (lease.name, lease.owner, lease.fence, time.time()),
         )

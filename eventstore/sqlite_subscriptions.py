@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .sqlite_batch import BatchContext, Submit
 from .subscriptions import (
     INFLIGHT,
     MAX_BUFFER,
@@ -32,9 +33,6 @@ from .subscriptions import (
     validate_group_name,
 )
 from .types import RecordedEvent
-
-if TYPE_CHECKING:
-    from .sqlite import SQLiteStore, _BatchContext
 
 EVENT_COLUMNS = "stream_id, version, position, event_id, type, data, metadata, recorded_at"
 T = "subscription_deliveries"
@@ -96,13 +94,15 @@ def _fill(
 
 
 class SQLiteSubscriptions(Subscriptions):
-    def __init__(self, store: SQLiteStore) -> None:
-        self._store = store
+    """Given the store's `_submit` (writer jobs), not the store itself (no import cycle)."""
+
+    def __init__(self, submit: Submit) -> None:
+        self._submit = submit
 
     async def put_group(self, name: str, settings: GroupSettings, start_after: int | None) -> bool:
         validate_group_name(name)
 
-        def job(ctx: _BatchContext) -> bool:
+        def job(ctx: BatchContext) -> bool:
             updated = ctx.conn.execute(
                 "UPDATE subscription_groups SET settings = ?, updated_at = ? WHERE name = ?",
                 (settings.to_json(), ctx.now_us, name),
@@ -117,7 +117,7 @@ class SQLiteSubscriptions(Subscriptions):
             )
             return True
 
-        return await self._store._submit(job)
+        return await self._submit(job)
 
     def _group_from(self, name: str, settings: bytes, cursor: int, counts: list[Any]) -> Group:
         by_state = {state: (n, low) for state, n, low in counts}
@@ -133,7 +133,7 @@ class SQLiteSubscriptions(Subscriptions):
         )
 
     async def get_group(self, name: str) -> Group | None:
-        def job(ctx: _BatchContext) -> Group | None:
+        def job(ctx: BatchContext) -> Group | None:
             # In the writer: group row and counts from one snapshot.
             row = ctx.conn.execute(
                 "SELECT settings, cursor FROM subscription_groups WHERE name = ?", (name,)
@@ -147,10 +147,10 @@ class SQLiteSubscriptions(Subscriptions):
             ).fetchall()
             return self._group_from(name, row[0], row[1], counts)
 
-        return await self._store._submit(job)
+        return await self._submit(job)
 
     async def list_groups(self) -> list[Group]:
-        def job(ctx: _BatchContext) -> list[Group]:
+        def job(ctx: BatchContext) -> list[Group]:
             groups = []
             for name, settings, cursor in ctx.conn.execute(
                 "SELECT name, settings, cursor FROM subscription_groups ORDER BY name"
@@ -163,22 +163,22 @@ class SQLiteSubscriptions(Subscriptions):
                 groups.append(self._group_from(name, settings, cursor, counts))
             return groups
 
-        return await self._store._submit(job)
+        return await self._submit(job)
 
     async def delete_group(self, name: str) -> bool:
-        def job(ctx: _BatchContext) -> bool:
+        def job(ctx: BatchContext) -> bool:
             ctx.conn.execute(f"DELETE FROM {T} WHERE group_name = ?", (name,))
             gone = ctx.conn.execute(
                 "DELETE FROM subscription_groups WHERE name = ?", (name,)
             ).rowcount
             return bool(gone)
 
-        return await self._store._submit(job)
+        return await self._submit(job)
 
     async def claim(
         self, name: str, worker: str, limit: int, now: float, rules: Rules
     ) -> list[Delivery] | None:
-        def job(ctx: _BatchContext) -> list[Delivery] | None:
+        def job(ctx: BatchContext) -> list[Delivery] | None:
             conn = ctx.conn
             group = _group_row(conn, name)
             if group is None:
@@ -231,12 +231,12 @@ class SQLiteSubscriptions(Subscriptions):
                     marked[position] = (attempt, handouts)
             return [Delivery(delivery_id(p, marked[p][1]), marked[p][0], events[p]) for p in taken]
 
-        return await self._store._submit(job)
+        return await self._submit(job)
 
     async def ack(self, name: str, delivery_ids: Sequence[str]) -> list[str] | None:
         ids = list(dict.fromkeys(delivery_ids))
 
-        def job(ctx: _BatchContext) -> list[str] | None:
+        def job(ctx: BatchContext) -> list[str] | None:
             if _group_row(ctx.conn, name) is None:
                 return None
             valid = [(parsed[0], t) for t in ids if (parsed := parse_delivery_id(t)) is not None]
@@ -254,7 +254,7 @@ class SQLiteSubscriptions(Subscriptions):
                 )
             return [t for t in ids if t not in done]
 
-        return await self._store._submit(job)
+        return await self._submit(job)
 
     async def nack(
         self,
@@ -268,7 +268,7 @@ class SQLiteSubscriptions(Subscriptions):
     ) -> list[str] | None:
         ids = list(dict.fromkeys(delivery_ids))
 
-        def job(ctx: _BatchContext) -> list[str] | None:
+        def job(ctx: BatchContext) -> list[str] | None:
             conn = ctx.conn
             group = _group_row(conn, name)
             if group is None:
@@ -310,10 +310,10 @@ class SQLiteSubscriptions(Subscriptions):
                     )
             return unknown
 
-        return await self._store._submit(job)
+        return await self._submit(job)
 
     async def parked(self, name: str, limit: int) -> list[ParkedMessage] | None:
-        def job(ctx: _BatchContext) -> list[ParkedMessage] | None:
+        def job(ctx: BatchContext) -> list[ParkedMessage] | None:
             if _group_row(ctx.conn, name) is None:
                 return None
             rows = ctx.conn.execute(
@@ -324,10 +324,10 @@ class SQLiteSubscriptions(Subscriptions):
             events = _events_at(ctx.conn, [r[0] for r in rows])
             return [ParkedMessage(p, a, r or "", events.get(p)) for p, a, r in rows]
 
-        return await self._store._submit(job)
+        return await self._submit(job)
 
     async def replay_parked(self, name: str, now: float) -> int | None:
-        def job(ctx: _BatchContext) -> int | None:
+        def job(ctx: BatchContext) -> int | None:
             if _group_row(ctx.conn, name) is None:
                 return None
             return int(
@@ -338,4 +338,4 @@ class SQLiteSubscriptions(Subscriptions):
                 ).rowcount
             )
 
-        return await self._store._submit(job)
+        return await self._submit(job)

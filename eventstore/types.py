@@ -193,3 +193,18 @@ class Checkpoint:
     name: str
     position: int
     state: bytes
+
+
+class StoreRefused(EventStoreError):
+    """The database is not one this hivelog may open (foreign, newer, damaged); untouched."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The newest link of the hash chain: write it down to prove later nothing before changed."""
+
+    position: int
+    hash: bytes
+
+    def to_dict(self) -> dict[str, object]:
+        return {"position": self.position, "hash": self.hash.hex()}

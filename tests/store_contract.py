@@ -282,6 +282,24 @@ class StoreContract:
         r = await store.append("kept", [ev()])
         assert r.last_position == 4  # positions are never reused
 
+    # ---- hash chain ------------------------------------------------------------------
+
+    async def test_chain_head_follows_appends_and_survives_erase(self, store: EventStore) -> None:
+        empty = await store.chain_head()
+        assert (empty.position, empty.hash) == (0, bytes(32))
+        await store.append("a", [ev(i=1), ev(i=2)])
+        two = await store.chain_head()
+        assert two.position == 2 and len(two.hash) == 32 and two.hash != empty.hash
+        with pytest.raises(WrongExpectedVersion):
+            await store.append("a", [ev()], expected=0)  # a refused append leaves no link
+        assert await store.chain_head() == two
+        await store.append("gone", [ev()])
+        three = await store.chain_head()
+        await store.delete_stream("gone")
+        assert await store.chain_head() == three  # erase removes content, not links
+        await store.append("a", [ev()])
+        assert (await store.chain_head()).position == 4
+
     # ---- checkpoints --------------------------------------------------------------
 
     async def test_checkpoints_round_trip(self, store: EventStore) -> None:

@@ -104,6 +104,9 @@ def test_every_subcommand_and_bench_target_parses() -> None:
             "import-hive": [name, "/nowhere"],
             "bench": [name, "store"],
             "worker": [name, "g", "--exec", "true"],
+            "backup": [name, "/nowhere"],
+            "restore": [name, "/nowhere"],
+            "copy": [name, "--from", "sqlite:///a.db", "--to", "sqlite:///b.db"],
         }.get(name, [name])
         args = parser.parse_args(argv)
         assert args._module == cli.SUBCOMMANDS[name][0]

@@ -70,3 +70,25 @@ async def test_parent_folder_is_created(tmp_path: Path) -> None:
     store = await open_store(f"sqlite:///{tmp_path}/a/b/c.db")
     await store.close()
     assert (tmp_path / "a" / "b" / "c.db").exists()
+
+
+async def test_file_shrinks_after_an_erase(db_url: str, tmp_path: Path) -> None:
+    """New files use incremental auto-vacuum: an erase gives the space back, measured."""
+    store = await open_store(db_url)
+    assert isinstance(store, SQLiteStore)
+    await store.append("kept", [ev()])
+    for i in range(40):
+        await store.append("big", [NewEvent("blob", {"i": i, "pad": "x" * 100_000})])
+    await store.close()
+    path = Path(store.path)
+    before = path.stat().st_size
+    store = await open_store(db_url)
+    await store.delete_stream("big")
+    await store.close()
+    after = path.stat().st_size
+    print(f"\nfile size before erase {before} bytes, after {after} bytes")
+    assert after < before / 4, (before, after)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+    assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    conn.close()

@@ -81,7 +81,9 @@ async def test_deleted_row_is_named(sound: str, tmp_path: Path) -> None:
     url = corrupt(sound, tmp_path, "deleted_row", "DELETE FROM events WHERE position = 7")
     code, report = audit_json(url)
     assert code == 1
-    assert only_checks_failing(report) == {"stream_versions", "global_positions"}
+    assert only_checks_failing(report) == {"stream_versions", "global_positions", "chain"}
+    (link,) = faults(report, "chain")
+    assert link["position"] == 8 and "position 6" in link["message"]
     (gap,) = faults(report, "stream_versions")
     assert gap["stream_id"] == "session_1" and gap["position"] == 8
     assert "missing" in gap["message"]
@@ -93,8 +95,10 @@ async def test_deleted_newest_row_breaks_the_head(sound: str, tmp_path: Path) ->
     url = corrupt(sound, tmp_path, "deleted_tail", "DELETE FROM events WHERE position = 12")
     code, report = audit_json(url)
     assert code == 1
-    assert only_checks_failing(report) == {"stream_heads", "global_positions"}
+    assert only_checks_failing(report) == {"stream_heads", "global_positions", "chain"}
     assert faults(report, "stream_heads")[0]["stream_id"] == "session_2"
+    (tail,) = faults(report, "chain")
+    assert "chain head at position 12" in tail["message"]
 
 
 async def test_duplicated_event_id_is_named(sound: str, tmp_path: Path) -> None:
@@ -110,7 +114,8 @@ async def test_duplicated_event_id_is_named(sound: str, tmp_path: Path) -> None:
     )
     code, report = audit_json(url)
     assert code == 1
-    assert only_checks_failing(report) == {"event_ids"}
+    assert only_checks_failing(report) == {"event_ids", "chain"}
+    assert [f["position"] for f in faults(report, "chain")] == [6]  # the id is chained
     (dup,) = faults(report, "event_ids")
     assert first_id in dup["message"] and "2 times" in dup["message"]
 
@@ -125,7 +130,9 @@ async def test_broken_payload_is_named(sound: str, tmp_path: Path) -> None:
     )
     code, report = audit_json(url)
     assert code == 1
-    assert only_checks_failing(report) == {"payloads"}
+    assert only_checks_failing(report) == {"payloads", "chain"}
+    assert [f["position"] for f in faults(report, "chain")] == [2, 3]
+    assert "content changed" in faults(report, "chain")[0]["message"]
     broken = faults(report, "payloads")
     assert [(f["position"], f["stream_id"]) for f in broken] == [
         (2, "session_1"),
@@ -189,7 +196,8 @@ async def test_events_in_a_tombstoned_stream_are_named(sound: str, tmp_path: Pat
     )
     code, report = audit_json(url)
     assert code == 1
-    assert only_checks_failing(report) == {"tombstones"}
+    assert only_checks_failing(report) == {"tombstones", "chain"}
+    assert [f["position"] for f in faults(report, "chain")] == [12]
     assert faults(report, "tombstones")[0]["stream_id"] == "gone"
 
 
@@ -266,7 +274,10 @@ async def test_postgres_log_audited_through_sql(pg_dsn: str) -> None:  # noqa: F
         "event_ids",
         "payloads",
         "checkpoints",
+        "chain",
     }
+    chain = faults(report, "chain")
+    assert [f["position"] for f in chain] == [3, 6, 8]
     assert faults(report, "stream_versions")[0]["position"] == 8
     assert first_id in faults(report, "event_ids")[0]["message"]
     assert faults(report, "payloads")[0]["position"] == 3

@@ -1,33 +1,27 @@
 """`hivelog audit`: prove the log is sound, or list every fault (exit 1).
 
-One pass over the events in position order feeds the log-level checker and the
-projection checks; the stream heads, log head, checkpoints and an id-uniqueness
-query complete it. Checks that cannot run in this build are reported as skipped,
-never as passed.
+One pass over the events in position order feeds the log-level checker, the hash
+chain check and the projection checks; the stream heads, log head, checkpoints and
+an id-uniqueness query complete it. A SQLite file is first run through
+`PRAGMA quick_check`, and a read that hits a damaged page becomes a `storage`
+fault, never a traceback. Checks that cannot run are reported as skipped, never
+as passed. `--from POSITION` verifies the chain from that position only.
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
-from typing import Protocol
 
-from .audit_checks import CHECKS, EventRow, LogChecker, Report
+from .audit_chain import ChainCheck
+from .audit_checks import CHECKS, Fault, LogChecker, Report
+from .audit_extra import ExtraCheck
 from .audit_source import LogSource, open_source
 from .console import EXIT_OK, EXIT_PROBLEMS, progress, write_json
-from .logio import resolve_url, run_tool
+from .logio import UsageError, resolve_url, run_tool
 
-
-class ExtraCheck(Protocol):
-    """A check that sees every event and reports at the end (projections, trigger fires)."""
-
-    async def start(self, source: LogSource) -> None: ...
-    def event(self, row: EventRow) -> None: ...
-    async def finish(self, source: LogSource, report: Report) -> None: ...
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+PARTIAL = "not run with --from (it needs the whole log)"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,9 +29,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    if args.from_position is not None and args.from_position < 1:
+        raise UsageError("--from takes a position >= 1")
     source = await open_source(resolve_url(args.db, must_exist=True))
     try:
-        report = await audit(source)
+        report = await audit(source, from_position=args.from_position)
     finally:
         await source.close()
     if args.json:
@@ -47,10 +43,33 @@ async def _main(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
-async def audit(source: LogSource) -> Report:
+async def audit(
+    source: LogSource, from_position: int | None = None, *, storage: bool = True
+) -> Report:
+    """The full audit (or the chain from `from_position`); damage is reported, not raised.
+
+    `storage=False` skips `PRAGMA quick_check` (for a caller that has just run it).
+    """
     report = Report()
+    try:
+        problems = await source.storage_problems() if storage else []
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    for problem in problems:
+        report.add(Fault("storage", f"PRAGMA quick_check: {problem}"))
+    try:
+        if from_position is None:
+            await _full(source, report)
+        else:
+            await _chain_only(source, report, from_position)
+    except sqlite3.DatabaseError as exc:
+        report.add(Fault("storage", f"reading the log failed: {exc}"))
+    return report
+
+
+async def _full(source: LogSource, report: Report) -> None:
     checker = LogChecker(report)
-    extras = extra_checks(report)
+    extras: list[ExtraCheck] = [ChainCheck(report), *extra_checks(report)]
     head = await source.head()
     for extra in extras:
         await extra.start(source)
@@ -68,7 +87,18 @@ async def audit(source: LogSource) -> Report:
     )
     for extra in extras:
         await extra.finish(source, report)
-    return report
+
+
+async def _chain_only(source: LogSource, report: Report, from_position: int) -> None:
+    chain = ChainCheck(report, start_after=from_position - 1)
+    await chain.start(source)
+    async for rows in source.events(after=from_position - 1):
+        for row in rows:
+            chain.event(row)
+    await chain.finish(source, report)
+    for check in CHECKS:
+        if check not in ("chain", "storage"):
+            report.skipped.setdefault(check, PARTIAL)
 
 
 def extra_checks(report: Report) -> list[ExtraCheck]:
@@ -100,6 +130,9 @@ def render(report: Report) -> str:
                     where.append(f"position {fault.position}")
                 prefix = f"[{', '.join(where)}] " if where else ""
                 lines.append(f"  - {prefix}{fault.message}")
+    if report.chain_head is not None:
+        head = report.chain_head
+        lines.append(f"chain head         position {head['position']} hash {head['hash']}")
     stats = ", ".join(f"{k} {v}" for k, v in report.stats.items())
     verdict = "log is sound" if report.ok else "FAULTS FOUND"
     lines.append(f"{verdict} ({stats})")

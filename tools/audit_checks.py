@@ -30,6 +30,8 @@ ENVELOPE_REQUIRED = (
 MAX_LISTED = 200  # faults listed per check; the rest are counted
 
 CHECKS = (
+    "storage",
+    "chain",
     "stream_versions",
     "global_positions",
     "event_ids",
@@ -51,6 +53,8 @@ class EventRow(NamedTuple):
     data: bytes | str
     metadata: bytes | str | None
     recorded_at_us: int
+    digest: bytes | None  # the hash chain's columns (None: not hashed)
+    chain: bytes | None
 
 
 class StreamRow(NamedTuple):
@@ -90,6 +94,7 @@ class Report:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHECKS, 0))
     skipped: dict[str, str] = field(default_factory=dict)  # check -> why it did not run
     stats: dict[str, int] = field(default_factory=dict)
+    chain_head: dict[str, object] | None = None  # {"position", "hash"} of the newest link
 
     def add(self, fault: Fault) -> None:
         self.counts[fault.check] = self.counts.get(fault.check, 0) + 1
@@ -107,6 +112,7 @@ class Report:
             "faults": [f.to_dict() for f in self.faults],
             "skipped": self.skipped,
             "stats": self.stats,
+            "chain_head": self.chain_head,
         }
 
 

@@ -10,7 +10,7 @@ recorded twice means two nodes (or a crash and a retry) both fired it.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -18,11 +18,9 @@ from eventstore import RecordedEvent
 from projections import catalogue as cat
 
 from .audit_checks import EventRow, Fault, Report
+from .audit_extra import ExtraCheck
 from .audit_source import LogSource
 from .projection_compare import as_json, differences
-
-if TYPE_CHECKING:
-    from .audit import ExtraCheck
 
 
 def projection_checks(report: Report) -> list[ExtraCheck]:

@@ -14,11 +14,27 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from eventstore import InvalidEvent
+from eventstore.sqlite_verify import SQLITE_MAGIC, quick_check_problems
 
 from .audit_checks import CheckpointRow, EventRow, StreamRow
 from .logio import UsageError
 
 FETCH = 5000
+CHAIN_MISSING = (
+    "this log predates the hash chain (schema version {v}); open it once with a "
+    "hivelog that has the chain (e.g. `hivelog serve`) to hash it"
+)
+# The link just before a position: from a live event or from an erased one's link.
+LINK_BEFORE_SQL = (
+    "SELECT position, chain FROM (SELECT position, chain FROM events WHERE position < $1 "
+    "AND chain IS NOT NULL ORDER BY position DESC LIMIT 1) AS live UNION ALL "
+    "SELECT position, chain FROM (SELECT position, chain FROM erased_links "
+    "WHERE position < $1 ORDER BY position DESC LIMIT 1) AS gone ORDER BY position DESC LIMIT 1"
+)
+ERASED_LINKS_SQL = (
+    "SELECT position, stream_id, version, event_id, type, {rec}, digest, chain "
+    "FROM erased_links WHERE position > $1 ORDER BY position"
+)
 DUPLICATE_IDS_SQL = (
     "SELECT event_id, COUNT(*) FROM events GROUP BY event_id HAVING COUNT(*) > 1 "
     "ORDER BY event_id LIMIT 1000"
@@ -28,7 +44,14 @@ DUPLICATE_IDS_SQL = (
 class LogSource(Protocol):
     async def head(self) -> int: ...
     async def event_count(self) -> int: ...
-    def events(self) -> AsyncIterator[list[EventRow]]: ...
+    def events(self, after: int = 0) -> AsyncIterator[list[EventRow]]: ...
+    async def storage_problems(self) -> list[str]: ...
+    async def chain_missing(self) -> str | None: ...
+    async def link_before(self, position: int) -> tuple[int, bytes] | None: ...
+    async def erased_links(self, after: int) -> list[tuple[Any, ...]]: ...
+    async def recorded_chain_head(self) -> tuple[int, bytes] | None: ...
+    async def schema_version(self) -> int: ...
+    async def chain_head(self) -> tuple[int, bytes]: ...
     async def streams(self) -> list[StreamRow]: ...
     async def checkpoints(self) -> list[CheckpointRow]: ...
     async def checkpoint_state(self, name: str) -> tuple[int, bytes] | None: ...
@@ -44,12 +67,22 @@ class SQLiteSource:
         if not file.is_file():
             raise UsageError(f"no database at {file}")
         uri = file.resolve().as_uri() + "?mode=ro"
+        with file.open("rb") as handle:
+            if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                raise UsageError(f"{file} is not a SQLite database (no SQLite header)")
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
-        self.conn.execute("PRAGMA query_only=1")
-        self.conn.execute("BEGIN")  # deferred: the snapshot starts at the first read
-        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
+        try:
+            self.conn.execute("PRAGMA query_only=1")
+            self.conn.execute("BEGIN")  # deferred: the snapshot starts at the first read
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
+            columns = {r[1] for r in self.conn.execute("PRAGMA table_info(events)")}
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise UsageError(f"{file} cannot be read as a database: {exc}") from None
         if not {"events", "streams", "log_head", "checkpoints"} <= tables:
+            self.conn.close()
             raise UsageError(f"{file} is not a hivelog database (tables missing)")
+        self.chained = "chain" in columns and "erased_links" in tables
 
     async def head(self) -> int:
         row = self.conn.execute("SELECT last_position FROM log_head").fetchone()
@@ -58,13 +91,47 @@ class SQLiteSource:
     async def event_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
-    async def events(self) -> AsyncIterator[list[EventRow]]:
+    async def events(self, after: int = 0) -> AsyncIterator[list[EventRow]]:
+        chain = "digest, chain" if self.chained else "NULL, NULL"
         cursor = self.conn.execute(
-            "SELECT position, stream_id, version, event_id, type, data, metadata, recorded_at "
-            "FROM events ORDER BY position"
+            "SELECT position, stream_id, version, event_id, type, data, metadata, recorded_at, "
+            f"{chain} FROM events WHERE position > ? ORDER BY position",
+            (after,),
         )
         while rows := cursor.fetchmany(FETCH):
             yield list(map(EventRow._make, rows))
+
+    async def storage_problems(self) -> list[str]:
+        return quick_check_problems(self.conn)
+
+    async def chain_missing(self) -> str | None:
+        if self.chained:
+            return None
+        row = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return CHAIN_MISSING.format(v=row[0] if row else 0)
+
+    async def link_before(self, position: int) -> tuple[int, bytes] | None:
+        row = self.conn.execute(LINK_BEFORE_SQL.replace("$1", "?"), (position, position)).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    async def erased_links(self, after: int) -> list[tuple[Any, ...]]:
+        sql = ERASED_LINKS_SQL.format(rec="recorded_at").replace("$1", "?")
+        return [tuple(r) for r in self.conn.execute(sql, (after,))]
+
+    async def schema_version(self) -> int:
+        row = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    async def chain_head(self) -> tuple[int, bytes]:
+        """The newest link (position 0, 32 zero bytes for an empty or unchained log)."""
+        recorded = await self.recorded_chain_head() if self.chained else None
+        return recorded if recorded is not None else (0, bytes(32))
+
+    async def recorded_chain_head(self) -> tuple[int, bytes] | None:
+        row = self.conn.execute("SELECT chain_position, chain_hash FROM log_head").fetchone()
+        if row is None or row[1] is None:
+            return None
+        return int(row[0]), bytes(row[1])
 
     async def streams(self) -> list[StreamRow]:
         rows = self.conn.execute(
@@ -101,6 +168,7 @@ class PostgresSource:
         self.conn = conn
         self.transaction = transaction
         self.q = schema
+        self.chained = False
 
     @classmethod
     async def open(cls, url: str) -> PostgresSource:
@@ -126,6 +194,13 @@ class PostgresSource:
         if found != 4:
             await source.close()
             raise UsageError(f"schema {names.schema!r} holds no hivelog log")
+        source.chained = bool(
+            await conn.fetchval(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 "
+                "AND table_name = 'erased_links'",
+                names.schema,
+            )
+        )
         return source
 
     async def head(self) -> int:
@@ -138,11 +213,13 @@ class PostgresSource:
     async def event_count(self) -> int:
         return int(await self.conn.fetchval(f"SELECT count(*) FROM {self.q}.events"))
 
-    async def events(self) -> AsyncIterator[list[EventRow]]:
+    async def events(self, after: int = 0) -> AsyncIterator[list[EventRow]]:
+        chain = "digest, chain" if self.chained else "NULL::bytea, NULL::bytea"
         cursor = self.conn.cursor(
             "SELECT position, stream_id, version, event_id, type, data::text, metadata::text, "
-            "(extract(epoch FROM recorded_at) * 1000000)::bigint "
-            f"FROM {self.q}.events ORDER BY position",
+            f"(extract(epoch FROM recorded_at) * 1000000)::bigint, {chain} "
+            f"FROM {self.q}.events WHERE position > $1 ORDER BY position",
+            after,
             prefetch=FETCH,
         )
         batch: list[EventRow] = []
@@ -153,6 +230,49 @@ class PostgresSource:
                 batch = []
         if batch:
             yield batch
+
+    async def storage_problems(self) -> list[str]:
+        return []  # PostgreSQL checks its own pages (data checksums, amcheck)
+
+    async def chain_missing(self) -> str | None:
+        if self.chained:
+            return None
+        version = await self.conn.fetchval(f"SELECT max(version) FROM {self.q}.schema_migrations")
+        return CHAIN_MISSING.format(v=version)
+
+    async def link_before(self, position: int) -> tuple[int, bytes] | None:
+        sql = LINK_BEFORE_SQL.replace("FROM events", f"FROM {self.q}.events").replace(
+            "FROM erased_links", f"FROM {self.q}.erased_links"
+        )
+        row = await self.conn.fetchrow(sql, position)
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    async def erased_links(self, after: int) -> list[tuple[Any, ...]]:
+        sql = ERASED_LINKS_SQL.format(rec="recorded_at_us").replace(
+            "FROM erased_links", f"FROM {self.q}.erased_links"
+        )
+        return [tuple(r) for r in await self.conn.fetch(sql, after)]
+
+    async def schema_version(self) -> int:
+        version = await self.conn.fetchval(f"SELECT max(version) FROM {self.q}.schema_migrations")
+        return int(version or 0)
+
+    async def chain_head(self) -> tuple[int, bytes]:
+        """The newest link (position 0, 32 zero bytes for an empty or unchained log)."""
+        if not self.chained:
+            return 0, bytes(32)
+        row = await self.conn.fetchrow(
+            LINK_BEFORE_SQL.replace("FROM events", f"FROM {self.q}.events").replace(
+                "FROM erased_links", f"FROM {self.q}.erased_links"
+            ),
+            2**62,
+        )
+        return (0, bytes(32)) if row is None else (int(row[0]), bytes(row[1]))
+
+    async def recorded_chain_head(self) -> tuple[int, bytes] | None:
+        # PostgreSQL keeps no separate head row (updating one per append halved the
+        # append rate): the newest link is the head, so compare it with one written down.
+        return None
 
     async def streams(self) -> list[StreamRow]:
         live = await self.conn.fetch(

@@ -41,6 +41,21 @@ SUBCOMMANDS: dict[str, tuple[str, str, Declare]] = {
         "run a command once per message of a consumer group",
         cli_args.worker,
     ),
+    "backup": (
+        "tools.backup",
+        "copy the running log to a new folder, with a manifest",
+        cli_args.backup,
+    ),
+    "restore": (
+        "tools.restore",
+        "load a backup into an empty store and verify it",
+        cli_args.restore,
+    ),
+    "copy": (
+        "tools.copy_log",
+        "copy a log to another store (e.g. SQLite to PostgreSQL), verified",
+        cli_args.copy,
+    ),
 }
 
 

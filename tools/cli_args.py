@@ -87,6 +87,32 @@ def replay(parser: argparse.ArgumentParser) -> None:
 
 def audit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--from",
+        dest="from_position",
+        type=int,
+        default=None,
+        metavar="POSITION",
+        help="verify the hash chain from this position on (the other checks are skipped)",
+    )
+
+
+def backup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dest", metavar="DEST", help="a new (or empty) folder for the backup")
+    parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+
+def restore(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", metavar="SRC", help="a folder written by `hivelog backup`")
+    parser.add_argument("--force", action="store_true", help="empty a non-empty target first")
+    parser.add_argument("--json", action="store_true", help="print the verification as JSON")
+
+
+def copy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="source", required=True, metavar="URL", help="source log")
+    parser.add_argument("--to", dest="target", required=True, metavar="URL", help="target log")
+    parser.add_argument("--force", action="store_true", help="empty a non-empty target first")
+    parser.add_argument("--json", action="store_true", help="print the verification as JSON")
 
 
 def export(parser: argparse.ArgumentParser) -> None:

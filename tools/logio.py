@@ -14,7 +14,14 @@ from typing import Any
 
 import orjson
 
-from eventstore import EventStore, EventStoreError, InvalidEvent, RecordedEvent, open_store
+from eventstore import (
+    EventStore,
+    EventStoreError,
+    InvalidEvent,
+    RecordedEvent,
+    StoreRefused,
+    open_store,
+)
 from eventstore.types import EPOCH
 
 from .config import db_url
@@ -52,7 +59,7 @@ def run_tool(main: Coroutine[Any, Any, int]) -> int:
     """Run a tool's coroutine; usage errors exit 2, Ctrl-C exits 130."""
     try:
         return asyncio.run(main)
-    except UsageError as exc:
+    except (UsageError, StoreRefused) as exc:  # StoreRefused: the file was not touched
         error(str(exc))
         return EXIT_USAGE
     except EventStoreError as exc:  # e.g. another writer moved a stream under an import

@@ -30,7 +30,11 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api.app import create_app
 from api.core.settings import Settings
+from eventstore import EventStoreError
+from eventstore.preflight import verify_store
 from tools.config import db_url
+from tools.console import EXIT_USAGE, error
+from tools.startup_check import recent_chain_faults
 
 HEADER_TIMEOUT_SECONDS = 10.0
 KEEP_ALIVE_SECONDS = 5.0
@@ -123,6 +127,19 @@ def run(args: argparse.Namespace) -> int:
         token=args.token,
         node_id=args.node_id,
     )
+    try:  # read-only: a foreign, newer or damaged database is refused untouched
+        asyncio.run(verify_store(settings.db_url))
+        broken = asyncio.run(recent_chain_faults(settings.db_url))
+    except EventStoreError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    if broken:
+        error(
+            "the hash chain is broken among the newest events (edited behind the store): "
+            + "; ".join(broken[:5])
+            + ". Not serving; run `hivelog audit` for the full report, restore from a backup"
+        )
+        return EXIT_USAGE
     settings = dataclasses.replace(settings, body_timeout=args.body_timeout)
     app = create_app(settings, address=f"http://{args.host}:{args.port}")
     config = uvicorn.Config(

@@ -46,6 +46,8 @@ async def health(request: Request) -> JSONResponse:
     body: dict[str, object] = {
         "status": "ok" if healthy else "degraded",
         "head_position": head,
+        # the hash chain's newest link: write it down to prove later nothing before it changed
+        "chain_head": (await the_parts.store.chain_head()).to_dict(),
     }
     # hive's fields: live sessions, and those with a colony loaded
     sessions = the_parts.sessions

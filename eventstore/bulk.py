@@ -1,0 +1,231 @@
+"""Writing a whole log into an empty store as it was: positions, versions, links, heads.
+
+`append` assigns positions, times and chain links; a restore must not, or the copy
+would not be the log that was backed up (and its chain head would differ). So the
+loader writes the tables directly, in one transaction, after `open_store` has
+created or migrated the schema; PostgreSQL takes the append lock first, so no
+append can interleave. Leases are not restored: they are short-lived ownership of
+work, not history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .factory import open_store
+from .types import EPOCH
+
+
+@dataclass(frozen=True, slots=True)
+class LogTail:
+    """What the log head rows say after a restore."""
+
+    head_position: int
+    chain_position: int
+    chain_hash: bytes | None
+
+
+EVENT_COLUMNS = [
+    "position",
+    "stream_id",
+    "version",
+    "event_id",
+    "type",
+    "data",
+    "metadata",
+    "recorded_at",
+    "digest",
+    "chain",
+]
+
+# Rows as the backup format yields them (see tools/keep_format.py):
+# event: (position, stream_id, version, event_id, type, data, metadata, recorded_at_us,
+#         digest, chain); link: (position, stream_id, version, event_id, type,
+#         recorded_at_us, digest, chain); stream: (stream_id, head_version, head_position,
+#         deleted, erased_events); checkpoint: (name, position, state).
+Row = Sequence[Any]
+
+
+class Loader(Protocol):
+    async def is_empty(self) -> bool: ...
+    async def wipe(self) -> None: ...
+    async def load(
+        self,
+        events: AsyncIterator[list[Row]],
+        links: list[Row],
+        streams: list[Row],
+        checkpoints: list[Row],
+        tail: LogTail,
+    ) -> None: ...
+    async def close(self) -> None: ...
+
+
+async def open_loader(url: str) -> Loader:
+    """Create or migrate the target's schema (through the store), then load it directly."""
+    store = await open_store(url)
+    await store.close()
+    if url.startswith("sqlite:"):
+        from .sqlite import sqlite_path_from_url
+
+        return SQLiteLoader(sqlite_path_from_url(url))
+    return await PostgresLoader.connect(url)
+
+
+class SQLiteLoader:
+    def __init__(self, path: str) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA busy_timeout=10000")
+        self.conn.execute("PRAGMA synchronous=FULL")
+
+    async def is_empty(self) -> bool:
+        c = self.conn
+        return not (
+            c.execute("SELECT last_position FROM log_head").fetchone()[0]
+            or c.execute("SELECT 1 FROM streams LIMIT 1").fetchone()
+            or c.execute("SELECT 1 FROM checkpoints LIMIT 1").fetchone()
+        )
+
+    async def wipe(self) -> None:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        for table in ("events", "erased_links", "streams", "checkpoints", "leases"):
+            c.execute(f"DELETE FROM {table}")
+        c.execute("UPDATE log_head SET last_position = 0, chain_position = 0, chain_hash = NULL")
+        c.execute("COMMIT")
+
+    async def load(
+        self,
+        events: AsyncIterator[list[Row]],
+        links: list[Row],
+        streams: list[Row],
+        checkpoints: list[Row],
+        tail: LogTail,
+    ) -> None:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            async for batch in events:
+                c.executemany(
+                    "INSERT INTO events (position, stream_id, version, event_id, type, data, "
+                    "metadata, recorded_at, digest, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    batch,
+                )
+            c.executemany(
+                "INSERT INTO erased_links (position, stream_id, version, event_id, type, "
+                "recorded_at, digest, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                links,
+            )
+            c.executemany(
+                "INSERT INTO streams (stream_id, head_version, head_position, deleted, "
+                "erased_events) VALUES (?, ?, ?, ?, ?)",
+                [(s[0], s[1], s[2], int(bool(s[3])), s[4]) for s in streams],
+            )
+            c.executemany(
+                "INSERT INTO checkpoints (name, position, state, saved_at) VALUES (?, ?, ?, 0)",
+                checkpoints,
+            )
+            c.execute(
+                "UPDATE log_head SET last_position = ?, chain_position = ?, chain_hash = ?",
+                (tail.head_position, tail.chain_position, tail.chain_hash),
+            )
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        self.conn.close()
+
+
+def _moment(recorded_at_us: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=recorded_at_us)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else bytes(value).decode()
+
+
+class PostgresLoader:
+    def __init__(self, conn: Any, schema: str, lock: tuple[int, int]) -> None:
+        self.conn = conn
+        self.schema = schema
+        self.q = f'"{schema}"'
+        self.lock = lock
+
+    @classmethod
+    async def connect(cls, url: str) -> PostgresLoader:
+        import asyncpg
+
+        from .pg_schema import APPEND_LOCK_CLASS, SchemaNames
+        from .postgres import parse_postgres_url
+
+        dsn, schema, _ = parse_postgres_url(url)
+        names = SchemaNames.for_schema(schema)
+        conn = await asyncpg.connect(dsn)
+        return cls(conn, schema, (APPEND_LOCK_CLASS, names.lock_key))
+
+    async def is_empty(self) -> bool:
+        q = self.q
+        found = await self.conn.fetchval(
+            f"SELECT (SELECT count(*) FROM (SELECT 1 FROM {q}.events LIMIT 1) e) + "
+            f"(SELECT count(*) FROM {q}.tombstones) + (SELECT count(*) FROM {q}.checkpoints) + "
+            f"(SELECT erased_up_to FROM {q}.log_state)"
+        )
+        return not found
+
+    async def wipe(self) -> None:
+        q = self.q
+        async with self.conn.transaction():
+            await self.conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *self.lock)
+            for table in ("events", "erased_links", "tombstones", "checkpoints", "leases"):
+                await self.conn.execute(f"DELETE FROM {q}.{table}")
+            await self.conn.execute(f"UPDATE {q}.log_state SET erased_up_to = 0")
+
+    async def load(
+        self,
+        events: AsyncIterator[list[Row]],
+        links: list[Row],
+        streams: list[Row],
+        checkpoints: list[Row],
+        tail: LogTail,
+    ) -> None:
+        conn, q = self.conn, self.q
+        async with conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = on")
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *self.lock)
+            async for batch in events:
+                await conn.copy_records_to_table(
+                    "events",
+                    schema_name=self.schema,
+                    columns=EVENT_COLUMNS,
+                    records=[
+                        (p, s, v, i, t, _text(d), _text(m), _moment(r), g, h)
+                        for p, s, v, i, t, d, m, r, g, h in batch
+                    ],
+                )
+            await conn.executemany(
+                f"INSERT INTO {q}.erased_links (position, stream_id, version, event_id, type, "
+                "recorded_at_us, digest, chain) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                [tuple(link) for link in links],
+            )
+            await conn.executemany(
+                f"INSERT INTO {q}.tombstones (stream_id, head_version, head_position, "
+                "erased_events, deleted_at) VALUES ($1, $2, $3, $4, now())",
+                [(s[0], s[1], s[2], s[4]) for s in streams if s[3]],
+            )
+            await conn.executemany(
+                f"INSERT INTO {q}.checkpoints (name, position, state, saved_at) "
+                "VALUES ($1, $2, $3, now())",
+                [tuple(c) for c in checkpoints],
+            )
+            # The chain head on PostgreSQL is the newest link itself (no head row).
+            await conn.execute(f"UPDATE {q}.log_state SET erased_up_to = $1", tail.head_position)
+
+    async def close(self) -> None:
+        await self.conn.close()

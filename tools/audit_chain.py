@@ -1,0 +1,144 @@
+"""The audit's hash-chain check: recompute every link and name where the chain breaks.
+
+Fed the live events in position order (the audit's single pass) and, merged in
+by position, the links erased events left behind. For each link it recomputes the
+content digest (live events only: erased ones have no content left) and the link
+hash from the previous *stored* link, so one edited row yields one fault at that
+row, not a cascade. What differs is named: the content, the header fields, or the
+link itself (a removed, inserted or reordered event before it).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from eventstore.chain import GENESIS, content_digest, link
+
+from .audit_checks import EventRow, Fault, Report
+from .audit_source import LogSource
+
+
+class LinkRow(NamedTuple):
+    """One link of the chain without its content (what an erased event keeps)."""
+
+    position: int
+    stream_id: str
+    version: int
+    event_id: str
+    type: str
+    recorded_at_us: int
+    digest: bytes
+    chain: bytes
+
+
+class ChainCheck:
+    """Verifies the chain from `start_after` (0: from the first event) to the head."""
+
+    def __init__(self, report: Report, start_after: int = 0) -> None:
+        self.report = report
+        self.start_after = start_after
+        self.prev_position = 0
+        self.prev_stored = GENESIS
+        self.prev_expected = GENESIS
+        self.erased: list[LinkRow] = []
+        self.next_erased = 0
+        self.links = 0
+        self.first_break: int | None = None
+        self.enabled = True
+
+    async def start(self, source: LogSource) -> None:
+        why = await source.chain_missing()
+        if why is not None:
+            self.enabled = False
+            self.report.skipped["chain"] = why
+            return
+        before = await source.link_before(self.start_after + 1)
+        if before is not None:
+            self.prev_position, self.prev_stored = before
+            self.prev_expected = self.prev_stored
+        self.erased = [LinkRow._make(r) for r in await source.erased_links(after=self.start_after)]
+
+    def event(self, row: EventRow) -> None:
+        if not self.enabled or row.position <= self.start_after:
+            return
+        self._erased_before(row.position)
+        if row.digest is None or row.chain is None:
+            self._fault(row.position, row.stream_id, "has no chain hash: written behind the store")
+            return
+        data = row.data.encode() if isinstance(row.data, str) else bytes(row.data)
+        meta = row.metadata.encode() if isinstance(row.metadata, str) else row.metadata
+        if content_digest(data, None if meta is None else bytes(meta)) != bytes(row.digest):
+            self._fault(
+                row.position,
+                row.stream_id,
+                "content changed: data or metadata differ from the digest chained at append",
+            )
+        self._link(
+            LinkRow(
+                row.position,
+                row.stream_id,
+                row.version,
+                row.event_id,
+                row.type,
+                row.recorded_at_us,
+                bytes(row.digest),
+                bytes(row.chain),
+            )
+        )
+
+    def _erased_before(self, position: int) -> None:
+        while self.next_erased < len(self.erased) and self.erased[self.next_erased].position < (
+            position
+        ):
+            self._link(self.erased[self.next_erased])
+            self.next_erased += 1
+
+    def _link(self, row: LinkRow) -> None:
+        self.links += 1
+        header = (row.position, row.stream_id, row.version, row.event_id, row.type)
+        expected = link(self.prev_stored, *header, row.recorded_at_us, row.digest)
+        if expected != row.chain:
+            if link(self.prev_expected, *header, row.recorded_at_us, row.digest) == row.chain:
+                pass  # follows the previous link's true hash: that stored hash was edited
+            elif row.position != self.prev_position + 1:
+                self._fault(
+                    row.position,
+                    row.stream_id,
+                    f"link does not follow the link at position {self.prev_position}: "
+                    "events between them were removed or moved, or this header changed",
+                )
+            else:
+                self._fault(
+                    row.position,
+                    row.stream_id,
+                    "stored hash differs from the recomputed one: the header (position, "
+                    "stream, version, event id, type or recorded time) or the hash was "
+                    "changed, or events were reordered",
+                )
+        self.prev_position, self.prev_stored, self.prev_expected = row.position, row.chain, expected
+
+    async def finish(self, source: LogSource, report: Report) -> None:
+        if not self.enabled:
+            return
+        self._erased_before(2**63 - 1)
+        recorded = await source.recorded_chain_head()
+        if recorded is not None and recorded != (self.prev_position, self.prev_stored):
+            self._fault(
+                self.prev_position,
+                None,
+                f"the log records its chain head at position {recorded[0]} "
+                f"({recorded[1].hex()[:16]}…), but the last link is at position "
+                f"{self.prev_position} ({self.prev_stored.hex()[:16]}…): events at the end "
+                "were removed or added behind the store",
+            )
+        report.chain_head = {"position": self.prev_position, "hash": self.prev_stored.hex()}
+        report.stats["chain_links"] = self.links
+        if self.start_after:
+            report.stats["chain_from"] = self.start_after + 1
+        if self.first_break is not None:
+            report.stats["chain_first_break"] = self.first_break
+
+    def _fault(self, position: int, stream_id: str | None, message: str) -> None:
+        if self.first_break is None:
+            self.first_break = position
+        self.report.add(Fault("chain", message, stream_id, position))

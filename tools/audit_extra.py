@@ -1,0 +1,20 @@
+"""The shape of a check that rides along the audit's single pass over the log.
+
+Its own module so the audit driver and the checks it runs (projections, chain)
+import it without importing each other.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .audit_checks import EventRow, Report
+from .audit_source import LogSource
+
+
+class ExtraCheck(Protocol):
+    """A check that sees every event and reports at the end (projections, trigger fires)."""
+
+    async def start(self, source: LogSource) -> None: ...
+    def event(self, row: EventRow) -> None: ...
+    async def finish(self, source: LogSource, report: Report) -> None: ...

@@ -1,0 +1,231 @@
+"""hivelog's backup format: a folder of gzip JSONL segments and a manifest, backend-neutral.
+
+    DEST/manifest.json          what the copy holds and how to check it (below)
+    DEST/events-000001.jsonl.gz one event per line, in position order, SEGMENT_EVENTS a file
+    DEST/erased_links.jsonl.gz  the chain links erased events left behind
+    DEST/streams.jsonl.gz       stream heads and tombstones
+    DEST/checkpoints.jsonl.gz   projection checkpoints (state base64)
+
+An event line keeps everything the chain covers, exactly: the stored payload and
+metadata as JSON *strings* (their bytes, never re-encoded), the commit time in
+microseconds, the digest and link in hex. The manifest records the head position,
+the chain head, the counts, the schema version, when, and each file's SHA-256, so a
+restore can prove it holds what was backed up. The same folder moves a log between
+backends (`hivelog copy`).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import gzip
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from .audit_checks import EventRow, StreamRow
+from .logio import UsageError
+
+FORMAT = "hivelog-backup-v1"
+MANIFEST = "manifest.json"
+SEGMENT_EVENTS = 100_000
+GZIP_LEVEL = 3  # fast: a backup should finish quickly under load, not squeeze bytes
+
+
+def _text(value: bytes | str | None) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else bytes(value).decode()
+
+
+def event_line(row: EventRow) -> bytes:
+    return orjson.dumps(
+        {
+            "position": row.position,
+            "stream_id": row.stream_id,
+            "version": row.version,
+            "event_id": row.event_id,
+            "type": row.type,
+            "recorded_at_us": row.recorded_at_us,
+            "data": _text(row.data),
+            "metadata": _text(row.metadata),
+            "digest": None if row.digest is None else bytes(row.digest).hex(),
+            "chain": None if row.chain is None else bytes(row.chain).hex(),
+        }
+    )
+
+
+def event_from_line(line: dict[str, Any]) -> EventRow:
+    return EventRow(
+        line["position"],
+        line["stream_id"],
+        line["version"],
+        line["event_id"],
+        line["type"],
+        line["data"].encode(),
+        None if line["metadata"] is None else line["metadata"].encode(),
+        line["recorded_at_us"],
+        None if line["digest"] is None else bytes.fromhex(line["digest"]),
+        None if line["chain"] is None else bytes.fromhex(line["chain"]),
+    )
+
+
+def link_line(row: tuple[Any, ...]) -> bytes:
+    position, stream_id, version, event_id, type_, recorded_at_us, digest, chain = row
+    return orjson.dumps(
+        [position, stream_id, version, event_id, type_, recorded_at_us, *map(_hex, (digest, chain))]
+    )
+
+
+def _hex(raw: bytes) -> str:
+    return bytes(raw).hex()
+
+
+def link_from_line(line: list[Any]) -> tuple[Any, ...]:
+    return (*line[:6], bytes.fromhex(line[6]), bytes.fromhex(line[7]))
+
+
+def stream_line(row: StreamRow) -> bytes:
+    return orjson.dumps(list(row))
+
+
+def checkpoint_line(name: str, position: int, state: bytes) -> bytes:
+    return orjson.dumps([name, position, base64.b64encode(state).decode()])
+
+
+@dataclass
+class Manifest:
+    """What a backup holds; `files` maps each file to its SHA-256 and line count."""
+
+    created_at: str
+    source: str
+    schema_version: int
+    head_position: int
+    chain_head: dict[str, Any]
+    events: int
+    streams: int
+    deleted_streams: int
+    erased_links: int
+    checkpoints: int
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    format: str = FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def load(cls, folder: Path) -> Manifest:
+        path = folder / MANIFEST
+        if not path.is_file():
+            raise UsageError(f"{folder} holds no {MANIFEST}: not a hivelog backup")
+        try:
+            raw = orjson.loads(path.read_bytes())
+            if raw.get("format") != FORMAT:
+                raise UsageError(f"{path}: format {raw.get('format')!r}, want {FORMAT!r}")
+            return cls(**raw)
+        except (orjson.JSONDecodeError, TypeError, AttributeError) as exc:
+            raise UsageError(f"{path} is not a valid manifest: {exc}") from None
+
+    def write(self, folder: Path) -> None:
+        data = orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+        (folder / MANIFEST).write_bytes(data)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SegmentWriter:
+    """Writes lines to gzip files, hashing each file as it goes (for the manifest)."""
+
+    def __init__(self, folder: Path, manifest_files: dict[str, dict[str, Any]]) -> None:
+        self.folder = folder
+        self.files = manifest_files
+        self._name: str | None = None
+        self._raw: IO[bytes] | None = None
+        self._gz: gzip.GzipFile | None = None
+        self._lines = 0
+        self._first: int | None = None
+        self._last: int | None = None
+
+    def open(self, name: str) -> None:
+        self.close()
+        self._name = name
+        self._raw = (self.folder / name).open("wb")
+        self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
+        self._lines, self._first, self._last = 0, None, None
+
+    def write(self, line: bytes, position: int | None = None) -> None:
+        assert self._gz is not None
+        self._gz.write(line + b"\n")
+        self._lines += 1
+        if position is not None:
+            self._first = position if self._first is None else self._first
+            self._last = position
+
+    @property
+    def lines(self) -> int:
+        return self._lines
+
+    def close(self) -> None:
+        if self._gz is None or self._raw is None or self._name is None:
+            return
+        self._gz.close()
+        self._raw.flush()
+        self._raw.close()
+        entry: dict[str, Any] = {
+            "sha256": file_sha256(self.folder / self._name),
+            "lines": self._lines,
+        }
+        if self._first is not None:
+            entry.update(first_position=self._first, last_position=self._last)
+        self.files[self._name] = entry
+        self._gz = self._raw = None
+        self._name = None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_lines(folder: Path, name: str) -> Iterator[Any]:
+    """The parsed lines of one file of the backup (none if it is absent from the manifest)."""
+    path = folder / name
+    if not path.is_file():
+        return
+    with gzip.open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def event_files(manifest: Manifest) -> list[str]:
+    return sorted(n for n in manifest.files if n.startswith("events-"))
+
+
+def check_files(folder: Path, manifest: Manifest) -> list[str]:
+    """Files that are missing or whose bytes differ from the manifest."""
+    problems = []
+    for name, entry in sorted(manifest.files.items()):
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif file_sha256(path) != entry["sha256"]:
+            problems.append(f"{name} differs from the manifest (SHA-256)")
+    return problems
+
+
+def checkpoint_from_line(line: list[Any]) -> tuple[str, int, bytes]:
+    return line[0], int(line[1]), base64.b64decode(line[2])
+
+
+def stream_from_line(line: list[Any]) -> StreamRow:
+    return StreamRow(line[0], int(line[1]), int(line[2]), bool(line[3]), int(line[4]))
