@@ -18,17 +18,35 @@ from api.core.nodes import NodeLiveness
 from api.core.scheduler import Scheduler
 from api.core.service import SessionService
 from api.core.settings import Settings
-from api.http import agents, health, history, metrics, openapi, sessions, sse, triggers, webhooks
+from api.http import (
+    agents,
+    colonies_routes,
+    health,
+    history,
+    live,
+    metrics,
+    openapi,
+    runtime,
+    sessions,
+    sse,
+    triggers,
+    webhooks,
+)
 from api.http.errors import EXCEPTION_HANDLERS
 from api.http.middleware import middleware_for
 from api.http.state import Parts
 from eventstore import open_store
 
-# Order matters: routes match first-come (/api/sessions/history before /api/sessions/{id}).
+# Order matters: routes match first-come (/api/sessions/live and /api/sessions/history
+# before /api/sessions/{id}).
 ROUTES: list[BaseRoute] = [
     *health.routes,
     *metrics.routes,
+    *live.live_routes,
     *sessions.routes,
+    *live.routes,
+    *colonies_routes.routes,
+    *runtime.routes,
     *agents.routes,
     *triggers.routes,
     *webhooks.routes,

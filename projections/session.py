@@ -9,10 +9,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from projections.activity import ActivityState, fold_activity
 from projections.envelope import payload
 from projections.triggers import TRIGGER_EVENT_TYPES, TriggerState, fold_trigger
 
+# hive 3c390c9e stored these; hive 54fd8db maps the legacy names (working/reviewing ->
+# colony, incubating -> independent) and accepts only HEAD_PHASES (QLT:84-108).
 QUEEN_PHASES = ("independent", "incubating", "working", "reviewing")
+HEAD_PHASES = ("colony", "independent")
+LEGACY_PHASES = {"working": "colony", "reviewing": "colony", "incubating": "independent"}
 DEFAULT_QUEEN_ID = "queen_technology"
 LAST_MESSAGE_CHARS = 120
 
@@ -57,15 +62,19 @@ class SessionState:
     triggers: dict[str, TriggerState] = field(default_factory=dict)
     colony_spawned: bool = False
     spawned_colony_name: str | None = None
+    spawned_colony_id: str | None = None  # hive 54fd8db's name for the spawned colony
+    source_session_id: str | None = None  # the DM this colony session was forked from
     runner_node: str | None = None  # the hivelog node running it (projections/ownership.py)
     message_count: int = 0
     last_message: str = ""
     event_counts: dict[str, int] = field(default_factory=dict)
+    activity: ActivityState = field(default_factory=ActivityState)  # projections/activity.py
 
     def to_dict(self) -> dict[str, Any]:
         value = {f: getattr(self, f) for f in self.__dataclass_fields__}
         value["colony"] = self.colony.to_dict() if self.colony else None
         value["triggers"] = [t.to_dict() for t in self.triggers.values()]
+        value["activity"] = self.activity.to_dict()
         return value
 
     @classmethod
@@ -74,6 +83,8 @@ class SessionState:
         colony = fields.get("colony")
         fields["colony"] = ColonyState.from_dict(colony) if colony else None
         fields["triggers"] = {t["id"]: TriggerState.from_dict(t) for t in fields["triggers"]}
+        activity = fields.get("activity")
+        fields["activity"] = ActivityState.from_dict(activity) if activity else ActivityState()
         return cls(**fields)
 
 
@@ -118,11 +129,14 @@ def fold_session(
         "version": version,
         "last_active_at": max(state.last_active_at, ts),
         "event_counts": counts,
+        "activity": fold_activity(state.activity, event_type, body, version, ts),
     }
     if not state.created_at:
         changes["created_at"] = ts
     if event_type == "session_created":
         changes.update(created_at=ts, loaded_at=ts, live=True, runner_node=_runner(data))
+        if isinstance(data.get("source_session_id"), str):
+            changes["source_session_id"] = data["source_session_id"]
         if isinstance(data.get("model"), str):
             changes["model"] = data["model"]
     elif event_type == "session_resumed":
@@ -150,7 +164,12 @@ def fold_session(
         if state.colony is not None and isinstance(meta, dict):
             changes["colony"] = replace(state.colony, metadata={**state.colony.metadata, **meta})
     elif event_type == "colony_created":
-        changes.update(colony_spawned=True, spawned_colony_name=_text(data, "colony_name") or None)
+        spawned = _text(data, "colony_id") or None
+        changes.update(
+            colony_spawned=True,
+            spawned_colony_name=_text(data, "colony_name") or spawned,
+            spawned_colony_id=spawned or _text(data, "colony_name") or None,
+        )
     elif event_type == "client_input_received":
         changes["message_count"] = state.message_count + 1
         changes["last_message"] = _text(data, "content")[:LAST_MESSAGE_CHARS]

@@ -18,7 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.http.colonies_routes import ResolveMissed
 from api.http.sessions import CreateSession
+from api.http.triggers import CreateTriggerBody
 
 Schema = dict[str, Any]
 
@@ -71,7 +73,7 @@ SCHEMAS: dict[str, Schema] = {
     "HistoryEvent": {
         "description": "hive's event envelope with its log position and stream version first.",
         "allOf": [
-            obj(["position", "version"], {"position": INT, "version": INT}),
+            obj(["position", "version"], {"position": INT, "version": INT, "seq": INT}),
             ref("Envelope"),
         ],
     },
@@ -95,6 +97,8 @@ SCHEMAS: dict[str, Schema] = {
             "returned": INT,
             "truncated": {**BOOL, "description": "older events exist (hive's banner)"},
             "limit": {**INT, "minimum": 1, "maximum": 10000},
+            "start_index": INT,
+            "start_offset": INT,
             "has_more_older": BOOL,
             "has_more_newer": BOOL,
             "prev": {"type": ["integer", "null"], "description": "pass as before= for older"},
@@ -155,9 +159,12 @@ SCHEMAS: dict[str, Schema] = {
         },
     ),
     "Trigger": obj(
-        ["id", "trigger_type", "active"],
+        ["id", "trigger_id", "trigger_type", "active", "enabled"],
         {
             "id": STR,
+            "trigger_id": STR,
+            "enabled": BOOL,
+            "next_due_at": NULL_STR,
             "name": NULL_STR,
             "trigger_type": NULL_STR,
             "trigger_config": OBJ,
@@ -166,9 +173,11 @@ SCHEMAS: dict[str, Schema] = {
             "next_fire_at": {"type": ["number", "null"]},
             "next_fire_in": {"type": ["number", "null"]},
             "fire_count": {"type": ["integer", "null"]},
-            "last_fired_at": {"type": ["number", "null"]},
+            "last_fired_at": NULL_STR,
         },
     ),
+    "CreateTrigger": model_schema(CreateTriggerBody),
+    "ResolveMissed": model_schema(ResolveMissed),
     "TriggerStatus": obj(["status", "trigger_id"], {"status": STR, "trigger_id": STR}),
     "CreateSession": model_schema(CreateSession),
     "LoadColony": obj(
@@ -237,6 +246,8 @@ SSE_PARAMS = [
 
 S = "/api/sessions/{session_id}"
 T = S + "/triggers/{trigger_id}"
+COLONY_ID: Schema = {"name": "colony_id", "in": "path", "required": True, "schema": STR}
+NOT_IMPLEMENTED = {"501": json_body(ref("Error"), "needs hive's runtime")}
 
 PATHS: dict[str, dict[str, Schema]] = {
     "/api/health": {
@@ -345,7 +356,20 @@ PATHS: dict[str, dict[str, Schema]] = {
                 )
             },
             params=[SESSION_ID],
-        )
+        ),
+        "post": op(
+            "Create a timer schedule (hive 54fd8db)",
+            {
+                "200": json_body(
+                    obj(
+                        ["trigger_id", "name", "trigger_type", "trigger_config"],
+                        {"trigger_id": STR, "name": STR, "trigger_config": OBJ},
+                    )
+                )
+            },
+            params=[SESSION_ID],
+            body=ref("CreateTrigger"),
+        ),
     },
     T: {
         "patch": op(
@@ -393,6 +417,8 @@ PATHS: dict[str, dict[str, Schema]] = {
                 {"name": "before", "in": "query", "required": False, "schema": POSITION},
                 {"name": "after", "in": "query", "required": False, "schema": POSITION},
                 TYPES_PARAM,
+                {"name": "before_offset", "in": "query", "required": False, "schema": STR},
+                {"name": "before_index", "in": "query", "required": False, "schema": STR},
             ],
         )
     },
@@ -406,6 +432,74 @@ PATHS: dict[str, dict[str, Schema]] = {
     "/api/events": {
         "get": op("Live events of every session (SSE), resumable", SSE_RESPONSE, params=SSE_PARAMS)
     },
+    # hive 54fd8db routes (api/http/live.py, colonies_routes.py, runtime.py, triggers.py)
+    "/api/sessions/live": {
+        "get": op(
+            "Live sessions: `event: snapshot` frames (hive 54fd8db)",
+            {
+                "200": {
+                    "description": "`event: snapshot` / `data: {sessions, network}` frames",
+                    "content": {"text/event-stream": {"schema": STR}},
+                }
+            },
+        )
+    },
+    S + "/snapshot": {
+        "get": op("What the queen is doing now", {"200": json_body(OBJ)}, params=[SESSION_ID])
+    },
+    S + "/presence": {
+        "post": op(
+            "A client is watching a live session",
+            {"200": json_body(obj(["ok", "resumed"], {"ok": BOOL, "resumed": BOOL}))},
+            params=[SESSION_ID],
+        )
+    },
+    "/api/colonies/{colony_id}/sessions": {
+        "get": op(
+            "Sessions bound to a colony, newest first",
+            {"200": json_body(obj(["sessions"], {"sessions": array(ref("HistorySession"))}))},
+            params=[COLONY_ID],
+        )
+    },
+    "/api/colonies/{colony_id}/active-session": {
+        "get": op(
+            "The colony's first session with messages",
+            {"200": json_body(obj(["session"], {"session": {"type": ["object", "null"]}}))},
+            params=[COLONY_ID],
+        )
+    },
+    S + "/colony/resolve_missed": {
+        "post": op(
+            "Record a decision per missed trigger",
+            {"200": json_body(obj(["results"], {"results": OBJ}))},
+            params=[SESSION_ID],
+            body=ref("ResolveMissed"),
+        )
+    },
+    S + "/dismiss-colony-pivot": {
+        "post": op(
+            "No pivot is ever pending here",
+            {"200": json_body(obj(["dismissed"], {"dismissed": BOOL, "reason": STR}))},
+            params=[SESSION_ID],
+        )
+    },
+    S + "/report-bundle": {
+        "post": op("Not implemented (501)", NOT_IMPLEMENTED, params=[SESSION_ID])
+    },
+    S + "/attachment/{filename}": {
+        "get": op(
+            "Attachments are not stored here (404)",
+            {},
+            params=[
+                SESSION_ID,
+                {"name": "filename", "in": "path", "required": True, "schema": STR},
+            ],
+        )
+    },
+    S + "/upload-attachment": {
+        "post": op("Not implemented (501)", NOT_IMPLEMENTED, params=[SESSION_ID])
+    },
+    S + "/live_tools": {"get": op("Not implemented (501)", NOT_IMPLEMENTED, params=[SESSION_ID])},
     "/api/discover": {
         "get": op(
             "Agent folders by category",
