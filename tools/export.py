@@ -43,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="hive: overwrite existing events.jsonl files"
     )
+    parser.add_argument(
+        "--layout",
+        choices=["54fd8db", "3c390c9e"],
+        default="54fd8db",
+        help="hive: the folder layout of that hive version (default: 54fd8db's queens/ and "
+        "colonies/<c>/queens/; 3c390c9e: agents/queens/)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
 
 
@@ -65,7 +72,9 @@ async def _main(args: argparse.Namespace) -> int:
         if args.format == "hive":
             from .export_hive import export_hive
 
-            summary = await export_hive(store, Path(args.output), args.session, force=args.force)
+            summary = await export_hive(
+                store, Path(args.output), args.session, force=args.force, layout=args.layout
+            )
         else:
             summary = await _export_jsonl(store, args.session, args.output)
     finally:
