@@ -20,6 +20,7 @@ from tests.browser.recorder import RequestLog
 from tests.server import Server, running_server
 
 REPO = Path(__file__).resolve().parents[2]
+UI_TIMEOUT_MS = 60_000
 CHROMIUM_FLAGS = [
     "--headless=new",
     "--no-sandbox",
@@ -68,7 +69,11 @@ def dist(build: str) -> Path:
 
 @pytest.fixture(scope="session")
 def browser(chromium: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # The machine is shared: wait for what a user would see for up to a minute (the
+    # default 5 s fails under load), bounded all the same.
+    expect.set_options(timeout=UI_TIMEOUT_MS)
 
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
@@ -118,7 +123,7 @@ class App:
         self.page.goto(self.base_url + path, wait_until="domcontentloaded")
 
     def wait_for_call(
-        self, method: str, path: str, status: int = 200, timeout_ms: int = 20_000
+        self, method: str, path: str, status: int = 200, timeout_ms: int = UI_TIMEOUT_MS
     ) -> None:
         """Until the page has made this call and got `status` (bounded in time)."""
         waited = 0
@@ -141,8 +146,10 @@ def open_app(browser: Any, build: str, server: Server, tmp_path: Path) -> Iterat
     harness = Harness(dist(build), server.base_url)
     harness.start()
     context = browser.new_context(viewport={"width": 1400, "height": 900})
+    # The head build opens a guided tour over every page until it has been seen once.
+    context.add_init_script("localStorage.setItem('hive:u:_:tutorial-seen-v1', 'true')")
     page = context.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(UI_TIMEOUT_MS)
     log = RequestLog(harness.base_url)
     log.attach(page)
     shots = tmp_path / "screenshots"
@@ -157,7 +164,10 @@ def open_app(browser: Any, build: str, server: Server, tmp_path: Path) -> Iterat
             app.shot("final")
         except Exception as exc:  # a crashed page must not hide the test's own error
             print(f"screenshot failed: {exc}")
-        page.wait_for_timeout(300)  # let answers in flight land before judging
+        settle_ms = 0  # let answers in flight land before judging (bounded)
+        while settle_ms < 5_000 and any(c.status is None and c.failure is None for c in log.calls):
+            page.wait_for_timeout(100)
+            settle_ms += 100
         print(f"\n/api/ requests of the {build} build ({len(log.calls)} calls):\n{log.table()}")
         print(f"screenshots: {shots}")
         problems = log.problems()

@@ -260,5 +260,6 @@ def template(path: str, known: dict[str, str] | None = None) -> str:
     path = re.sub(r"/triggers/[^/{]+", "/triggers/{tid}", path)
     path = re.sub(r"^/api/queen/(?!profiles$)[^/{]+", "/api/queen/{q}", path)
     path = re.sub(r"^/api/colonies/[^/{]+", "/api/colonies/{c}", path)
+    path = re.sub(r"^/api/colony/[^/{]+", "/api/colony/{c}", path)
     path = re.sub(r"^/api/webhooks/.+", "/api/webhooks/{path}", path)
     return path

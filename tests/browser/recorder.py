@@ -54,6 +54,7 @@ class Call:
     method: str
     url: str
     path: str  # template
+    body: str | None = None
     status: int | None = None
     failure: str | None = None
 
@@ -82,7 +83,11 @@ class RequestLog:
         if not self._is_api(url):
             return
         path = url[len(self.origin) :]
-        call = Call(str(request.method), path, template(path))
+        try:
+            body = request.post_data
+        except Exception:  # a binary body (uploads): not needed here
+            body = None
+        call = Call(str(request.method), path, template(path), body)
         self.calls.append(call)
         self._open[self._key(request)] = call
 
@@ -129,6 +134,10 @@ class RequestLog:
             for c in self.calls
             if c.method == method and c.path == path and (status is None or c.status == status)
         )
+
+    def bodies(self, method: str, path: str) -> list[str]:
+        """Request bodies the page sent on this route (for what the app asked for)."""
+        return [c.body or "" for c in self.calls if c.method == method and c.path == path]
 
     def statuses(self, method: str, pattern: str) -> list[int | None]:
         rx = re.compile(pattern)

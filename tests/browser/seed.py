@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,52 @@ def import_hive(home: Path, db_url: str) -> None:
         env={**os.environ, "HIVE_HOME": str(home)},
         timeout=120,
     )
+
+
+def long_conversation(total: int, exchanges: int, start: dt.datetime) -> list[str]:
+    """Exactly `total` events holding `exchanges` user/queen pairs, the rest LLM turn
+    records spread between them (a long log whose first message is far back)."""
+    filler = (total - 2) // exchanges - 5
+    lines = conversation_lines(exchanges, start, filler=max(filler, 0))
+    at = start + dt.timedelta(days=1)
+    while len(lines) < total:
+        lines.append(_line("llm_turn_complete", {"stop_reason": "end_turn", "model": "m"}, at))
+    assert len(lines) == total, len(lines)
+    return lines
+
+
+def busy_queen_events(now: float, tool: str) -> list[Any]:
+    """What hive's runtime writes when the queen starts working and calls a tool."""
+    from projections.envelope import new_event
+
+    state = {"activity": "executing", "park_reason": None, "interrupt_cause": None}
+    return [
+        new_event("execution_started", {}, timestamp=now, node_id="queen", execution_id="x1"),
+        new_event("loop_state_changed", {**state, "questions": None}, timestamp=now),
+        new_event(
+            "tool_call_started",
+            {"tool_use_id": "tu-1", "tool_name": tool, "tool_input": {"q": "status"}},
+            timestamp=now,
+            node_id="queen",
+            execution_id="x1",
+        ),
+    ]
+
+
+def append_events(db_url: str, session_id: str, events: list[Any]) -> None:
+    """Append to a running server's log from this process, as a second writer would
+    (the server's subscribers poll the store, so it sees them within a poll)."""
+    import asyncio
+
+    from eventstore import open_store
+
+    async def write() -> None:
+        store = await open_store(db_url)
+        try:
+            await store.append(session_id, events)
+        finally:
+            await store.close()
+
+    # In a thread of its own: playwright's sync API keeps an event loop on this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, write()).result(timeout=60)
