@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.browser.harness import Harness
-from tests.browser.recorder import RequestLog
+from tests.browser.recorder import TABLES, RequestLog
 from tests.server import Server, running_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +32,15 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The request tables of this session's browser runs, in the test log even when
+    the tests pass (a closing record of what hive's frontend asked hivelog)."""
+    if TABLES:
+        terminalreporter.section("hive frontend /api/ request tables")
+        for table in TABLES:
+            terminalreporter.write_line(table + "\n")
 
 
 def _unavailable(reason: str) -> None:
@@ -168,7 +177,10 @@ def open_app(browser: Any, build: str, server: Server, tmp_path: Path) -> Iterat
         while settle_ms < 5_000 and any(c.status is None and c.failure is None for c in log.calls):
             page.wait_for_timeout(100)
             settle_ms += 100
-        print(f"\n/api/ requests of the {build} build ({len(log.calls)} calls):\n{log.table()}")
+        report = f"/api/ requests of the {build} build ({len(log.calls)} calls):\n{log.table()}"
+        (shots / "requests.txt").write_text(report + "\n")
+        TABLES.append(f"{os.environ.get('PYTEST_CURRENT_TEST', '?').split(' ')[0]}\n{report}")
+        print("\n" + report)
         print(f"screenshots: {shots}")
         problems = log.problems()
         context.close()

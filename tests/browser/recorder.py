@@ -15,6 +15,10 @@ from typing import Any
 
 from tests.browser.harness import template
 
+# Every browser run's request table, repeated in the terminal summary (conftest). Kept
+# here because pytest imports conftest.py under a second module name.
+TABLES: list[str] = []
+
 # hive's session routes (both contracts, hive-contract.md §3 and hive-head-contract.md §1):
 # the app's own calls to these must never answer 4xx or 5xx.
 SESSION_ROUTES: frozenset[tuple[str, str]] = frozenset(
