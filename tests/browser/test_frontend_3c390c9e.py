@@ -10,15 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser import seed
-from tests.browser.conftest import open_app
+from tests.browser.conftest import dist, open_app
 from tests.server import Server
 
 BUILD = "3c390c9e"
 SID = "session_20260601_100000_abcdef01"
 COLONY_PAGE = "/colony/demo-colony"  # the app slugs the colony folder name
+
+
+@pytest.fixture(autouse=True)
+def _build_present() -> None:
+    """Skip (or, under CI_REQUIRE_BROWSER=1, fail) before starting anything."""
+    dist(BUILD)
 
 
 def _colony_triggers(app: Any) -> None:

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import seed
-from tests.browser.conftest import App, open_app
+from tests.browser.conftest import App, dist, open_app
 from tests.server import Server
 
 BUILD = "54fd8db"
@@ -42,6 +42,12 @@ SCROLL_CHAT_TO_TOP = """() => {
   });
   return boxes.length;
 }"""
+
+
+@pytest.fixture(autouse=True)
+def _build_present() -> None:
+    """Skip (or, under CI_REQUIRE_BROWSER=1, fail) before starting anything."""
+    dist(BUILD)
 
 
 def _colony_dot(app: App) -> Any:
