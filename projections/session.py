@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from projections.activity import ActivityState, fold_activity
+from projections.activity import ActivityState, fold_activity, is_worker, touches
 from projections.envelope import payload
 from projections.triggers import TRIGGER_EVENT_TYPES, TriggerState, fold_trigger
 
@@ -62,13 +62,16 @@ class SessionState:
     triggers: dict[str, TriggerState] = field(default_factory=dict)
     colony_spawned: bool = False
     spawned_colony_name: str | None = None
-    spawned_colony_id: str | None = None  # hive 54fd8db's name for the spawned colony
-    source_session_id: str | None = None  # the DM this colony session was forked from
     runner_node: str | None = None  # the hivelog node running it (projections/ownership.py)
     message_count: int = 0
     last_message: str = ""
     event_counts: dict[str, int] = field(default_factory=dict)
     activity: ActivityState = field(default_factory=ActivityState)  # projections/activity.py
+
+    @property
+    def spawned_colony_id(self) -> str | None:
+        """hive 54fd8db's name for the spawned colony (colonies are named by id there)."""
+        return self.spawned_colony_name
 
     def to_dict(self) -> dict[str, Any]:
         value = {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -129,14 +132,15 @@ def fold_session(
         "version": version,
         "last_active_at": max(state.last_active_at, ts),
         "event_counts": counts,
-        "activity": fold_activity(state.activity, event_type, body, version, ts),
     }
+    if touches(event_type, is_worker(body)):
+        changes["activity"] = fold_activity(
+            state.activity, event_type, body, version, ts, state.last_active_at or None
+        )
     if not state.created_at:
         changes["created_at"] = ts
     if event_type == "session_created":
         changes.update(created_at=ts, loaded_at=ts, live=True, runner_node=_runner(data))
-        if isinstance(data.get("source_session_id"), str):
-            changes["source_session_id"] = data["source_session_id"]
         if isinstance(data.get("model"), str):
             changes["model"] = data["model"]
     elif event_type == "session_resumed":
@@ -164,12 +168,9 @@ def fold_session(
         if state.colony is not None and isinstance(meta, dict):
             changes["colony"] = replace(state.colony, metadata={**state.colony.metadata, **meta})
     elif event_type == "colony_created":
-        spawned = _text(data, "colony_id") or None
-        changes.update(
-            colony_spawned=True,
-            spawned_colony_name=_text(data, "colony_name") or spawned,
-            spawned_colony_id=spawned or _text(data, "colony_name") or None,
-        )
+        # 54fd8db's payload has only `colony_id`; hivelog's fork writes both (equal)
+        spawned = _text(data, "colony_name") or _text(data, "colony_id") or None
+        changes.update(colony_spawned=True, spawned_colony_name=spawned)
     elif event_type == "client_input_received":
         changes["message_count"] = state.message_count + 1
         changes["last_message"] = _text(data, "content")[:LAST_MESSAGE_CHARS]

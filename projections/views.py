@@ -170,7 +170,10 @@ def stats_dict(state: SessionState) -> dict[str, Any]:
 def snapshot_dict(state: SessionState, now: float) -> dict[str, Any]:
     """GET /api/sessions/{id}/snapshot (hive 54fd8db §2.2); `snapshot_seq` is the
     session's stream version, the space every served event's `seq` lives in."""
-    return snapshot_view(state.activity, state.version, now)
+    last = state.last_active_at or None
+    return snapshot_view(
+        state.activity, state.version, now, last, state.activity.last_queen_event_at(last)
+    )
 
 
 def head_phase(state: SessionState) -> str:

@@ -176,14 +176,15 @@ def test_snapshot_folds_activity_and_the_stale_rule(env: Env, server: Server) ->
         assert snap["park_reason"] == "ask" and snap["current_tool_calls"] == []
         assert snap["last_event_seq"] == snap["snapshot_seq"] - 1
         # executing, but the last queen event is 301 s old: interrupted, cause "stale"
-        version = snap["snapshot_seq"]
+        old = time.time() - 400
         append(
             env,
-            sid,
-            hive_event("loop_state_changed", {"activity": "executing"}, ts=time.time() - 301),
+            "stale-1",
+            hive_event("session_created", {"session_id": "stale-1"}, ts=old),
+            hive_event("loop_state_changed", {"activity": "executing"}, ts=old + 99),
         )
-        wait_until(lambda: c.get(f"/api/sessions/{sid}/snapshot").json()["snapshot_seq"] > version)
-        snap = c.get(f"/api/sessions/{sid}/snapshot").json()
+        wait_until(lambda: c.get("/api/sessions/stale-1/snapshot").status_code == 200)
+        snap = c.get("/api/sessions/stale-1/snapshot").json()
         assert (snap["activity"], snap["interrupt_cause"]) == ("interrupted", "stale")
         assert snap["queen_busy_reason"] == "interrupted"
         # resumed: the fold starts over
@@ -563,3 +564,16 @@ def test_runtime_routes_answer_honestly(server: Server) -> None:
             assert r.status_code == 404, path
         assert head(c) == before
         assert c.post("/api/sessions/nope/dismiss-colony-pivot").status_code == 404
+
+
+def test_load_colony_by_colony_id(env: Env, server: Server) -> None:
+    make_colony(env.root, "loadme")
+    with client(server) as c:
+        sid = new_session(c)["session_id"]
+        url = f"/api/sessions/{sid}/colony"
+        refused(c, "POST", url, 400, "colony_id is required", json={})
+        refused(c, "POST", url, 404, "Colony not found: ghost", json={"colony_id": "ghost"})
+        refused(c, "POST", url, 400, "Invalid colony_id", json={"colony_id": "../etc"})
+        r = c.post(url, json={"colony_id": "loadme"})
+        assert r.status_code == 200 and r.json()["colony_id"] == "loadme"
+        assert r.json()["agent_path"] == str(env.root / "loadme")

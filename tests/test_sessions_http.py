@@ -187,7 +187,7 @@ def test_bad_input_is_4xx_and_appends_nothing(env: Env, tmp_path: Path) -> None:
                     "Session 'nope' not found",
                 ),
                 ("POST", f"/api/sessions/{sid}/colony", b"{bad", 400, "Invalid JSON body"),
-                ("POST", f"/api/sessions/{sid}/colony", {}, 400, "agent_path is required"),
+                ("POST", f"/api/sessions/{sid}/colony", {}, 400, "colony_id is required"),
                 ("POST", f"/api/sessions/{sid}/colony", {"agent_path": str(empty)}, 404, None),
                 (
                     "POST",

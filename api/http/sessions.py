@@ -346,18 +346,32 @@ async def stop_session(request: Request) -> Response:
 
 
 async def load_colony(request: Request) -> Response:
-    """POST /api/sessions/{id}/colony `{agent_path, colony_id?, model?}`."""
+    """POST /api/sessions/{id}/colony: 3c390c9e's `{agent_path, colony_id?, model?}` or
+    hive 54fd8db's `{colony_id, model?}` (the colony by id, inside the allowed roots)."""
     session_id = path_session_id(request)
     service = sessions_of(request)
     commands.require_live(service.get(session_id), session_id)
     body = await read_json_object(request)
     raw_path = body.get("agent_path")
+    roots = parts(request).settings.agents_roots
     if raw_path in (None, ""):
-        raise RequestError(400, "agent_path is required")
-    folder = validate_agent_path(raw_path, parts(request).settings.agents_roots)
-    colony_id = _optional_id(body, "colony_id")
-    _optional_str(body, "model")
-    facts = await _read_colony(folder, colony_id, str(folder))
+        given = body.get("colony_id")
+        if given in (None, ""):
+            raise RequestError(400, "colony_id is required")  # hive 54fd8db's text
+        if not isinstance(given, str):
+            raise RequestError(400, "'colony_id' must be a string")
+        colony_ids.check_colony_id(given)
+        _optional_str(body, "model")
+        folder = await asyncio.to_thread(colony_ids.colony_folder, given, roots)
+        try:
+            facts = await asyncio.to_thread(read_colony, folder, given)
+        except FileNotFoundError:
+            raise NotFound(f"Colony not found: {given}") from None
+    else:
+        folder = validate_agent_path(raw_path, roots)
+        colony_id = _optional_id(body, "colony_id")
+        _optional_str(body, "model")
+        facts = await _read_colony(folder, colony_id, str(folder))
     now = time.time()
     state = await service.execute(
         session_id, lambda s: commands.decide_load_colony(s, session_id, facts, now)
