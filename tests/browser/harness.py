@@ -90,12 +90,15 @@ class Proxy:
             except httpx.TransportError as exc:
                 await client.aclose()
                 last = exc
-                continue
+                # Retry what cannot have reached hivelog, or what is safe to repeat.
+                if isinstance(exc, httpx.ConnectError) or method in ("GET", "HEAD"):
+                    continue
+                break
             out_headers = {
                 k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS
             }
             return StreamingResponse(
-                _relay(upstream),
+                _relay(upstream, client),
                 status_code=upstream.status_code,
                 headers=out_headers,
                 background=BackgroundTask(_close, upstream, client),
@@ -121,12 +124,14 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+async def _relay(upstream: httpx.Response, client: httpx.AsyncClient) -> AsyncIterator[bytes]:
+    """Raw bytes as they come (SSE frames pass at once); closed also when the browser
+    goes away mid-stream, which cancels this generator."""
     try:
         async for chunk in upstream.aiter_raw():
             yield chunk
     finally:
-        await upstream.aclose()
+        await _close(upstream, client)
 
 
 async def _close(upstream: httpx.Response, client: httpx.AsyncClient) -> None:
