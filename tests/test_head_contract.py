@@ -318,6 +318,7 @@ def test_colony_id_opens_the_canonical_session(env: Env, server: Server) -> None
         first = new_session(c, colony_id="demo_colony", queen_name="queen_growth")
         sid = first["session_id"]
         assert first["colony_id"] == "demo_colony" and first["has_worker"] is True
+        assert first["queen_phase"] == "colony"  # 54fd8db's name for a 54fd8db client
         folder = env.root / "demo_colony"
         meta = json.loads((folder / "metadata.json").read_text())
         assert meta["queen_session_id"] == sid and meta["queen_name"] == "queen_growth"

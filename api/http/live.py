@@ -48,6 +48,32 @@ def live_payload(service: SessionService, now: float) -> dict[str, Any]:
     return {"sessions": [views.live_row(s, now) for s in states], "network": dict(NETWORK)}
 
 
+class SharedPayload:
+    """One payload per projection position and second, shared by every client: each
+    client polls every 2.5 s, and rows for thousands of sessions are not free."""
+
+    def __init__(self, service: SessionService) -> None:
+        self.service = service
+        self.key: tuple[int, int] | None = None
+        self.payload: dict[str, Any] = {}
+
+    def get(self, now: float) -> dict[str, Any]:
+        key = (self.service.position, int(now))
+        if key != self.key:
+            self.payload, self.key = live_payload(self.service, now), key
+        return self.payload
+
+
+_SHARED: dict[int, SharedPayload] = {}
+
+
+def shared_payload(service: SessionService) -> SharedPayload:
+    shared = _SHARED.get(id(service))
+    if shared is None or shared.service is not service:
+        shared = _SHARED[id(service)] = SharedPayload(service)
+    return shared
+
+
 def snapshot_frame(payload: dict[str, Any]) -> bytes:
     return b"event: snapshot\ndata: " + orjson.dumps(payload) + b"\n\n"
 
@@ -106,7 +132,7 @@ class LiveStream(Response):
         signature: object = None
         sent_at = 0.0
         while True:
-            payload = live_payload(self.service, time.time())
+            payload = shared_payload(self.service).get(time.time())
             current = views.live_signature(payload["sessions"])
             now = time.monotonic()
             if current != signature or now - sent_at >= self.resend:

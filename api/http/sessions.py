@@ -226,7 +226,10 @@ async def _create_with_colony_id(
     colony = await _read_colony(folder, colony_id, colony_id)
     now = time.time()
     model = _given(body.model)
-    initial_phase = commands.check_phase(body.initial_phase)
+    # A client that names colonies by id speaks 54fd8db, whose frontend knows only the
+    # phases `colony` and `independent`: record those names for it (3c390c9e clients,
+    # which send agent_path, keep getting `working` / `reviewing`).
+    initial_phase = commands.check_phase(body.initial_phase) or "colony"
 
     def decide(state: SessionState | None) -> list[Any]:
         queen = explicit_queen or (_queen_of(state) if state else None)
