@@ -100,7 +100,9 @@ def conversation_lines(exchanges: int, start: dt.datetime, filler: int = 0) -> l
 def write_conversation(
     home: Path, session_id: str, lines: list[str], *, layout: str = "3c390c9e"
 ) -> Path:
-    """A queen DM session folder in hive's layout (`agents/queens` or head's `queens`)."""
+    """A queen DM session folder in hive's layout: 3c390c9e's `agents/queens/<q>/...` or
+    54fd8db's `queens/<q>/...`."""
+    assert layout in ("3c390c9e", "54fd8db"), layout
     base = home / "agents" / "queens" if layout == "3c390c9e" else home / "queens"
     folder = base / QUEEN / "sessions" / session_id
     folder.mkdir(parents=True)

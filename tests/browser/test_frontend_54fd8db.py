@@ -138,7 +138,7 @@ def test_long_conversation_scrolls_back_to_its_first_message(
     tmp_path: Path,
 ) -> None:
     lines = seed.long_conversation(LONG_EVENTS, LONG_EXCHANGES, dt.datetime(2026, 6, 1, 10))
-    seed.write_conversation(hive_home, SID, lines)
+    seed.write_conversation(hive_home, SID, lines, layout=BUILD)
     seed.import_hive(hive_home, hivelog_db)
     with open_app(browser, BUILD, hivelog(), tmp_path) as app:
         page = app.page
@@ -178,7 +178,8 @@ def test_no_session_route_answers_4xx_or_stalls(
     """A tour of the pages a user opens: home, a queen conversation, a colony and its
     automations. open_app fails on any 5xx, session-route 4xx or stalled request."""
     seed.write_colony(hive_home)
-    seed.write_conversation(hive_home, SID, seed.conversation_lines(5, dt.datetime(2026, 6, 1, 10)))
+    lines = seed.conversation_lines(5, dt.datetime(2026, 6, 1, 10))
+    seed.write_conversation(hive_home, SID, lines, layout=BUILD)
     seed.import_hive(hive_home, hivelog_db)
     with open_app(browser, BUILD, hivelog(), tmp_path) as app:
         app.goto("/#/")
