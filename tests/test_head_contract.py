@@ -326,6 +326,9 @@ def test_colony_id_opens_the_canonical_session(env: Env, server: Server) -> None
         c.delete(f"/api/sessions/{sid}")
         resumed = new_session(c, colony_id="demo_colony", session_id="ignored_id")
         assert resumed["session_id"] == sid and resumed["colony_id"] == "demo_colony"
+        # a new colony with a first prompt never lands in an existing one (hive dedups)
+        fresh = new_session(c, colony_id="demo_colony", initial_prompt="build me a thing")
+        assert fresh["colony_id"] == "demo_colony_2" and fresh["session_id"] != sid
         for bad in ("..", "a/b", "a\\b", "x" * 200):
             refused(c, "POST", "/api/sessions", 400, "Invalid colony_id", json={"colony_id": bad})
         assert not (env.root.parent / "a").exists()

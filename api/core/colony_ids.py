@@ -103,16 +103,21 @@ def ensure_minimal_colony(
         _write_json(folder / "worker.json", worker)
 
 
-def fork_colony_id(requested: str, roots: Iterable[Path]) -> str:
-    """hive's fork: an existing colony of that name is de-duplicated to `<base>_<n>`
-    (SM:315-331), then the slug must be lower-case alphanumeric with underscores."""
-    slug = requested.strip()
-    if not FORK_SLUG.fullmatch(slug):
-        raise Invalid("colony_id must be lowercase alphanumeric with underscores")
+def dedup_colony_id(base: str, roots: Iterable[Path]) -> str:
+    """hive's `<base>_<n>` for a colony name already taken (SM:315-331)."""
     listed = list(roots)
-    candidate = slug
+    candidate = base
     for n in range(2, MAX_DEDUP):
         if not (colony_folder(candidate, listed) / "metadata.json").is_file():
             return candidate
-        candidate = f"{slug}_{n}"
-    raise Invalid(f"Too many colonies named '{slug}'")
+        candidate = f"{base}_{n}"
+    raise Invalid(f"Too many colonies named '{base}'")
+
+
+def fork_colony_id(requested: str, roots: Iterable[Path]) -> str:
+    """hive's fork: an existing colony of that name is de-duplicated to `<base>_<n>`,
+    and the slug must be lower-case alphanumeric with underscores."""
+    slug = requested.strip()
+    if not FORK_SLUG.fullmatch(slug):
+        raise Invalid("colony_id must be lowercase alphanumeric with underscores")
+    return dedup_colony_id(slug, roots)

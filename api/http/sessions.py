@@ -205,6 +205,14 @@ async def _create_with_colony_id(
         return await _fork(request, body, colony_id, source, explicit_queen)
     folder = await asyncio.to_thread(colony_ids.colony_folder, colony_id, roots)
     existed = await asyncio.to_thread(colony_ids.colony_exists, folder)
+    if existed and _given(body.initial_prompt) is not None:
+        # hive (SM:680-695): a new colony with a first prompt reuses only a scaffolded
+        # colony of that name; otherwise it gets a fresh, de-duplicated id.
+        meta = await asyncio.to_thread(colony_ids.read_metadata, folder)
+        if not meta.get("scaffolded"):
+            colony_id = await asyncio.to_thread(colony_ids.dedup_colony_id, colony_id, roots)
+            folder = await asyncio.to_thread(colony_ids.colony_folder, colony_id, roots)
+            existed = False
     queen_name = _given(body.queen_name)
     if not existed:
         await asyncio.to_thread(colony_ids.ensure_minimal_colony, folder, colony_id, queen_name)
