@@ -116,7 +116,9 @@ def test_a_real_session_conforms(server: Server) -> None:
     for operation in OPERATIONS:
         if operation.method.upper() != "GET" or "{session_id}" not in operation.path:
             continue
-        if "{trigger_id}" in operation.path:
+        if "{trigger_id}" in operation.path or "{filename}" in operation.path:
+            continue
+        if operation.path.endswith("/live_tools"):  # runtime-only: 501 by design
             continue
         case = operation.Case(path_parameters={"session_id": session_id})
         response = case.call_and_validate(base_url=server.base_url, checks=CHECKS, timeout=30)
