@@ -28,11 +28,14 @@ from api.core.supervisor import Supervisor
 from api.core.version import hivelog_version
 from api.http import (
     agents,
+    colonies_routes,
     health,
     history,
+    live,
     metrics,
     openapi,
     producers,
+    runtime,
     sessions,
     sse,
     subscriptions,
@@ -49,11 +52,16 @@ from eventstore import open_store
 
 log = logging.getLogger("hivelog")
 
-# Order matters: routes match first-come (/api/sessions/history before /api/sessions/{id}).
+# Order matters: routes match first-come (/api/sessions/live and /api/sessions/history
+# before /api/sessions/{id}).
 ROUTES: list[BaseRoute] = [
     *health.routes,
     *metrics.routes,
+    *live.live_routes,
     *sessions.routes,
+    *live.routes,
+    *colonies_routes.routes,
+    *runtime.routes,
     *producers.routes,
     *subscriptions.routes,
     *agents.routes,

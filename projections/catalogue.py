@@ -21,7 +21,7 @@ from projections.ids import is_session_stream
 from projections.session import SessionState, fold_session
 
 CHECKPOINT_NAME = "sessions-catalogue"
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: SessionState gained `activity` (projections/activity.py)
 SESSIONS_STREAM = "$sessions"  # session_deleted / session_erased (the session stream is gone)
 
 

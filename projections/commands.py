@@ -12,7 +12,7 @@ from typing import Any
 from eventstore import NewEvent
 from projections.envelope import new_event
 from projections.errors import Conflict, Invalid, session_not_found
-from projections.session import QUEEN_PHASES, ColonyState, SessionState
+from projections.session import HEAD_PHASES, LEGACY_PHASES, ColonyState, SessionState
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,20 +52,27 @@ class StartSession:
     model: str | None = None
     initial_prompt: str | None = None
     runner_node: str | None = None  # the hivelog node that will run it
+    source_session_id: str | None = None  # hive 54fd8db's fork: the DM it came from
 
 
 def check_phase(phase: object) -> str | None:
+    """hive 54fd8db's rule (QLT:84-108): legacy names map to `colony`/`independent`, and
+    the result must be one of those two. The name given is kept as recorded (so a
+    3c390c9e client that asked for `working` still reads `working` back)."""
     if phase is None or phase == "":
         return None
-    if not isinstance(phase, str) or phase not in QUEEN_PHASES:
-        raise Invalid(f"Invalid initial_phase '{phase}'", valid=sorted(QUEEN_PHASES))
+    mapped = LEGACY_PHASES.get(phase, phase) if isinstance(phase, str) else phase
+    if mapped not in HEAD_PHASES:
+        raise Invalid(f"Invalid initial_phase '{phase}'", valid=sorted(HEAD_PHASES))
+    assert isinstance(phase, str)
     return phase
 
 
 def colony_events(facts: ColonyFacts, now: float) -> list[NewEvent]:
     """`worker_colony_loaded` with every fact, then each trigger available and active.
 
-    hive auto-starts every triggers.json entry on load (§4.2), so each is activated.
+    hive auto-starts the triggers.json entries on load; at 54fd8db only those whose
+    `enabled` is not false (a missing key means true, SM:963-1053).
     """
     loaded = {
         "colony_id": facts.colony_id,
@@ -93,6 +100,8 @@ def colony_events(facts: ColonyFacts, now: float) -> list[NewEvent]:
         }
         events.append(new_event("trigger_available", body, timestamp=now, colony_id=cid))
     for trigger in facts.triggers:
+        if trigger.get("enabled") is False:
+            continue
         body = {
             "trigger_id": trigger["id"],
             "trigger_type": trigger["trigger_type"],
@@ -164,6 +173,8 @@ def _created(cmd: StartSession, phase: str | None) -> list[NewEvent]:
         "initial_prompt": cmd.initial_prompt,
         "runner_node": cmd.runner_node,
     }
+    if cmd.source_session_id is not None:
+        body["source_session_id"] = cmd.source_session_id
     events = [
         new_event("session_created", body, timestamp=cmd.now),
         _identity(cmd.queen, cmd.now),

@@ -9,10 +9,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from projections.activity import ActivityState, fold_activity, is_worker, touches
 from projections.envelope import payload
 from projections.triggers import TRIGGER_EVENT_TYPES, TriggerState, fold_trigger
 
+# hive 3c390c9e stored these; hive 54fd8db maps the legacy names (working/reviewing ->
+# colony, incubating -> independent) and accepts only HEAD_PHASES (QLT:84-108).
 QUEEN_PHASES = ("independent", "incubating", "working", "reviewing")
+HEAD_PHASES = ("colony", "independent")
+LEGACY_PHASES = {"working": "colony", "reviewing": "colony", "incubating": "independent"}
 DEFAULT_QUEEN_ID = "queen_technology"
 LAST_MESSAGE_CHARS = 120
 
@@ -61,11 +66,18 @@ class SessionState:
     message_count: int = 0
     last_message: str = ""
     event_counts: dict[str, int] = field(default_factory=dict)
+    activity: ActivityState = field(default_factory=ActivityState)  # projections/activity.py
+
+    @property
+    def spawned_colony_id(self) -> str | None:
+        """hive 54fd8db's name for the spawned colony (colonies are named by id there)."""
+        return self.spawned_colony_name
 
     def to_dict(self) -> dict[str, Any]:
         value = {f: getattr(self, f) for f in self.__dataclass_fields__}
         value["colony"] = self.colony.to_dict() if self.colony else None
         value["triggers"] = [t.to_dict() for t in self.triggers.values()]
+        value["activity"] = self.activity.to_dict()
         return value
 
     @classmethod
@@ -74,6 +86,8 @@ class SessionState:
         colony = fields.get("colony")
         fields["colony"] = ColonyState.from_dict(colony) if colony else None
         fields["triggers"] = {t["id"]: TriggerState.from_dict(t) for t in fields["triggers"]}
+        activity = fields.get("activity")
+        fields["activity"] = ActivityState.from_dict(activity) if activity else ActivityState()
         return cls(**fields)
 
 
@@ -119,6 +133,10 @@ def fold_session(
         "last_active_at": max(state.last_active_at, ts),
         "event_counts": counts,
     }
+    if touches(event_type, is_worker(body)):
+        changes["activity"] = fold_activity(
+            state.activity, event_type, body, version, ts, state.last_active_at or None
+        )
     if not state.created_at:
         changes["created_at"] = ts
     if event_type == "session_created":
@@ -150,7 +168,9 @@ def fold_session(
         if state.colony is not None and isinstance(meta, dict):
             changes["colony"] = replace(state.colony, metadata={**state.colony.metadata, **meta})
     elif event_type == "colony_created":
-        changes.update(colony_spawned=True, spawned_colony_name=_text(data, "colony_name") or None)
+        # 54fd8db's payload has only `colony_id`; hivelog's fork writes both (equal)
+        spawned = _text(data, "colony_name") or _text(data, "colony_id") or None
+        changes.update(colony_spawned=True, spawned_colony_name=spawned)
     elif event_type == "client_input_received":
         changes["message_count"] = state.message_count + 1
         changes["last_message"] = _text(data, "content")[:LAST_MESSAGE_CHARS]

@@ -27,6 +27,7 @@ TRIGGER_EVENT_TYPES = frozenset(
         "missed_triggers",
         "webhook_received",
         "trigger_fire_skipped",
+        "trigger_missed_resolved",
     }
 )
 RUNTIME_CONFIG_KEYS = frozenset({"next_fire_in", "next_fire_at", "fire_count", "last_fired_at"})
@@ -174,6 +175,9 @@ def fold_trigger(
             last_scheduled_at=_later(previous.last_scheduled_at, data.get("handled_through")),
         )
         return {**triggers, trigger_id: missed}
+    if event_type == "trigger_missed_resolved":
+        # hive 54fd8db sets the persisted last_fired_at to "now" for every decision
+        return {**triggers, trigger_id: replace(previous, last_fired_at=at_ms)}
     if event_type == "webhook_received":
         return {**triggers, trigger_id: replace(previous, webhook_count=previous.webhook_count + 1)}
     return triggers

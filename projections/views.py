@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from projections.activity import snapshot_view
 from projections.session import SessionState
 from projections.triggers import TriggerState
 
@@ -33,6 +34,7 @@ def live_dict(state: SessionState, now: float) -> dict[str, Any]:
         "queen_name": state.queen_name,
         "colony_spawned": state.colony_spawned,
         "spawned_colony_name": state.spawned_colony_name,
+        "spawned_colony_id": state.spawned_colony_id,
     }
 
 
@@ -82,11 +84,17 @@ def entry_points(
 def detail_dict(
     state: SessionState, now: float, next_fire: NextFire | None = None
 ) -> dict[str, Any]:
-    """LiveSessionDetail: LiveSession plus entry points and colonies when one is loaded."""
+    """LiveSessionDetail: LiveSession plus entry points (always present, as at hive
+    54fd8db; one per trigger, plus 3c390c9e's `default` entry when a colony is
+    loaded) and 3c390c9e's `colonies` when one is loaded."""
     data = live_dict(state, now)
     if state.colony is not None:
         data["entry_points"] = entry_points(state, now, next_fire)
         data["colonies"] = [state.colony.colony_id]
+    else:
+        data["entry_points"] = [
+            trigger_entry(state, t, now, next_fire) for t in state.triggers.values()
+        ]
     return data
 
 
@@ -103,6 +111,7 @@ def cold_info(state: SessionState) -> dict[str, Any]:
         "agent_path": colony.agent_path if colony else None,
         "colony_spawned": state.colony_spawned,
         "spawned_colony_name": state.spawned_colony_name,
+        "spawned_colony_id": state.spawned_colony_id,
         "queen_phase": state.queen_phase,
     }
 
@@ -159,3 +168,72 @@ def stats_dict(state: SessionState) -> dict[str, Any]:
         },
         "state_manager": None,
     }
+
+
+def snapshot_dict(state: SessionState, now: float) -> dict[str, Any]:
+    """GET /api/sessions/{id}/snapshot (hive 54fd8db §2.2); `snapshot_seq` is the
+    session's stream version, the space every served event's `seq` lives in."""
+    last = state.last_active_at or None
+    return snapshot_view(
+        state.activity, state.version, now, last, state.activity.last_queen_event_at(last)
+    )
+
+
+def head_phase(state: SessionState) -> str:
+    """hive 54fd8db's two phases for a recorded one (3c390c9e names mapped)."""
+    return "colony" if state.colony is not None else "independent"
+
+
+def live_row(state: SessionState, now: float) -> dict[str, Any]:
+    """One row of GET /api/sessions/live (RS:883-916), from the activity fold."""
+    snap = snapshot_dict(state, now)
+    tools = snap["current_tool_calls"]
+    return {
+        "session_id": state.session_id,
+        "colony_id": state.colony.colony_id if state.colony else None,
+        "queen_id": state.queen_id,
+        "queen_name": state.queen_name or None,
+        "phase": head_phase(state),
+        "is_executing": snap["is_executing"],
+        "awaiting_input": snap["awaiting_input"],
+        "interrupted": snap["interrupted"],
+        "interrupt_cause": snap["interrupt_cause"],
+        "queen_busy_reason": snap["queen_busy_reason"],
+        "park_reason": snap["park_reason"],
+        "current_tool_name": tools[0]["name"] if tools else None,
+        "current_tool_count": len(tools),
+        "active_worker_count": state.activity.worker_count,
+        "last_event_at": snap["last_event_at"],
+        "snapshot_seq": snap["snapshot_seq"],
+    }
+
+
+LIVE_SIGNATURE_KEYS = (
+    "session_id",
+    "is_executing",
+    "awaiting_input",
+    "interrupted",
+    "current_tool_name",
+    "queen_busy_reason",
+    "park_reason",
+    "active_worker_count",
+)
+
+
+def live_signature(rows: list[dict[str, Any]]) -> tuple[tuple[Any, ...], ...]:
+    """What makes /api/sessions/live send a frame at once (RS:945-965); any other
+    change waits for the 30 s resend."""
+    return tuple(tuple(row[k] for k in LIVE_SIGNATURE_KEYS) for row in rows)
+
+
+def colony_row(state: SessionState, *, overlay: bool) -> dict[str, Any]:
+    """A row of /api/colonies/{id}/sessions and /api/sessions/history (§2.4): the
+    HistorySession plus `queen_id`; `overlay` applies hive's live overlay."""
+    row = history_entry(state)
+    if not overlay:
+        row["cold"], row["live"] = True, False
+    colony = state.colony
+    if overlay and state.live and colony is not None:
+        row["agent_name"] = row["agent_name"] or colony.colony_id
+        row["agent_path"] = row["agent_path"] or colony.agent_path
+    return row

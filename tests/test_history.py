@@ -50,7 +50,8 @@ async def test_hive_shape_oldest_first_with_positions(server: Server) -> None:
     positions = [e["position"] for e in evs]
     assert positions == sorted(positions)
     # The envelope is passed through whole, in hive's key order, after position/version.
-    assert list(evs[0]) == ["position", "version", *envelope("x", {})]
+    assert list(evs[0]) == ["position", "version", *envelope("x", {}), "seq"]
+    assert [e["seq"] for e in evs] == [e["version"] for e in evs]  # hive 54fd8db's seq
     assert body["has_more_older"] is True and body["has_more_newer"] is False
     assert body["prev"] == positions[0] and body["next"] == positions[-1]
 
@@ -58,10 +59,11 @@ async def test_hive_shape_oldest_first_with_positions(server: Server) -> None:
 async def test_limit_default_clamp_and_non_integer(server: Server) -> None:
     async with store_at(db(server)) as store:
         await store.append("limits-1", events("custom", 3))
-    assert history(server, "limits-1").json()["limit"] == 2000
-    assert history(server, "limits-1", limit="abc").json()["limit"] == 2000
-    assert history(server, "limits-1", limit="1.5").json()["limit"] == 2000
-    assert history(server, "limits-1", limit=0).json()["limit"] == 1
+    # hive 54fd8db's default (500) wins over 3c390c9e's 2000; 0 means the default
+    assert history(server, "limits-1").json()["limit"] == 500
+    assert history(server, "limits-1", limit="abc").json()["limit"] == 500
+    assert history(server, "limits-1", limit="1.5").json()["limit"] == 500
+    assert history(server, "limits-1", limit="0").json()["limit"] == 500
     assert history(server, "limits-1", limit=-7).json()["returned"] == 1
     assert history(server, "limits-1", limit=99999).json()["limit"] == 10000
     whole = history(server, "limits-1").json()
@@ -135,7 +137,7 @@ async def test_raw_bytes_payloads_stay_valid_json(server: Server) -> None:
     evs = history(server, "raw-1").json()["events"]
     assert evs[0]["pretty"] is True
     assert evs[1]["data"] == [1, 2] and evs[1]["type"] == "y"
-    assert set(evs[2]) == {"position", "version"} == set(evs[3])
+    assert set(evs[2]) == {"position", "version", "seq"} == set(evs[3])
 
 
 @settings(

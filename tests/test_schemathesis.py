@@ -49,7 +49,7 @@ def served_operations() -> set[tuple[str, str]]:
 DOCUMENT = build_document(
     create_app(Settings(db_url="sqlite:///unused.db", agents_roots=())).routes
 )
-SCHEMA = schemathesis.openapi.from_dict(DOCUMENT).exclude(path_regex=r"/events$")
+SCHEMA = schemathesis.openapi.from_dict(DOCUMENT).exclude(path_regex=r"/events$|/sessions/live$")
 # Documented operations whose feature module is not in this build are skipped
 # (tests/test_openapi.py checks the other direction: every route is documented).
 SERVED = served_operations()
@@ -119,7 +119,9 @@ def test_a_real_session_conforms(server: Server) -> None:
     for operation in OPERATIONS:
         if operation.method.upper() != "GET" or "{session_id}" not in operation.path:
             continue
-        if "{trigger_id}" in operation.path:
+        if "{trigger_id}" in operation.path or "{filename}" in operation.path:
+            continue
+        if operation.path.endswith("/live_tools"):  # runtime-only: 501 by design
             continue
         case = operation.Case(path_parameters={"session_id": session_id})
         response = case.call_and_validate(base_url=server.base_url, checks=CHECKS, timeout=30)

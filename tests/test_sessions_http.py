@@ -34,6 +34,7 @@ LIVE_KEYS = {
     "queen_name",
     "colony_spawned",
     "spawned_colony_name",
+    "spawned_colony_id",  # hive 54fd8db
 }
 
 
@@ -52,7 +53,7 @@ def test_queen_only_lifecycle(env: Env) -> None:
 
             assert [x["session_id"] for x in c.get("/api/sessions").json()["sessions"]] == [sid]
             detail = c.get(f"/api/sessions/{sid}").json()
-            assert detail["session_id"] == sid and "entry_points" not in detail
+            assert detail["session_id"] == sid and detail["entry_points"] == []  # 54fd8db: always
 
             assert c.delete(f"/api/sessions/{sid}").json() == {"session_id": sid, "stopped": True}
             assert c.delete(f"/api/sessions/{sid}").status_code == 404
@@ -186,7 +187,7 @@ def test_bad_input_is_4xx_and_appends_nothing(env: Env, tmp_path: Path) -> None:
                     "Session 'nope' not found",
                 ),
                 ("POST", f"/api/sessions/{sid}/colony", b"{bad", 400, "Invalid JSON body"),
-                ("POST", f"/api/sessions/{sid}/colony", {}, 400, "agent_path is required"),
+                ("POST", f"/api/sessions/{sid}/colony", {}, 400, "colony_id is required"),
                 ("POST", f"/api/sessions/{sid}/colony", {"agent_path": str(empty)}, 404, None),
                 (
                     "POST",
@@ -231,7 +232,7 @@ def test_bad_input_is_4xx_and_appends_nothing(env: Env, tmp_path: Path) -> None:
                     assert r.json()["error"] == message, (url, r.json())
                 assert head(c) == before, (method, url, body)
             r = c.post("/api/sessions", json={"initial_phase": "x"})
-            assert r.json()["valid"] == ["incubating", "independent", "reviewing", "working"]
+            assert r.json()["valid"] == ["colony", "independent"]  # hive 54fd8db wins
     finally:
         server.stop()
 

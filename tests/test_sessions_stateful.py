@@ -170,8 +170,19 @@ class SessionMachine(RuleBasedStateMachine):
             stable(views.live_dict(s, now)) for s in catalogue.sessions.values() if s.live
         ]
         history = self.http.get("/api/sessions/history").json()["sessions"]
-        expected = sorted(catalogue.sessions.values(), key=lambda s: s.last_active_at, reverse=True)
-        assert history == [views.history_entry(s) for s in expected]
+        # hive 54fd8db: queen DMs only, newest session id first
+        dms = [s for s in catalogue.sessions.values() if s.colony is None]
+        expected = sorted(dms, key=lambda s: s.session_id, reverse=True)
+        assert history == [views.colony_row(s, overlay=True) for s in expected]
+        for colony_id in {s.colony.colony_id for s in catalogue.sessions.values() if s.colony}:
+            rows = self.http.get(f"/api/colonies/{colony_id}/sessions").json()["sessions"]
+            bound = [
+                s
+                for s in catalogue.sessions.values()
+                if s.colony is not None and s.colony.colony_id == colony_id
+            ]
+            want_rows = sorted(bound, key=lambda s: s.session_id, reverse=True)
+            assert rows == [views.colony_row(s, overlay=True) for s in want_rows]
         for sid, state in catalogue.sessions.items():
             got = self.http.get(f"/api/sessions/{sid}").json()
             want = views.detail_dict(state, now) if state.live else views.cold_info(state)

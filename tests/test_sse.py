@@ -68,7 +68,7 @@ async def test_resume_after_forced_disconnect_delivers_each_event_once(server: S
     assert ids == sorted(set(ids))
     body = json.loads(second[0].data or "")
     assert body["position"] == second[0].id and body["version"] == 5
-    assert list(body)[2:] == list(envelope("x", {}))
+    assert list(body)[2:] == [*envelope("x", {}), "seq"] and body["seq"] == 5
 
 
 async def test_default_types_filter_and_explicit_types(server: Server) -> None:

@@ -146,7 +146,8 @@ def test_import_usage_errors(tmp_path: Path, db_url: str) -> None:
 async def test_round_trip_of_an_imported_tree(tree: Tree, db_url: str, tmp_path: Path) -> None:
     hivelog("import-hive", str(tree.home), "--db", db_url, "--timezone", "Europe/Berlin")
     out = tmp_path / "exported"
-    code, summary = run_json("export", "--format", "hive", "-o", str(out), "--db", db_url)
+    old = ("--layout", "3c390c9e")
+    code, summary = run_json("export", "--format", "hive", *old, "-o", str(out), "--db", db_url)
     assert code == 0 and summary["sessions"] == 12 and summary["events"] == tree.good_events
     for sid, (queen, count) in tree.sessions.items():
         folder = out / "agents" / "queens" / queen / "sessions" / sid
@@ -160,9 +161,9 @@ async def test_round_trip_of_an_imported_tree(tree: Tree, db_url: str, tmp_path:
     assert code == 0 and again["problem_count"] == 0
     assert await session_events(second) == await session_events(db_url)
     assert await catalogue_sessions(second) == await catalogue_sessions(db_url)
-    refused = hivelog("export", "--format", "hive", "-o", str(out), "--db", db_url)
+    refused = hivelog("export", "--format", "hive", *old, "-o", str(out), "--db", db_url)
     assert refused.returncode == 2 and b"--force" in refused.stderr
-    forced = hivelog("export", "--format", "hive", "-o", str(out), "--db", db_url, "--force")
+    forced = hivelog("export", "--format", "hive", *old, "-o", str(out), "--db", db_url, "--force")
     assert forced.returncode == 0
 
 
@@ -200,7 +201,10 @@ async def test_round_trip_of_a_service_log(db_url: str, tmp_path: Path) -> None:
     await store.append("$agents", [new_event("agent_deleted", {"agent_path": "/x"}, timestamp=T0)])
     await store.close()
     out = tmp_path / "home"
-    assert hivelog("export", "--format", "hive", "-o", str(out), "--db", db_url).returncode == 0
+    old = ("--layout", "3c390c9e")
+    assert (
+        hivelog("export", "--format", "hive", *old, "-o", str(out), "--db", db_url).returncode == 0
+    )
     meta = json.loads((out / "agents/queens/queen_growth/sessions/s1/meta.json").read_text())
     assert meta["queen_id"] == "queen_growth" and meta["agent_path"] == "/a/c"
     assert meta["created_at"] == T0 + 1
@@ -211,6 +215,54 @@ async def test_round_trip_of_a_service_log(db_url: str, tmp_path: Path) -> None:
     assert await session_events(second) == await session_events(db_url)
     assert await catalogue_sessions(second) == await catalogue_sessions(db_url)
     one = tmp_path / "one"
-    r = hivelog("export", "--format", "hive", "--session", "s2", "-o", str(one), "--db", db_url)
+    r = hivelog(
+        "export", "--format", "hive", *old, "--session", "s2", "-o", str(one), "--db", db_url
+    )
     assert r.returncode == 0
     assert [p.name for p in (one / "agents/queens/queen_growth/sessions").iterdir()] == ["s2"]
+
+
+async def test_head_layout_import_and_default_export(
+    tree: Tree, db_url: str, tmp_path: Path
+) -> None:
+    """hive 54fd8db keeps DMs in `queens/` and colony sessions in `colonies/<c>/queens/`:
+    both are imported, and `export --format hive` writes that layout by default."""
+    (tree.home / "agents" / "queens").rename(tree.home / "queens")
+    moved = sorted((tree.home / "queens").iterdir())[0]
+    target = tree.home / "colonies" / "research" / "queens"
+    target.mkdir(parents=True)
+    moved.rename(target / moved.name)
+    (tree.home / "agents").rmdir()
+    code, summary = run_json("import-hive", str(tree.home), "--db", db_url)
+    assert summary["sessions_found"] == summary["sessions_imported"] == 12
+    assert summary["events_imported"] == tree.good_events
+    store = await open_store(db_url)
+    await store.append(
+        "colony_s",
+        [
+            new_event("session_created", {"session_id": "colony_s"}, timestamp=T0),
+            new_event(
+                "worker_colony_loaded",
+                {"colony_id": "research", "colony_name": "research", "agent_path": "/a/r"},
+                timestamp=T0,
+                colony_id="research",
+            ),
+        ],
+    )
+    await store.close()
+    out = tmp_path / "head"
+    code, exported = run_json("export", "--format", "hive", "-o", str(out), "--db", db_url)
+    assert code == 0 and exported["layout"] == "54fd8db" and exported["sessions"] == 13
+    assert (
+        out / "colonies/research/queens/queen_technology/sessions/colony_s/events.jsonl"
+    ).is_file()
+    assert not (out / "agents").exists()
+    for sid, (queen, count) in tree.sessions.items():
+        _events, total, _ = read_events_tail(
+            out / "queens" / queen / "sessions" / sid / "events.jsonl", 2000
+        )
+        assert total == count
+    second = f"sqlite:///{tmp_path / 'second.db'}"
+    code, again = run_json("import-hive", str(out), "--db", second)
+    assert again["sessions_imported"] == 13
+    assert await catalogue_sessions(second) == await catalogue_sessions(db_url)

@@ -90,6 +90,14 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         {"session_id": w.session_id},
         {"events": [{"type": "llm_text_delta", "data": {"text": "hi"}}]},
     ),
+    ("POST", "/api/sessions/{session_id}/triggers"): lambda w: (
+        {"session_id": w.session_id},
+        {"name": "Every nine", "task": "t", "trigger_config": {"interval_minutes": 9}},
+    ),
+    ("POST", "/api/sessions/{session_id}/colony/resolve_missed"): lambda w: (
+        {"session_id": w.session_id},
+        {"decisions": {TIMER["id"]: "skip"}},
+    ),
     ("PUT", "/api/subscriptions/{group}"): lambda w: ({"group": "probe2"}, {"types": ["x"]}),
     ("POST", "/api/subscriptions/{group}/claim"): lambda w: (
         {"group": w.group()},

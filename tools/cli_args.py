@@ -128,6 +128,13 @@ def export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="hive: overwrite existing events.jsonl files"
     )
+    parser.add_argument(
+        "--layout",
+        choices=["54fd8db", "3c390c9e"],
+        default="54fd8db",
+        help="hive: the folder layout of that hive version (default: 54fd8db's queens/ and "
+        "colonies/<c>/queens/; 3c390c9e: agents/queens/)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
 
 

@@ -49,7 +49,9 @@ async def _main(args: argparse.Namespace) -> int:
         if args.format == "hive":
             from .export_hive import export_hive
 
-            summary = await export_hive(store, Path(args.output), args.session, force=args.force)
+            summary = await export_hive(
+                store, Path(args.output), args.session, force=args.force, layout=args.layout
+            )
         else:
             summary = await _export_jsonl(store, args.session, args.output)
     finally:

@@ -1,14 +1,17 @@
 """`hivelog export --format hive`: sessions as hive's own folders, readable by hive.
 
-Writes `HOME/agents/queens/{queen_id}/sessions/{id}/events.jsonl` (one stored
-envelope per line, bytes untouched), `meta.json` (compact, as hive writes it)
-and `summary.json` (hive's sidebar cache). Sessions come from the catalogue
-projection (checkpoint plus a fold of the newer events). A session imported from
-hive gets its original meta.json and queen folder back; others get a meta.json
-built from their projected state. Existing events.jsonl files are not
-overwritten unless `--force`. hive rebuilds an LLM context from its
-`conversations/` folder, which the log does not hold, so an exported session
-shows its history but resumes without prior conversation context.
+Writes hive 54fd8db's layout by default: `HOME/queens/{queen_id}/sessions/{id}/` for
+queen DMs and `HOME/colonies/{colony_id}/queens/{queen_id}/sessions/{id}/` for sessions
+bound to a colony; `--layout 3c390c9e` writes the older
+`HOME/agents/queens/{queen_id}/sessions/{id}/` for every session. Each folder gets
+`events.jsonl` (one stored envelope per line, bytes untouched), `meta.json` (compact, as
+hive writes it) and `summary.json` (hive's sidebar cache). Sessions come from the
+catalogue projection (checkpoint plus a fold of the newer events). A session imported
+from hive gets its original meta.json and queen folder back; others get a meta.json
+built from their projected state. Existing events.jsonl files are not overwritten unless
+`--force`. hive rebuilds an LLM context from its `conversations/` folder, which the log
+does not hold, so an exported session shows its history but resumes without prior
+conversation context.
 """
 
 from __future__ import annotations
@@ -28,17 +31,37 @@ from .console import progress
 from .import_hive import IMPORTS_STREAM
 from .logio import UsageError, log_pages, stream_pages
 
+LAYOUTS = ("54fd8db", "3c390c9e")
+
+
+def session_folder(
+    home: Path, layout: str, queen: str, sid: str, state: SessionState | None
+) -> Path:
+    """Where hive keeps this session in `layout` (ids already validated)."""
+    if layout == "3c390c9e":
+        return home / "agents" / "queens" / queen / "sessions" / sid
+    colony = state.colony.colony_id if state is not None and state.colony else None
+    if colony is not None and is_valid_id(colony):
+        return home / "colonies" / colony / "queens" / queen / "sessions" / sid
+    return home / "queens" / queen / "sessions" / sid
+
 
 async def export_hive(
-    store: EventStore, home: Path, session: str | None, *, force: bool = False
+    store: EventStore,
+    home: Path,
+    session: str | None,
+    *,
+    force: bool = False,
+    layout: str = "54fd8db",
 ) -> dict[str, object]:
+    if layout not in LAYOUTS:
+        raise UsageError(f"unknown layout {layout!r} (one of {', '.join(LAYOUTS)})")
     head = await store.head_position()
     catalogue = await current_catalogue(store)
     imported = await imported_sessions(store)
     if session is not None and not is_session_stream(session):
         raise UsageError(f"{session!r} is a system stream, not a session")
     ids = [session] if session is not None else list(catalogue.sessions)
-    queens = home / "agents" / "queens"
     plan: list[tuple[str, Path, SessionState | None]] = []
     skipped = [sid for sid in ids if not is_valid_id(sid)]  # never a path from a stream id
     for sid in ids:
@@ -49,7 +72,7 @@ async def export_hive(
         queen = record.get("queen_id") or (state.queen_id if state else "")
         if not isinstance(queen, str) or not is_valid_id(queen):
             queen = "default"  # hive's own fallback folder; never a path from event data
-        folder = queens / str(queen) / "sessions" / sid
+        folder = session_folder(home, layout, str(queen), sid, state)
         if (folder / "events.jsonl").exists() and not force:
             raise UsageError(f"{folder / 'events.jsonl'} exists (use --force to overwrite)")
         plan.append((sid, folder, state))
@@ -67,6 +90,7 @@ async def export_hive(
             advance(1)
     return {
         "format": "hive",
+        "layout": layout,
         "sessions": len(plan),
         "events": events,
         "head_position": head,

@@ -1,13 +1,16 @@
 """`hivelog import-hive HIVE_HOME`: an existing hive tree into the log, idempotently.
 
-Each `agents/queens/{queen}/sessions/{id}/events.jsonl` line becomes one event of
-session stream `{id}` (hive's envelope, timestamp in UTC, origin and original
-timestamp in the event metadata), with an event id derived from the file and
-line, so a second run appends only lines it has not seen. Each session's
-`meta.json` and each colony's `metadata.json` / `triggers.json` are recorded in
-the `$imports` stream (`hive_session_imported`, `hive_colony_imported`). Lines
-that cannot be imported are listed with file and line and skipped; any such
-problem makes the exit code 1.
+Each `events.jsonl` line of a session folder becomes one event of session stream `{id}`.
+Both of hive's layouts are read: 3c390c9e's `agents/queens/{queen}/sessions/{id}` and
+54fd8db's `queens/{queen}/sessions/{id}` (queen DMs) plus
+`colonies/{colony}/queens/{queen}/sessions/{id}` (colony sessions); an id found in more
+than one tree is imported once, from the first (54fd8db's order). Each line is stored as
+hive's envelope (timestamp in UTC, origin and original timestamp in the event metadata),
+with an event id derived from the file and line, so a second run appends only lines it
+has not seen. Each session's `meta.json` and each colony's `metadata.json` /
+`triggers.json` are recorded in the `$imports` stream (`hive_session_imported`,
+`hive_colony_imported`). Lines that cannot be imported are listed with file and line and
+skipped; any such problem makes the exit code 1.
 """
 
 from __future__ import annotations
@@ -134,13 +137,23 @@ async def _main(args: argparse.Namespace) -> int:
     return EXIT_OK if summary.problem_count == 0 else EXIT_PROBLEMS
 
 
+def queen_trees(home: Path) -> list[Path]:
+    """Every `queens` folder hive keeps sessions under, in hive 54fd8db's search order
+    (SM:60-100): `queens`, then each colony's `queens`, then 3c390c9e's `agents/queens`."""
+    trees = [home / "queens"]
+    trees.extend(sorted(c / "queens" for c in (home / "colonies").glob("*") if c.is_dir()))
+    trees.append(home / "agents" / "queens")
+    return trees
+
+
 def find_sessions(home: Path) -> list[SessionDir]:
-    """`agents/queens/*/sessions/*` folders, in a stable (sorted) order."""
+    """`<tree>/*/sessions/*` folders of every queen tree, in a stable (sorted) order."""
     found: list[SessionDir] = []
-    for queen in sorted((home / "agents" / "queens").glob("*")):
-        for folder in sorted((queen / "sessions").glob("*")):
-            if folder.is_dir():
-                found.append(SessionDir(queen.name, folder.name, folder))
+    for tree in queen_trees(home):
+        for queen in sorted(tree.glob("*")):
+            for folder in sorted((queen / "sessions").glob("*")):
+                if folder.is_dir():
+                    found.append(SessionDir(queen.name, folder.name, folder))
     return found
 
 

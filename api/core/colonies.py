@@ -133,6 +133,7 @@ def read_triggers(folder: Path) -> list[dict[str, Any]]:
                 "trigger_type": ttype,
                 "trigger_config": config,
                 "task": item["task"] if isinstance(item.get("task"), str) else "",
+                "enabled": item.get("enabled") is not False,  # hive 54fd8db; missing = true
             }
         )
     return entries

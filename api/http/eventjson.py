@@ -2,8 +2,13 @@
 
 A stored session event's data is hive's whole envelope object, encoded once by
 orjson at append time. Responses put `"position":P,"version":V,` in front of the
-stored object's first key, as bytes: no decode and re-encode per event, so a
-2000-event history page costs one join, not 2000 JSON round trips.
+stored object's first key and `,"seq":V` after its last, as bytes: no decode and
+re-encode per event, so a 2000-event history page costs one join, not 2000 JSON
+round trips. `seq` is hive 54fd8db's per-event number (history rewrites it to the
+line index, RS:2147); here it is the stream version everywhere (history, SSE,
+`snapshot_seq`), so a client's `timestamp|seq` dedup keys agree. A stored
+envelope that has its own top-level `seq` (imported from hive) is re-encoded
+without it, so the key appears once.
 """
 
 from __future__ import annotations
@@ -46,15 +51,16 @@ def event_json(event: StoredEvent, *, session_id: str | None = None) -> bytes:
         head += b'"session_id":' + orjson.dumps(session_id) + b","
     raw = event.data_json
     body = _single_line_object(raw)
-    if body is None:
+    if body is None or b'"seq"' in body:
         value = orjson.loads(raw)
         if not isinstance(value, dict):
             value = {"type": event.type, "data": value}
+        value.pop("seq", None)
         body = orjson.dumps(value)
     rest = body[1:]
     if rest.lstrip()[:1] == b"}":  # an empty object: no comma after the head
-        return head[:-1] + b"}"
-    return head + rest
+        return head + b'"seq":%d}' % event.version
+    return head + rest[:-1] + b',"seq":%d}' % event.version
 
 
 def events_array(events: Iterable[StoredEvent], prefix: bytes = b"", suffix: bytes = b"") -> bytes:
@@ -65,9 +71,13 @@ def events_array(events: Iterable[StoredEvent], prefix: bytes = b"", suffix: byt
     0.5 us per event; anything else takes the careful per-event path.
     """
     rows = list(events)
-    if all(e.data_json.startswith(b'{"') and e.data_json.endswith(b"}") for e in rows):
+    if all(
+        e.data_json.startswith(b'{"') and e.data_json.endswith(b"}") and b'"seq"' not in e.data_json
+        for e in rows
+    ):
         parts = [
-            b'{"position":%d,"version":%d,%b,' % (e.position, e.version, e.data_json[1:])
+            b'{"position":%d,"version":%d,%b,"seq":%d},'
+            % (e.position, e.version, e.data_json[1:-1], e.version)
             for e in rows
         ]
         if parts:

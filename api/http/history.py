@@ -1,5 +1,13 @@
 """GET /api/sessions/{id}/events/history: hive's tail read, plus position cursors.
 
+hive 54fd8db's cursors are served too (RS:1912-2162, mapped onto versions as the
+contract suggests): every page says `start_index` (the first event's version),
+`start_offset` (= start_index - 1, the number of older events) and
+`has_more_older`; `before_offset=k` asks for the newest `limit` events with
+version <= k (`before_index` is accepted; the version already says it). Such a
+page has `total` -1, as hive's. Each event's `seq` is its version. The default
+limit is hive 54fd8db's 500 (3c390c9e's was 2000; the newer one wins).
+
 Without cursors or a type filter this is hive's response, served from
 `store.tail_json`: an index walk of `limit` rows, so the cost is the same for a
 session of ten events or a million, and the stored envelope bytes go to the
@@ -28,7 +36,7 @@ from api.http.state import parts
 from eventstore import EventStore, StreamDeleted, StreamInfo
 from projections.ids import is_valid_id
 
-DEFAULT_LIMIT = 2000
+DEFAULT_LIMIT = 500  # hive 54fd8db (RS:2057); 3c390c9e had 2000
 MAX_LIMIT = 10_000
 
 
@@ -42,6 +50,7 @@ class HistoryQuery:
     before: int | None
     after: int | None
     types: tuple[str, ...]
+    before_offset: int | None = None  # hive 54fd8db's cursor: versions <= this
 
     @property
     def plain(self) -> bool:
@@ -50,14 +59,25 @@ class HistoryQuery:
 
 
 def parse_limit(text: str | None) -> int:
-    """hive's rule: default 2000, clamped to [1, 10000]; a non-integer means the default."""
+    """hive's rule: default 500, `0` means the default, clamped to [1, 10000]; a
+    non-integer means the default."""
     if text is None:
         return DEFAULT_LIMIT
     try:
-        value = int(text)
+        value = int(text) or DEFAULT_LIMIT
     except ValueError:
         return DEFAULT_LIMIT
     return min(max(value, 1), MAX_LIMIT)
+
+
+def parse_loose_int(text: str | None) -> int | None:
+    """hive's `before_offset` / `before_index`: a bad value counts as absent."""
+    if text is None or len(text) > 19:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 def parse_position(name: str, text: str | None) -> int | None:
@@ -81,6 +101,7 @@ def parse_query(params: Any) -> HistoryQuery:
         before=parse_position("before", params.get("before")),
         after=parse_position("after", params.get("after")),
         types=parse_types(params.get("types")),
+        before_offset=parse_loose_int(params.get("before_offset")),
     )
 
 
@@ -133,6 +154,8 @@ async def events_history(request: Request) -> Response:
         return not_found(session_id)
     store = parts(request).store
     try:
+        if query.before_offset is not None:
+            return await _offset_page(request, store, session_id, query, query.before_offset)
         if query.plain:
             return await _tail(request, store, session_id, query)
         return await _window(request, store, session_id, query)
@@ -155,6 +178,25 @@ async def _tail(request: Request, store: EventStore, session_id: str, q: History
         rows,
         _fields(session_id, q, rows, page.total, older=older, newer=False, next_=head_position),
     )
+
+
+async def _offset_page(
+    request: Request, store: EventStore, session_id: str, q: HistoryQuery, before_offset: int
+) -> Response:
+    """hive 54fd8db's older page: the newest `limit` events with version <= k."""
+    info = await session_stream_info(request, session_id)
+    if info is None:
+        return not_found(session_id)
+    rows: list[StoredEvent] = []
+    if before_offset > 0:
+        upper = min(before_offset, info.head_version)
+        found = await store.read(session_id, after_version=upper + 1, limit=q.limit, backwards=True)
+        rows = list(reversed(found))
+    fields = _fields(session_id, q, rows, -1, older=False, newer=False, next_=info.head_position)
+    fields["truncated"] = False
+    fields["has_more_older"] = fields["start_offset"] > 0
+    fields["has_more_newer"] = bool(rows) and rows[-1].version < info.head_version
+    return render(rows, fields)
 
 
 async def _window(
@@ -233,16 +275,19 @@ def _fields(
     newer: bool,
     next_: int,
 ) -> dict[str, Any]:
-    """hive's keys in hive's order, then the cursor keys hive lacks."""
+    """hive's keys in hive 54fd8db's order, then the cursor keys hive lacks."""
     prev: int | None = None
     if older:
         prev = rows[0].position if rows else (q.after + 1 if q.after else None)
+    start_index = rows[0].version if rows else 1
     return {
         "session_id": session_id,
         "total": total,
         "returned": len(rows),
         "truncated": older,
         "limit": q.limit,
+        "start_index": start_index,
+        "start_offset": start_index - 1 if rows else 0,
         "has_more_older": older,
         "has_more_newer": newer,
         "prev": prev,

@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.core.colonies import read_colony, read_json, validate_agent_path
+from api.core import colony_ids
+from api.core.colonies import read_colony, read_json, validate_agent_path, write_metadata
 from api.core.queens import default_queen, find_queen, queens_dir
 from api.core.service import SessionService
 from api.http import shapes
@@ -30,6 +31,7 @@ from api.http.state import parts
 from projections import commands, views
 from projections.commands import ColonyFacts, Queen, StartSession
 from projections.errors import Conflict, NotFound, session_not_found
+from projections.fork import Fork, check_fork, decide_fork_source
 from projections.ids import is_valid_id
 from projections.schedule import next_fire_fields
 from projections.session import SessionState
@@ -71,6 +73,8 @@ class CreateSession(Body):
     initial_prompt: str | None = None
     initial_phase: str | None = None
     worker_name: str | None = None  # accepted and ignored (hive's branch was broken)
+    colony_id: str | None = None  # hive 54fd8db: the colony by id (wins over agent_path)
+    source_session_id: str | None = None  # hive 54fd8db: with colony_id, fork that DM
 
 
 def _given(value: str | None) -> str | None:
@@ -102,6 +106,9 @@ async def create_session(request: Request) -> Response:
         explicit_queen = find_queen(queen_name)
         if explicit_queen is None:
             raise NotFound(f"Queen '{queen_name}' not found")
+    colony_id = _given(body.colony_id)
+    if colony_id is not None:
+        return await _create_with_colony_id(request, body, colony_id, explicit_queen)
     raw_path = _given(body.agent_path)
     folder = None
     if raw_path is not None:
@@ -152,6 +159,132 @@ async def create_session(request: Request) -> Response:
     return JSONResponse(views.live_dict(state, time.time()), status_code=201)
 
 
+def _newest_of_colony(service: SessionService, colony_id: str) -> str | None:
+    """The newest session in the log bound to `colony_id` (hive's legacy fallback)."""
+    bound = [
+        s
+        for s in service.catalogue.sessions.values()
+        if s.colony is not None and s.colony.colony_id == colony_id
+    ]
+    if not bound:
+        return None
+    return max(bound, key=lambda s: (s.created_at, s.session_id)).session_id
+
+
+def _usable(service: SessionService, session_id: object) -> str | None:
+    if not isinstance(session_id, str) or not is_valid_id(session_id):
+        return None
+    return None if service.is_deleted(session_id) else session_id
+
+
+async def _create_with_colony_id(
+    request: Request, body: CreateSession, colony_id: str, explicit_queen: Queen | None
+) -> Response:
+    """hive 54fd8db's POST /api/sessions `{colony_id}`: the fork when
+    `source_session_id` is given, else the colony's canonical session (created,
+    resumed or returned live), a new colony written as hive's minimal one."""
+    service = sessions_of(request)
+    roots = parts(request).settings.agents_roots
+    colony_ids.check_colony_id(colony_id)
+    source = _given_id(body.source_session_id, "source_session_id")
+    if source is not None:
+        return await _fork(request, body, colony_id, source, explicit_queen)
+    folder = await asyncio.to_thread(colony_ids.colony_folder, colony_id, roots)
+    existed = await asyncio.to_thread(colony_ids.colony_exists, folder)
+    if existed and _given(body.initial_prompt) is not None:
+        # hive (SM:680-695): a new colony with a first prompt reuses only a scaffolded
+        # colony of that name; otherwise it gets a fresh, de-duplicated id.
+        meta = await asyncio.to_thread(colony_ids.read_metadata, folder)
+        if not meta.get("scaffolded"):
+            colony_id = await asyncio.to_thread(colony_ids.dedup_colony_id, colony_id, roots)
+            folder = await asyncio.to_thread(colony_ids.colony_folder, colony_id, roots)
+            existed = False
+    queen_name = _given(body.queen_name)
+    if not existed:
+        await asyncio.to_thread(colony_ids.ensure_minimal_colony, folder, colony_id, queen_name)
+    meta = await asyncio.to_thread(colony_ids.read_metadata, folder)
+    resume_from = _given_id(body.queen_resume_from, "queen_resume_from")
+    target = _usable(service, meta.get("queen_session_id"))
+    if target is None and existed:
+        resumed = service.get(resume_from) if resume_from else None
+        if resumed is not None and resumed.colony and resumed.colony.colony_id == colony_id:
+            target = resume_from
+        else:
+            target = _newest_of_colony(service, colony_id)
+    if target is None:  # a new colony (or one never opened): hive's id rule (SM:708)
+        target = resume_from or _given_id(body.session_id, "session_id")
+        target = target or new_session_id(time.time())
+    if service.is_deleted(target):
+        raise Conflict(f"Session '{target}' was deleted; its id cannot be reused")
+    meta_queen = find_queen(meta["queen_name"]) if isinstance(meta.get("queen_name"), str) else None
+    colony = await _read_colony(folder, colony_id, colony_id)
+    now = time.time()
+    model = _given(body.model)
+    # A client that names colonies by id speaks 54fd8db, whose frontend knows only the
+    # phases `colony` and `independent`: record those names for it (3c390c9e clients,
+    # which send agent_path, keep getting `working` / `reviewing`).
+    initial_phase = commands.check_phase(body.initial_phase) or "colony"
+
+    def decide(state: SessionState | None) -> list[Any]:
+        queen = explicit_queen or (_queen_of(state) if state else None)
+        command = StartSession(
+            session_id=target,
+            now=now,
+            queen=queen or meta_queen or default_queen(),
+            resume=state is not None,
+            initial_phase=initial_phase,
+            colony=colony,
+            model=model,
+            initial_prompt=_given(body.initial_prompt),
+            runner_node=parts(request).settings.node_id,
+        )
+        return commands.decide_start(state, command)
+
+    state = await service.execute(target, decide)
+    if meta.get("queen_session_id") != target:
+        await asyncio.to_thread(write_metadata, folder, {"queen_session_id": target})
+    return JSONResponse(views.live_dict(state, time.time()), status_code=201)
+
+
+async def _fork(
+    request: Request,
+    body: CreateSession,
+    requested: str,
+    source_id: str,
+    explicit_queen: Queen | None,
+) -> Response:
+    """hive 54fd8db's fork: lock the source DM with `colony_created`, then a new
+    session bound to the new colony, recording `source_session_id` (201)."""
+    service = sessions_of(request)
+    roots = parts(request).settings.agents_roots
+    colony_id = await asyncio.to_thread(colony_ids.fork_colony_id, requested, roots)
+    folder = await asyncio.to_thread(colony_ids.colony_folder, colony_id, roots)
+    now = time.time()
+    new_id = new_session_id(now)
+    cmd = Fork(source_id, colony_id, str(folder), new_id, now)
+    source = check_fork(service.get(source_id), cmd)  # refuse before writing anything
+    initial_phase = commands.check_phase(body.initial_phase) or "colony"
+    queen = explicit_queen or _queen_of(source)
+    extra = {"queen_session_id": new_id, "source_session_id": source_id}
+    await asyncio.to_thread(
+        colony_ids.ensure_minimal_colony, folder, colony_id, queen.queen_id, extra
+    )
+    colony = await _read_colony(folder, colony_id, colony_id)
+    await service.execute(source_id, lambda st: decide_fork_source(st, cmd))
+    command = StartSession(
+        session_id=new_id,
+        now=now,
+        queen=queen,
+        initial_phase=initial_phase,
+        colony=colony,
+        model=_given(body.model),
+        runner_node=parts(request).settings.node_id,
+        source_session_id=source_id,
+    )
+    state = await service.execute(new_id, lambda st: commands.decide_start(st, command))
+    return JSONResponse(views.live_dict(state, time.time()), status_code=201)
+
+
 @documented("Live sessions in creation order", response=shapes.LiveSessions)
 async def list_sessions(request: Request) -> Response:
     """GET /api/sessions: live sessions in creation order."""
@@ -163,12 +296,16 @@ async def list_sessions(request: Request) -> Response:
 
 @documented("Every session on record, newest activity first", response=shapes.HistorySessions)
 async def list_history(request: Request) -> Response:
-    """GET /api/sessions/history: every session in the log, newest activity first."""
+    """GET /api/sessions/history, as hive 54fd8db (SM:2080-2118; it wins over
+    3c390c9e here): queen DMs only (sessions with a colony are listed under
+    /api/colonies/{id}/sessions), newest session id first."""
     service = sessions_of(request)
     states = sorted(
-        service.catalogue.sessions.values(), key=lambda s: s.last_active_at, reverse=True
+        (s for s in service.catalogue.sessions.values() if s.colony is None),
+        key=lambda s: s.session_id,
+        reverse=True,
     )
-    return JSONResponse({"sessions": [views.history_entry(s) for s in states]})
+    return JSONResponse({"sessions": [views.colony_row(s, overlay=True) for s in states]})
 
 
 @documented(
@@ -234,16 +371,27 @@ class LoadColony(Body):
     errors=(400, 404, 409, 413, 415),
 )
 async def load_colony(request: Request) -> Response:
-    """POST /api/sessions/{id}/colony `{agent_path, colony_id?, model?}`."""
+    """POST /api/sessions/{id}/colony: 3c390c9e's `{agent_path, colony_id?, model?}` or
+    hive 54fd8db's `{colony_id, model?}` (the colony by id, inside the allowed roots)."""
     session_id = path_session_id(request)
     service = sessions_of(request)
     commands.require_live(service.get(session_id), session_id)
     body = await read_model(request, LoadColony)
+    roots = parts(request).settings.agents_roots
     if not body.agent_path:
-        raise RequestError(400, "agent_path is required")
-    folder = validate_agent_path(body.agent_path, parts(request).settings.agents_roots)
-    colony_id = _given_id(body.colony_id, "colony_id")
-    facts = await _read_colony(folder, colony_id, str(folder))
+        if not body.colony_id:
+            raise RequestError(400, "colony_id is required")  # hive 54fd8db's text
+        given = body.colony_id
+        colony_ids.check_colony_id(given)
+        folder = await asyncio.to_thread(colony_ids.colony_folder, given, roots)
+        try:
+            facts = await asyncio.to_thread(read_colony, folder, given)
+        except FileNotFoundError:
+            raise NotFound(f"Colony not found: {given}") from None
+    else:
+        folder = validate_agent_path(body.agent_path, roots)
+        colony_id = _given_id(body.colony_id, "colony_id")
+        facts = await _read_colony(folder, colony_id, str(folder))
     now = time.time()
     state = await service.execute(
         session_id, lambda s: commands.decide_load_colony(s, session_id, facts, now)

@@ -20,11 +20,13 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Annotated, Any
 
+import orjson
 from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,7 +42,11 @@ from api.http.history import QueryError, parse_position, parse_types, session_st
 from api.http.responses import error
 from api.http.state import parts
 from eventstore import EventStore, RecordedEvent, StreamDeleted
+from projections.envelope import envelope
 from projections.ids import is_session_stream
+from projections.session import SessionState
+from projections.trigger_commands import stats_config
+from projections.views import snapshot_dict
 
 log = logging.getLogger("hivelog.sse")
 
@@ -86,6 +92,14 @@ DEFAULT_TYPES = frozenset(
         "trigger_fired",
         "trigger_removed",
         "trigger_updated",
+        # hive 54fd8db's additions to the default list (RE:22-89)
+        "session_snapshot",
+        "loop_state_changed",
+        "client_input_committed",
+        "task_created",
+        "task_updated",
+        "task_completed",
+        "session_forked",
     }
 )
 # What hive replays from its ring to a client that connects without a cursor.
@@ -208,12 +222,21 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, hub: Hub, client: Client, cursor: int | None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        client: Client,
+        cursor: int | None,
+        opening: tuple[list[bytes], list[bytes]] = ([], []),
+    ) -> None:
         self.status_code = 200
         self.background = None
         self.hub = hub
         self.client = client
         self.cursor = cursor
+        # hive 54fd8db's connect frames, sent only without a cursor: the snapshot
+        # before the replay, the trigger set after it (never stored: no `id:` line)
+        self.opening = opening
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send(
@@ -266,9 +289,17 @@ class EventStream(Response):
                 }
             )
 
+        async def emit_raw(body: bytes) -> None:
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
         cursor = self.cursor
         if cursor is None:
+            before, after = self.opening
+            for body in before:
+                await emit_raw(body)
             cursor = await self._replay(emit)
+            for body in after:
+                await emit_raw(body)
         # Catch up from the log until (nearly) at the head, then join the hub and
         # read the last stretch up to where the hub took over: no gap, no repeat.
         while True:
@@ -370,7 +401,54 @@ async def _open(request: Request, session_id: str | None) -> Response:
         return error(404, f"Session '{session_id}' not found")
     types = parse_types_param(request.query_params.get("types"))
     client = Client(session_id, types, asyncio.Queue(hub.queue_size))
-    return EventStream(hub, client, cursor)
+    opening: tuple[list[bytes], list[bytes]] = ([], [])
+    if session_id is not None and cursor is None:
+        state = parts(request).sessions.get(session_id)
+        if state is not None:
+            now_ms = parts(request).clock.now_ms()
+            opening = opening_frames(state, types, time.time(), now_ms)
+    return EventStream(hub, client, cursor, opening)
+
+
+def _synthetic(
+    type_: str, data: dict[str, Any], state: SessionState, now: float, seq: int
+) -> bytes:
+    body = envelope(
+        type_,
+        data,
+        timestamp=now,
+        node_id="queen" if type_ == "session_snapshot" else None,
+        colony_id=state.colony.colony_id if state.colony else None,
+    )
+    body["seq"] = seq
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+def opening_frames(
+    state: SessionState, types: frozenset[str] | None, now: float, now_ms: int
+) -> tuple[list[bytes], list[bytes]]:
+    """hive 54fd8db's connect (RE:365-414): `session_snapshot` (seq 0), and after the
+    replay the whole trigger set as `trigger_activated` (running) or
+    `trigger_available`, with the schedule merged into `trigger_config`."""
+    before: list[bytes] = []
+    if types is None or "session_snapshot" in types:
+        before.append(_synthetic("session_snapshot", snapshot_dict(state, now), state, now, 0))
+    after: list[bytes] = []
+    for trigger in state.triggers.values():
+        running = trigger.active and state.live
+        type_ = "trigger_activated" if running else "trigger_available"
+        if types is not None and type_ not in types:
+            continue
+        config = stats_config(trigger, now_ms) if running else dict(trigger.trigger_config)
+        data = {
+            "trigger_id": trigger.id,
+            "trigger_type": trigger.trigger_type,
+            "trigger_config": config,
+            "name": trigger.description or trigger.id,
+            "task": trigger.task,
+        }
+        after.append(_synthetic(type_, data, state, now, state.version))
+    return before, after
 
 
 @documented(

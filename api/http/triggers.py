@@ -2,8 +2,10 @@
 
 hive's PATCH changed the task before validating the config; here every route
 validates completely in a pure decider first, so a refused request appends
-nothing. `GET /api/sessions/{id}/triggers` is ours: the authoritative listing
-(hive HEAD added one too) with `active` and the schedule, computed from the log.
+nothing. `GET /api/sessions/{id}/triggers` serves both contracts in one row:
+hivelog's (`id`, `active`, timing at top level) and hive 54fd8db's (`trigger_id`,
+`enabled` = running now, timing inside `trigger_config`, ISO `last_fired_at` /
+`next_due_at` at top level). `POST …/triggers` is hive 54fd8db's create.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from api.http.responses import JSONResponse
 from api.http.state import parts
 from eventstore import NewEvent
 from projections import trigger_commands as tc
+from projections import trigger_create as tcreate
+from projections.commands import require_live
+from projections.envelope import iso_utc
 from projections.errors import session_not_found
 from projections.ids import is_valid_id
 from projections.schedule import DEFAULT_GRACE_SECONDS, DEFAULT_MISFIRE, next_fire_fields
@@ -53,20 +58,41 @@ def _ids(request: Request) -> tuple[str, str]:
     return session_id, trigger_id
 
 
+def _iso_ms(ms: int | None) -> str | None:
+    return iso_utc(ms / 1000) if ms is not None else None
+
+
 def trigger_view(state: SessionState, trigger: TriggerState, now_ms: int) -> dict[str, Any]:
-    """One trigger with its schedule; `next_fire_*` only while it will really fire."""
+    """One trigger with its schedule; `next_fire_*` only while it will really fire.
+
+    Both contracts' keys: `id`/`trigger_id`, `active` (stored flag) / `enabled`
+    (running now: active in a live session), timing at top level and inside
+    `trigger_config`. Top-level `last_fired_at` is hive 54fd8db's ISO string (the
+    types clash; hive wins); the epoch-ms value is inside `trigger_config`.
+    """
     config = trigger.trigger_config
+    enabled = trigger.active and state.live
+    timing = next_fire_fields(trigger, now_ms) if enabled else {}
+    wire_config = dict(config)
+    wire_config.update(timing)
+    if trigger.fire_count or trigger.last_fired_at is not None:
+        wire_config["fire_count"] = trigger.fire_count
+        if trigger.last_fired_at is not None:
+            wire_config["last_fired_at"] = trigger.last_fired_at
     view: dict[str, Any] = {
         "id": trigger.id,
+        "trigger_id": trigger.id,
         "name": trigger.description or trigger.id,
         "trigger_type": trigger.trigger_type,
-        "trigger_config": config,
+        "trigger_config": wire_config,
         "task": trigger.task,
         "active": trigger.active,
+        "enabled": enabled,
         "next_fire_at": None,
         "next_fire_in": None,
+        "next_due_at": _iso_ms(timing.get("next_fire_at")),
         "fire_count": trigger.fire_count,
-        "last_fired_at": trigger.last_fired_at,
+        "last_fired_at": _iso_ms(trigger.last_fired_at),
         "last_scheduled_at": trigger.last_scheduled_at,
         "skipped_count": trigger.skipped_count,
         "missed_count": trigger.missed_count,
@@ -80,6 +106,55 @@ def trigger_view(state: SessionState, trigger: TriggerState, now_ms: int) -> dic
     if state.live:
         view.update(next_fire_fields(trigger, now_ms))
     return view
+
+
+class CreateTriggerBody(Body):
+    """POST /api/sessions/{id}/triggers (hive 54fd8db). Typed loosely on purpose: hive's
+    checks and texts run in their order in `projections.trigger_create`."""
+
+    name: Any = None
+    task: Any = None
+    trigger_type: Any = None
+    trigger_config: Any = None
+
+
+@documented(
+    "Create a timer schedule (hive 54fd8db): slugged id, started at once",
+    body=CreateTriggerBody,
+    errors=(400, 404, 413, 415),
+)
+async def create_trigger(request: Request) -> Response:
+    """hive's order: the session (404), then the body (400s), then the id."""
+    session_id, _ = _ids(request)
+    service = service_of(request)
+    require_live(service.get(session_id), session_id)
+    body = await read_model(request, CreateTriggerBody)
+    cmd = tcreate.CreateTrigger(
+        name=body.name,
+        task=body.task,
+        trigger_type=body.trigger_type,
+        trigger_config=body.trigger_config,
+        now=clock_of(request).now(),
+    )
+    created: dict[str, str] = {}
+
+    def decide(state: SessionState | None) -> list[NewEvent]:
+        trigger_id, events = tcreate.decide_create(state, session_id, cmd)
+        created["id"] = trigger_id
+        return events
+
+    state = await service.execute(session_id, decide)
+    trigger = state.triggers.get(created["id"])
+    if trigger is None:  # removed meanwhile
+        raise tc.trigger_not_found(created["id"])
+    return JSONResponse(
+        {
+            "trigger_id": trigger.id,
+            "name": trigger.description,
+            "trigger_type": "timer",
+            "trigger_config": trigger.trigger_config,
+        }
+    )
 
 
 @documented(
@@ -172,6 +247,7 @@ async def run_trigger(request: Request) -> Response:
 PREFIX = "/api/sessions/{session_id}/triggers"
 routes = [
     Route(PREFIX, list_triggers, methods=["GET"]),
+    Route(PREFIX, create_trigger, methods=["POST"]),
     Route(PREFIX + "/{trigger_id}", update_trigger, methods=["PATCH"]),
     Route(PREFIX + "/{trigger_id}/activate", activate_trigger, methods=["POST"]),
     Route(PREFIX + "/{trigger_id}/deactivate", deactivate_trigger, methods=["POST"]),

@@ -1,0 +1,123 @@
+"""hive 54fd8db names colonies by id (`colonies/<colony_id>`), not by path.
+
+This module turns a `colony_id` into a folder strictly inside an allowed root
+(hive itself does no path check), writes the minimal colony hive writes for a
+new one (`_ensure_minimal_colony`, SM:334-370), and picks the fork's de-duplicated
+id. No Starlette here; refusals are domain errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from api.core.colonies import read_json, validate_agent_path, worker_configs
+from projections.errors import Invalid
+
+FORK_SLUG = re.compile(r"^[a-z0-9_]+$")
+MAX_DEDUP = 1000
+
+
+def check_colony_id(colony_id: str) -> str:
+    """hive's `_validate_colony_id` (RS:2196-2209), plus our id length bound."""
+    if (
+        not colony_id
+        or colony_id in (".", "..")
+        or any(c in colony_id for c in "/\\\x00")
+        or len(colony_id) > 128
+    ):
+        raise Invalid("Invalid colony_id")
+    return colony_id
+
+
+def colony_home(roots: Iterable[Path]) -> Path:
+    """Where new colonies go: the first allowed root named `colonies` (hive's
+    `$HIVE_HOME/colonies`), else the first root."""
+    listed = list(roots)
+    if not listed:
+        raise Invalid("No agents root is configured for colonies")
+    for root in listed:
+        if root.name == "colonies":
+            return root
+    return listed[0]
+
+
+def colony_folder(colony_id: str, roots: Iterable[Path]) -> Path:
+    """The folder of `colony_id`: an existing `<root>/<id>` in any allowed root, else
+    where a new one would go. Always strictly inside an allowed root."""
+    check_colony_id(colony_id)
+    listed = list(roots)
+    for root in listed:
+        candidate = root / colony_id
+        if candidate.is_dir():
+            return validate_agent_path(str(candidate), listed)
+    return validate_agent_path(str(colony_home(listed) / colony_id), listed)
+
+
+def colony_exists(folder: Path) -> bool:
+    """hive: an existing colony has `metadata.json`; we also accept a worker config."""
+    return (folder / "metadata.json").is_file() or bool(worker_configs(folder))
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    value = read_json(folder / "metadata.json", {})
+    return value if isinstance(value, dict) else {}
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    """Atomic write (temp file + rename), as `write_metadata` does."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(value, handle, indent=2, ensure_ascii=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def ensure_minimal_colony(
+    folder: Path, colony_id: str, queen_name: str | None, extra: dict[str, Any] | None = None
+) -> None:
+    """hive's `_ensure_minimal_colony`: metadata.json `{name, created_at, queen_name?}`
+    and a worker.json, so the colony can be loaded (and discovered) later."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "metadata.json").is_file():
+        meta: dict[str, Any] = {"name": colony_id, "created_at": time.time()}
+        if queen_name:
+            meta["queen_name"] = queen_name
+        meta.update(extra or {})
+        _write_json(folder / "metadata.json", meta)
+    if not worker_configs(folder):
+        worker = {"name": "worker", "description": "", "goal": {"description": ""}, "tools": []}
+        _write_json(folder / "worker.json", worker)
+
+
+def dedup_colony_id(base: str, roots: Iterable[Path]) -> str:
+    """hive's `<base>_<n>` for a colony name already taken (SM:315-331)."""
+    listed = list(roots)
+    candidate = base
+    for n in range(2, MAX_DEDUP):
+        if not (colony_folder(candidate, listed) / "metadata.json").is_file():
+            return candidate
+        candidate = f"{base}_{n}"
+    raise Invalid(f"Too many colonies named '{base}'")
+
+
+def fork_colony_id(requested: str, roots: Iterable[Path]) -> str:
+    """hive's fork: an existing colony of that name is de-duplicated to `<base>_<n>`,
+    and the slug must be lower-case alphanumeric with underscores."""
+    slug = requested.strip()
+    if not FORK_SLUG.fullmatch(slug):
+        raise Invalid("colony_id must be lowercase alphanumeric with underscores")
+    return dedup_colony_id(slug, roots)

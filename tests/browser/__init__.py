@@ -1,0 +1,1 @@
+"""hive's own frontend builds driven in headless Chromium against `hivelog serve`."""
