@@ -17,7 +17,7 @@ import pytest
 
 from tests.browser.harness import Harness
 from tests.browser.recorder import TABLES, RequestLog
-from tests.server import Server, running_server
+from tests.support.server import Server, running_server
 
 REPO = Path(__file__).resolve().parents[2]
 UI_TIMEOUT_MS = 60_000

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.conftest import free_port
+from tests.support.server import free_port
 
 QUEENS = ("queen_technology", "queen_growth", "queen_operations")
 HOP_HEADERS = frozenset(

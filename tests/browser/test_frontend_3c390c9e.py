@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from tests.browser import seed
 from tests.browser.conftest import dist, open_app
-from tests.server import Server
+from tests.support.server import Server
 
 BUILD = "3c390c9e"
 SID = "session_20260601_100000_abcdef01"

@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 
 from tests.browser import seed
 from tests.browser.conftest import App, dist, open_app
-from tests.server import Server
+from tests.support.server import Server
 
 BUILD = "54fd8db"
 SID = "session_20260601_100000_abcdef01"
