@@ -25,6 +25,7 @@ LIFECYCLE_TYPES: Final = frozenset(
         "worker_colony_loaded",
         "colony_unloaded",
         "colony_metadata_updated",
+        "colony_created",  # locks the source DM of a fork (projections/fork.py)
         "agent_deleted",
     }
 )
