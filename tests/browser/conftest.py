@@ -76,7 +76,7 @@ def dist(build: str) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # playwright runs a loop in this thread: never past a module
 def browser(chromium: str) -> Iterator[Any]:
     from playwright.sync_api import expect, sync_playwright
 
