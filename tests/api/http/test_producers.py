@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,20 +12,15 @@ import pytest
 
 from projections.reserved import COMMAND_ONLY_TYPES, RUNTIME_TYPES_ALSO_DECIDED
 from tests.support.server import Server
-from tests.support.sessions_support import client, head, make_env
+from tests.support.sessions_support import client, head
 from tests.support.sse_client import read_sse
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = make_env(tmp_path_factory.mktemp("producers"))
-    server = env.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def server(module_server: Server) -> Server:
+    return module_server
 
 
 def new_session(c: httpx.Client) -> str:

@@ -6,7 +6,6 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,8 @@ G = "/api/subscriptions"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = make_env(tmp_path_factory.mktemp("subs"))
-    server = env.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def server(module_server: Server) -> Server:
+    return module_server
 
 
 def new_session(c: httpx.Client) -> str:
