@@ -4,6 +4,7 @@ head and the query; If-None-Match -> 304 with no body and the validator still se
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,8 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api.app import create_app
+from api.core.settings import Settings
 from api.http.history import HistoryQuery, etag, matches
-from tests.support.server import Server, running_server
+from tests.support.server import Server, running_server, serve_in_process
 from tests.support.sse_client import events, store_at
 
 
@@ -96,3 +99,31 @@ def test_tag_is_a_function_of_head_and_query(v: int, p: int, limit: int, types: 
     assert tag != etag(v + 1, p + 1, q)
     assert tag != etag(v, p, HistoryQuery(limit + 1, None, None, tuple(types)))
     assert matches(tag, tag) and matches(f"W/{tag}", tag) and not matches("", tag)
+
+
+async def test_one_store_read_per_request(tmp_path: Path) -> None:
+    """The plain tail reads the store once; an unchanged revalidation reads the head row only."""
+    url = f"sqlite:///{tmp_path / 'hivelog.db'}"
+    async with store_at(url) as store:
+        await store.append("etag-3", events("client_output_delta", 30))
+    app = create_app(Settings(db_url=url, agents_roots=(tmp_path,)))
+    async with serve_in_process(app) as base_url:
+        store = app.state.parts.store
+        calls: list[str] = []
+        for name in ("tail_json", "tail", "stream_info", "read", "read_positions", "read_all"):
+            original = getattr(store, name)
+
+            def counting(*a: Any, _name: str = name, _f: Any = original, **k: Any) -> Any:
+                calls.append(_name)
+                return _f(*a, **k)
+
+            setattr(store, name, counting)
+        path = f"{base_url}/api/sessions/etag-3/events/history?limit=10"
+        async with httpx.AsyncClient() as client:
+            r = await client.get(path)
+            assert r.status_code == 200 and r.json()["total"] == 30
+            assert calls == ["tail_json"]
+            calls.clear()
+            again = await client.get(path, headers={"If-None-Match": r.headers["etag"]})
+            assert again.status_code == 304
+            assert calls == ["stream_info"]
