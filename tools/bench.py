@@ -1,7 +1,8 @@
 """`hivelog bench WHAT`: speed measured against a baseline run side by side.
 
 Each target lives in its own module tools/bench_<what>.py exposing
-`run(args) -> int`; its options are declared in `tools.cli_args`. Bench-only
+`run(args) -> int`; its options are declared in `tools.cli_args`. `hivelog
+bench all` runs every target and prints one table of issue 15's figures. Bench-only
 packages (the `bench` extra) are imported when a target runs, and a missing
 one is named with the command that installs it.
 """
@@ -19,8 +20,11 @@ BENCH_ONLY = frozenset({"httpx"})
 INSTALL_HINT = "pip install -e '.[bench]'  (from a checkout; or: pip install 'hivelog[bench]')"
 
 
+ALL = "all"  # every target, one table: tools/bench_all.py
+
+
 def run(args: argparse.Namespace) -> int:
-    module_name, _ = BENCH_TARGETS[args.what]
+    module_name = "tools.bench_all" if args.what == ALL else BENCH_TARGETS[args.what][0]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

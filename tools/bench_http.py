@@ -6,7 +6,11 @@ Rows:
     the splice cost on top of serving a 600 KB body at all;
   - append -> SSE delivery latency p50/p99 with 100 subscribers on the session (20
     with --quick) vs the durable append alone.
-Both servers run under uvicorn in this process; the load comes from another
+  - the same GET revalidated (`If-None-Match` with its ETag -> 304, no body) vs the
+    bare endpoint answering 304 too: what hive's frontend pays on every mount.
+Both servers run under uvicorn in this process on `hivelog serve`'s stack (its loop
+and its h11 protocol with the head timeout, `tools.serve.STACK`, named in the table),
+so the ratio compares like with like; the load comes from another
 process: wrk when installed (`apt-get install wrk`), else a Python httpx loader
 (named in the table; it is slower than wrk, so absolute req/s are lower, the ratio
 still compares like with like). Subscribers run in a child process and time
@@ -42,6 +46,7 @@ from api.app import create_app
 from api.core.settings import Settings
 from eventstore import NewEvent, open_store
 from tools.bench_store import build_stream
+from tools.serve import STACK, loop_factory, protocol_with_head_timeout
 
 SESSION = "bench-session"
 SSE_SESSION = "sse-bench"
@@ -65,7 +70,13 @@ class Row:
 async def serve(app: Any) -> AsyncIterator[str]:
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        http=protocol_with_head_timeout(10.0),  # `hivelog serve`'s protocol
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -88,11 +99,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bare_app(body: bytes) -> Starlette:
+def bare_app(body: bytes, tag: str = "") -> Starlette:
     async def bare(request: Request) -> Response:
         return Response(body, media_type="application/json")
 
-    return Starlette(routes=[Route("/bare", bare)])
+    async def bare_304(request: Request) -> Response:
+        return Response(status_code=304, headers={"ETag": tag})
+
+    return Starlette(routes=[Route("/bare", bare), Route("/bare304", bare_304)])
 
 
 # ---- load ------------------------------------------------------------------------------
@@ -109,9 +123,11 @@ def _to_ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-async def wrk_load(url: str, connections: int, seconds: float) -> Load:
+async def wrk_load(url: str, connections: int, seconds: float, inm: str = "") -> Load:
+    header = ["-H", f"If-None-Match: {inm}"] if inm else []
     proc = await asyncio.create_subprocess_exec(
         "wrk",
+        *header,
         "-t1",
         f"-c{connections}",
         f"-d{max(1, round(seconds))}s",
@@ -124,12 +140,12 @@ async def wrk_load(url: str, connections: int, seconds: float) -> Load:
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    if not (rps and p50 and p99) or "Non-2xx" in out:
+    if not (rps and p50 and p99) or ("Non-2xx" in out and not inm):
         raise RuntimeError(f"wrk failed:\n{out}")
     return Load(float(rps.group(1)), _to_ms(*p50.groups()), _to_ms(*p99.groups()))
 
 
-async def httpx_load(url: str, connections: int, seconds: float) -> Load:
+async def httpx_load(url: str, connections: int, seconds: float, inm: str = "") -> Load:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -138,6 +154,7 @@ async def httpx_load(url: str, connections: int, seconds: float) -> Load:
         url,
         str(connections),
         str(seconds),
+        inm,
         stdout=asyncio.subprocess.PIPE,
     )
     out = (await proc.communicate())[0]
@@ -145,9 +162,11 @@ async def httpx_load(url: str, connections: int, seconds: float) -> Load:
     return Load(result["rps"], result["p50_ms"], result["p99_ms"])
 
 
-async def child_load(url: str, connections: int, seconds: float) -> dict[str, float]:
-    """The httpx loader (runs in its own process)."""
+async def child_load(url: str, connections: int, seconds: float, inm: str = "") -> dict[str, float]:
+    """The httpx loader (runs in its own process); with `inm`, each GET revalidates."""
     latencies: list[float] = []
+    headers = {"If-None-Match": inm} if inm else {}
+    expected = 304 if inm else 200
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         deadline = time.perf_counter() + seconds
@@ -155,9 +174,9 @@ async def child_load(url: str, connections: int, seconds: float) -> dict[str, fl
         async def worker() -> None:
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
-                r = await client.get(url)
+                r = await client.get(url, headers=headers)
                 await r.aread()
-                if r.status_code != 200:
+                if r.status_code != expected:
                     raise RuntimeError(f"{url}: {r.status_code}")
                 latencies.append(time.perf_counter() - t0)
 
@@ -279,12 +298,15 @@ async def measure(args: argparse.Namespace, base_dir: Path) -> list[Row]:
             r = await client.get(base_url + path)
         r.raise_for_status()
         body = r.content
+        tag = r.headers["etag"]
         assert orjson.loads(body)["returned"] == LIMIT
-        async with serve(bare_app(body)) as bare_url:
+        async with serve(bare_app(body, tag)) as bare_url:
             await load(bare_url + "/bare", args.http_connections, 1.0)  # warm-up
             await load(base_url + path, args.http_connections, 1.0)
             theirs = await load(bare_url + "/bare", args.http_connections, seconds)
             ours = await load(base_url + path, args.http_connections, seconds)
+            theirs_304 = await load(bare_url + "/bare304", args.http_connections, seconds, tag)
+            ours_304 = await load(base_url + path, args.http_connections, seconds, tag)
         what = (
             f"events/history?limit={LIMIT}, {size:,}-event session, "
             f"{len(body) // 1024} KiB body, {loader} -c{args.http_connections}"
@@ -299,6 +321,17 @@ async def measure(args: argparse.Namespace, base_dir: Path) -> list[Row]:
                 f"{what}: p99", ours.p99_ms, "ms", theirs.p99_ms, base, ours.p99_ms / theirs.p99_ms
             ),
         ]
+        rows.append(
+            Row(
+                f"events/history revalidated (If-None-Match -> 304), {loader} "
+                f"-c{args.http_connections}: throughput",
+                ours_304.rps,
+                "req/s",
+                theirs_304.rps,
+                "bare Starlette 304",
+                ours_304.rps / theirs_304.rps,
+            )
+        )
         rows += await sse_rows(app, base_url, subscribers, count)
     return rows
 
@@ -307,7 +340,7 @@ def render(rows: list[Row]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="hivelog bench http (ratio = hivelog / baseline, same run)")
+    table = Table(title=f"hivelog bench http on {STACK} (ratio = hivelog / baseline, same run)")
     for column in ("measurement", "hivelog", "baseline", "ratio", "baseline is"):
         table.add_column(column, justify="left" if column == "measurement" else "right")
     for r in rows:
@@ -324,7 +357,8 @@ def render(rows: list[Row]) -> None:
 def run(args: argparse.Namespace) -> int:
     base_dir = Path(tempfile.mkdtemp(prefix="hivelog-bench-http-"))
     try:
-        rows = asyncio.run(measure(args, base_dir))
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:  # serve's loop
+            rows = runner.run(measure(args, base_dir))
     finally:
         shutil.rmtree(base_dir, ignore_errors=True)
     if args.json:
@@ -337,7 +371,8 @@ def run(args: argparse.Namespace) -> int:
 def _child(argv: list[str]) -> int:
     """Entry points of the helper processes: `load URL CONNS SECONDS`, `subscribe URL N COUNT`."""
     if argv[0] == "load":
-        result = asyncio.run(child_load(argv[1], int(argv[2]), float(argv[3])))
+        inm = argv[4] if len(argv) > 4 else ""
+        result = asyncio.run(child_load(argv[1], int(argv[2]), float(argv[3]), inm))
         print(orjson.dumps(result).decode())
         return 0
     if argv[0] == "subscribe":

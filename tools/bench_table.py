@@ -21,6 +21,8 @@ class Row:
 
 
 def _number(value: float) -> str:
+    if value != value:  # NaN: a figure not measured (its unit column says why)
+        return ""
     return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
 
 

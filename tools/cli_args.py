@@ -223,8 +223,14 @@ BENCH_TARGETS: dict[str, tuple[str, Declare]] = {
 
 
 def bench(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=sorted(BENCH_TARGETS), help="what to measure")
-    parser.add_argument("--quick", action="store_true", help="small sizes; under a minute")
+    parser.add_argument(
+        "what",
+        choices=[*sorted(BENCH_TARGETS), "all"],
+        help="what to measure; `all`: every target, one table with issue 15's targets",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes; under a minute (all: under 3)"
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     for _, declare in BENCH_TARGETS.values():
         declare(parser)

@@ -9,6 +9,12 @@ idle keep-alive connections after `--keep-alive-timeout`, caps a request head at
 (`limit_concurrency`). uvicorn has no request-head timeout (a connection that
 sends nothing, or half a head, stays open), so `HeadTimeoutH11Protocol` adds one;
 and no body timeout, which the app's `BodyTimeoutMiddleware` adds (408).
+
+The stack (issue 15): uvloop for the event loop where installed (`uvicorn[standard]`
+brings it on CPython off Windows), h11 for the protocol. httptools parses faster,
+but uvicorn's head-size cap (`h11_max_incomplete_event_size`) exists only for h11,
+and the head timeout above hooks h11's state; keeping h11 keeps both guarantees.
+`STACK` says what runs; `hivelog bench` runs its bare baselines on the same.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import copy
 import dataclasses
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import h11
@@ -43,6 +49,27 @@ MAX_HEAD_BYTES = 16 * 1024  # h11's default, stated: a request head larger than 
 # In-flight requests get this long to finish after SIGTERM, then are cancelled (a
 # cancelled append was never acknowledged); the app's own stop follows.
 GRACEFUL_SECONDS = 2.0
+
+
+def _loop_name() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+LOOP = _loop_name()
+STACK = f"uvicorn, {LOOP} loop, h11"
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """The loop `hivelog serve` runs on, for code that serves in-process (the benches)."""
+    if LOOP == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
 
 
 class Server(uvicorn.Server):
@@ -149,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         log_config=log_config(args.log_level),
         lifespan="on",
+        loop=LOOP,
         http=protocol_with_head_timeout(args.header_timeout),
         timeout_keep_alive=max(1, round(args.keep_alive_timeout)),
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,

@@ -15,10 +15,16 @@ body untouched (see api/eventjson.py). `before=` / `after=` (global positions)
 and `types=` page through the rest; every page says whether older or newer
 events exist and which cursor fetches them. Unlike hive, an unknown (or
 deleted) session is a 404, not an empty 200.
+
+Conditional GET (hive's frontend refetches history on every mount): every 200
+carries a strong `ETag` from the stream head (version, position) and the
+normalised query; `If-None-Match` with it gives a 304 with no body. The plain
+tail still reads the store once; only a revalidation asks for the head row first.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -105,6 +111,34 @@ def parse_query(params: Any) -> HistoryQuery:
     )
 
 
+def etag(head_version: int, head_position: int, q: HistoryQuery) -> str:
+    """A strong validator: the stream head (version, position) and the normalised query.
+
+    Stored events never change in place (an erase deletes the whole stream, which
+    is then a 404), so the same head and the same query always give the same
+    bytes; any append moves the head. Types are sorted: their order filters the same.
+    """
+    norm = f"{q.limit}|{q.before}|{q.after}|{','.join(sorted(q.types))}|{q.before_offset}"
+    digest = hashlib.blake2b(norm.encode(), digest_size=6).hexdigest()
+    return f'"h{head_version}.{head_position}.{digest}"'
+
+
+def matches(if_none_match: str | None, tag: str) -> bool:
+    """RFC 9110 If-None-Match: `*` or any listed tag, compared weakly (W/ ignored)."""
+    if not if_none_match:
+        return False
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == tag:
+            return True
+    return False
+
+
+def not_modified(tag: str) -> Response:
+    """304: no body, the validator still sent."""
+    return Response(status_code=304, headers={"ETag": tag, "Cache-Control": "no-cache"})
+
+
 def not_found(session_id: str) -> JSONResponse:
     return error(404, f"Session '{session_id}' not found")
 
@@ -126,11 +160,13 @@ async def session_stream_info(request: Request, session_id: str) -> StreamInfo |
     return None
 
 
-def render(rows: list[StoredEvent], fields: dict[str, Any]) -> Response:
+def render(rows: list[StoredEvent], fields: dict[str, Any], tag: str) -> Response:
     """`{"events":[...], **fields}` with the events spliced in as bytes."""
     tail = b"," + orjson.dumps(fields)[1:]
     body = events_array(rows, prefix=b'{"events":', suffix=tail)
-    return Response(body, media_type="application/json")
+    return Response(
+        body, media_type="application/json", headers={"ETag": tag, "Cache-Control": "no-cache"}
+    )
 
 
 @documented(
@@ -164,6 +200,19 @@ async def events_history(request: Request) -> Response:
 
 
 async def _tail(request: Request, store: EventStore, session_id: str, q: HistoryQuery) -> Response:
+    """One store read: the tail's newest row is the stream head (versions are gapless).
+
+    A revalidation (`If-None-Match`) first asks for the head row alone, so an
+    unchanged session costs a point read and no body.
+    """
+    inm = request.headers.get("if-none-match")
+    if inm:
+        info = await session_stream_info(request, session_id)
+        if info is None:
+            return not_found(session_id)
+        tag = etag(info.head_version, info.head_position, q)
+        if matches(inm, tag):
+            return not_modified(tag)
     page = await store.tail_json(session_id, q.limit)
     rows: list[StoredEvent] = list(page.rows)
     if rows:
@@ -177,6 +226,7 @@ async def _tail(request: Request, store: EventStore, session_id: str, q: History
     return render(
         rows,
         _fields(session_id, q, rows, page.total, older=older, newer=False, next_=head_position),
+        etag(page.total, head_position, q),
     )
 
 
@@ -187,6 +237,9 @@ async def _offset_page(
     info = await session_stream_info(request, session_id)
     if info is None:
         return not_found(session_id)
+    tag = etag(info.head_version, info.head_position, q)
+    if matches(request.headers.get("if-none-match"), tag):
+        return not_modified(tag)
     rows: list[StoredEvent] = []
     if before_offset > 0:
         upper = min(before_offset, info.head_version)
@@ -196,7 +249,7 @@ async def _offset_page(
     fields["truncated"] = False
     fields["has_more_older"] = fields["start_offset"] > 0
     fields["has_more_newer"] = bool(rows) and rows[-1].version < info.head_version
-    return render(rows, fields)
+    return render(rows, fields, tag)
 
 
 async def _window(
@@ -205,6 +258,9 @@ async def _window(
     info = await session_stream_info(request, session_id)
     if info is None:
         return not_found(session_id)
+    tag = etag(info.head_version, info.head_position, q)
+    if matches(request.headers.get("if-none-match"), tag):
+        return not_modified(tag)
     types = list(q.types) or None
     newest_first = q.after is None  # a `before` page (or a filtered tail) walks back
     fetched: list[StoredEvent] = list(
@@ -241,7 +297,9 @@ async def _window(
     else:
         next_ = info.head_position
     return render(
-        rows, _fields(session_id, q, rows, info.head_version, older=older, newer=newer, next_=next_)
+        rows,
+        _fields(session_id, q, rows, info.head_version, older=older, newer=newer, next_=next_),
+        tag,
     )
 
 

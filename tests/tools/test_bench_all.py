@@ -1,0 +1,108 @@
+"""`hivelog bench all`: the one table assembled from recorded target results (pure;
+no figure is timed here), the skip line, and the dispatcher taking `all`."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tools.bench_all import FIGURES, SKIP_HINT, Outcome, assemble, met, parse_output
+from tools.bench_table import Row
+from tools.cli import build_parser
+
+STORE = [
+    {"measurement": "sqlite: 1 writer, durable single-event appends", "value": 900.0,
+     "unit": "events/s", "baseline": 800.0, "ratio": 1.125},
+    {"measurement": "sqlite: 32 concurrent single-event writers (group commit)",
+     "value": 14772.0, "unit": "events/s", "baseline": 2100.0, "ratio": 7.03},
+    {"measurement": "postgresql: 32 concurrent single-event writers (one commit each)",
+     "value": 1416.0, "unit": "events/s", "baseline": 1400.0, "ratio": 1.01},
+    {"measurement": "postgresql: 32 writers on two nodes (16 + 16) vs on one node",
+     "value": 1200.0, "unit": "events/s", "baseline": 1416.0, "ratio": 0.85},
+]  # fmt: skip
+HTTP = [
+    {"measurement": "events/history?limit=2000, 1,000,000-event session, 703 KiB body, "
+     "wrk -c16: throughput", "value": 145.0, "unit": "req/s", "baseline": 1847.0,
+     "ratio": 0.0785},
+]  # fmt: skip
+SESSIONS = [
+    {"measurement": "POST /api/sessions (3 durable events each), 1 connection(s) vs bare",
+     "value": 50.0, "unit": "req/s", "baseline": 100.0, "ratio": 0.5},
+    {"measurement": "POST /api/sessions (3 durable events each), 16 connection(s) vs bare",
+     "value": 240.0, "unit": "req/s", "baseline": 1000.0, "ratio": 0.24},
+]  # fmt: skip
+TIMERS = {"cpu_per_fire_us": 714.0, "baseline_cpu_per_fire_us": 52.0, "lateness_p99_ms": 12.0,
+          "baseline_p99_ms": 3.0}  # fmt: skip
+
+
+def by_name(rows: list[Row]) -> dict[str, Row]:
+    return {r.measurement: r for r in rows}
+
+
+def test_the_issue_table_from_recorded_results() -> None:
+    rows = assemble(
+        {
+            "store": Outcome(STORE),
+            "http": Outcome(HTTP),
+            "sessions": Outcome(SESSIONS),
+            "timers": Outcome(TIMERS),
+            "subscriptions": Outcome([]),
+        }
+    )
+    assert [r.measurement for r in rows] == [f.name for f in FIGURES]
+    table = by_name(rows)
+    pg = table["PostgreSQL 32 writers vs SQLite 32 writers"]
+    assert (pg.value, pg.baseline, pg.met) == (1416.0, 14772.0, False)
+    assert pg.ratio is not None and math.isclose(pg.ratio, 1416 / 14772)
+    two = table["PostgreSQL 2 nodes x 16 writers vs 1 node x 32"]
+    assert (two.ratio, two.met) == (0.85, False)
+    group = table["SQLite group commit, 32 writers, vs one commit per event"]
+    assert (group.ratio, group.target, group.met) == (7.03, ">= 10x", False)
+    history = table["events/history?limit=2000 vs bare Starlette, same bytes"]
+    assert (history.value, history.baseline, history.met) == (145.0, 1847.0, False)
+    post = table["POST /api/sessions vs bare Starlette, 16 connections"]
+    assert (post.ratio, post.met) == (0.24, False)  # the 16-connection row, not the 1
+    cpu = table["timer CPU per fire vs one task per timer"]
+    assert (cpu.value, cpu.baseline, cpu.met) == (714.0, 52.0, False)
+    late = table["timer lateness p99"]
+    assert (late.value, late.met) == (12.0, True)
+    imp = table["hivelog import-hive, 1M events"]
+    assert math.isnan(imp.value) and imp.met is None and "no bench target" in imp.unit
+
+
+def test_skipped_failed_and_sqlite_only_runs_say_why() -> None:
+    rows = by_name(
+        assemble(
+            {
+                "store": Outcome(STORE[:2]),  # no --db postgresql://...
+                "http": Outcome(skipped=SKIP_HINT),
+                "sessions": Outcome(failed="exit 1: boom"),
+            }
+        )
+    )
+    assert "--db postgresql://" in rows["PostgreSQL 32 writers vs SQLite 32 writers"].unit
+    assert rows["SQLite group commit, 32 writers, vs one commit per event"].met is False
+    history = rows["events/history?limit=2000 vs bare Starlette, same bytes"]
+    assert history.unit == "skipped: pip install -e '.[bench]'" and history.met is None
+    assert "failed" in rows["POST /api/sessions vs bare Starlette, 16 connections"].unit
+    assert "not run" in rows["timer lateness p99"].unit
+
+
+@given(st.floats(0.01, 1000), st.floats(0.01, 1000))
+def test_met_reads_ratio_for_x_targets_and_value_otherwise(value: float, ratio: float) -> None:
+    row = Row("f", value, "us", 1.0, ratio)
+    assert met(">= 0.5x", row) is (ratio >= 0.5)
+    assert met("<= 200 us", row) is (value <= 200)
+    assert met("report", row) is None
+
+
+def test_parse_output_skips_progress_lines() -> None:
+    assert parse_output('building ...\n[\n {"a": 1}\n]\n') == [{"a": 1}]
+    assert parse_output('{"cpu_per_fire_us": 3}') == {"cpu_per_fire_us": 3}
+
+
+def test_bench_all_parses() -> None:
+    args = build_parser().parse_args(["bench", "all", "--quick", "--json"])
+    assert (args.what, args.quick, args.json) == ("all", True, True)
