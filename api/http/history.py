@@ -174,10 +174,13 @@ async def _tail(request: Request, store: EventStore, session_id: str, q: History
             return not_found(session_id)
         head_position = info.head_position
     older = bool(rows) and rows[0].version > 1
-    return render(
-        rows,
-        _fields(session_id, q, rows, page.total, older=older, newer=False, next_=head_position),
-    )
+    cut = 0
+    if older or not rows:  # the oldest live event may sit at an archive cut
+        cut_info = await store.stream_info(session_id)
+        cut = cut_info.truncated_before if cut_info is not None else 0
+        older = older and rows[0].version > cut
+    fields = _fields(session_id, q, rows, page.total, older=older, newer=False, next_=head_position)
+    return render(rows, _mark_cut(fields, older, cut))
 
 
 async def _offset_page(
@@ -194,9 +197,9 @@ async def _offset_page(
         rows = list(reversed(found))
     fields = _fields(session_id, q, rows, -1, older=False, newer=False, next_=info.head_position)
     fields["truncated"] = False
-    fields["has_more_older"] = fields["start_offset"] > 0
+    fields["has_more_older"] = fields["start_offset"] >= max(info.truncated_before, 1)
     fields["has_more_newer"] = bool(rows) and rows[-1].version < info.head_version
-    return render(rows, fields)
+    return render(rows, _mark_cut(fields, fields["has_more_older"], info.truncated_before))
 
 
 async def _window(
@@ -240,9 +243,8 @@ async def _window(
         next_ = max(q.before - 1, 0)
     else:
         next_ = info.head_position
-    return render(
-        rows, _fields(session_id, q, rows, info.head_version, older=older, newer=newer, next_=next_)
-    )
+    fields = _fields(session_id, q, rows, info.head_version, older=older, newer=newer, next_=next_)
+    return render(rows, _mark_cut(fields, older, info.truncated_before))
 
 
 async def _exists(
@@ -263,6 +265,14 @@ async def _exists(
         types=types,
     )
     return bool(found)
+
+
+def _mark_cut(fields: dict[str, Any], older: bool, cut: int) -> dict[str, Any]:
+    """A page with nothing older left live, of a stream cut by `hivelog archive`, says
+    where the archive ends (`archived_before`: its versions below it are archived)."""
+    if cut > 0 and not older:
+        fields["archived_before"] = cut
+    return fields
 
 
 def _fields(
