@@ -63,6 +63,7 @@ class StreamRow(NamedTuple):
     head_position: int
     deleted: bool
     erased_events: int
+    truncated_before: int = 0  # versions below it are in an archive (hivelog archive)
 
 
 class CheckpointRow(NamedTuple):

@@ -148,7 +148,8 @@ class SQLiteSource:
         rows = self.conn.execute(
             "SELECT stream_id, head_version, head_position, deleted, erased_events FROM streams"
         )
-        return [StreamRow(s, v, p, bool(d), e) for s, v, p, d, e in rows]
+        cuts = await self.archive_cuts()
+        return [StreamRow(s, v, p, bool(d), e, cuts.get(s, 0)) for s, v, p, d, e in rows]
 
     async def checkpoints(self) -> list[CheckpointRow]:
         rows = self.conn.execute("SELECT name, position FROM checkpoints ORDER BY name")

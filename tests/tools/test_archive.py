@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 
 from api.core.service import SessionService
@@ -22,6 +23,7 @@ from eventstore.sqlite import SQLiteStore
 from projections import catalogue as cat
 from projections.envelope import new_event
 from tests.support.pg import pg_dsn  # noqa: F401
+from tests.support.server import running_server
 from tests.support.tools_support import hivelog, sqlite_path
 from tools.audit_projections import recorded
 from tools.keep_format import event_from_line, file_sha256, read_lines
@@ -197,3 +199,41 @@ async def test_refusals(db_url: str, tmp_path: Path) -> None:
 def test_postgresql_is_refused_not_yet(pg_dsn: str, tmp_path: Path) -> None:  # noqa: F811
     done = hivelog("archive", "--db", pg_dsn, "--keep-last", "1", "-o", str(tmp_path / "a"))
     assert done.returncode == 2 and b"not supported yet" in done.stderr
+
+
+async def test_history_pages_say_where_the_archive_cuts(db_url: str, tmp_path: Path) -> None:
+    """A real `hivelog serve`: `total` stays exact; the page reaching the cut says
+    `archived_before` and has nothing older; pages above the cut are unchanged."""
+    await seed(db_url)
+    out = tmp_path / "arch"
+    assert hivelog("archive", "--db", db_url, "--keep-last", "5", "-o", str(out)).returncode == 0
+    with running_server(db_url, tmp_path, env={"HIVELOG_AGENTS_ROOTS": str(tmp_path)}) as srv:
+        url = f"{srv.base_url}/api/sessions/session_1/events/history"
+        above = httpx.get(url, params={"limit": 3}).json()
+        assert above["total"] == EVENTS and above["has_more_older"] is True
+        assert "archived_before" not in above
+        at = httpx.get(url, params={"limit": 10}).json()
+        assert at["total"] == EVENTS and at["returned"] == 5 and at["start_index"] == 56
+        assert at["archived_before"] == 56 and at["has_more_older"] is False
+        older = httpx.get(url, params={"limit": 2, "before": at["events"][2]["position"]}).json()
+        assert older["returned"] == 2 and older["archived_before"] == 56
+        assert older["has_more_older"] is False and older["total"] == EVENTS
+        offset = httpx.get(url, params={"limit": 3, "before_offset": 57}).json()
+        assert offset["archived_before"] == 56 and offset["has_more_older"] is False
+
+
+async def test_backup_of_an_archived_log_restores_with_its_cuts(
+    db_url: str, tmp_path: Path
+) -> None:
+    await seed(db_url)
+    before = await snapshot(db_url)
+    out = tmp_path / "arch"
+    assert hivelog("archive", "--db", db_url, "--keep-last", "5", "-o", str(out)).returncode == 0
+    assert hivelog("backup", "--db", db_url, str(tmp_path / "bk")).returncode == 0
+    target = f"sqlite:///{tmp_path / 'copy.db'}"
+    done = hivelog("restore", "--db", target, str(tmp_path / "bk"))
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert audit(target, out)["ok"]
+    back = hivelog("restore-archive", "--db", target, str(out))
+    assert back.returncode == 0, back.stderr.decode()
+    assert await snapshot(target) == before
