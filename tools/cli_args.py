@@ -83,6 +83,12 @@ def replay(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --rebuild: store the rebuilt state as the new checkpoint",
     )
+    parser.add_argument(
+        "--archive",
+        action="append",
+        metavar="DIR",
+        help="with --rebuild: fold this `hivelog archive` folder's events too (repeatable)",
+    )
 
 
 def audit(parser: argparse.ArgumentParser) -> None:

@@ -118,6 +118,14 @@ async def test_archive_keep_last_then_restore(db_url: str, tmp_path: Path) -> No
     full = audit(db_url, out)
     assert full["ok"] and "projections" not in full["skipped"], full
 
+    # `replay --rebuild` folds the archive where it was: it still equals the checkpoint
+    rebuilt_cli = hivelog("replay", "--db", db_url, "--rebuild", "--json", "--archive", str(out))
+    assert rebuilt_cli.returncode == 0, rebuilt_cli.stdout.decode() + rebuilt_cli.stderr.decode()
+    assert orjson.loads(rebuilt_cli.stdout)["equal"] is True
+    assert orjson.loads(rebuilt_cli.stdout)["events_folded"] == len(before)
+    live_only = hivelog("replay", "--db", db_url, "--rebuild", "--json")  # without: it differs
+    assert live_only.returncode == 1 and orjson.loads(live_only.stdout)["equal"] is False
+
     # projections stay exact: the service restarts from its checkpoint to the same catalogue,
     # and folding the archive then the live log (the rebuild) equals that checkpoint
     store = await open_store(db_url)
