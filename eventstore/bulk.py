@@ -46,7 +46,7 @@ EVENT_COLUMNS = [
 # event: (position, stream_id, version, event_id, type, data, metadata, recorded_at_us,
 #         digest, chain); link: (position, stream_id, version, event_id, type,
 #         recorded_at_us, digest, chain); stream: (stream_id, head_version, head_position,
-#         deleted, erased_events); checkpoint: (name, position, state).
+#         deleted, erased_events[, truncated_before]); checkpoint: (name, position, state).
 Row = Sequence[Any]
 
 
@@ -123,6 +123,10 @@ class SQLiteLoader:
                 "INSERT INTO streams (stream_id, head_version, head_position, deleted, "
                 "erased_events) VALUES (?, ?, ?, ?, ?)",
                 [(s[0], s[1], s[2], int(bool(s[3])), s[4]) for s in streams],
+            )
+            c.executemany(  # archive cuts (hivelog archive), when the backup has them
+                "UPDATE streams SET truncated_before = ? WHERE stream_id = ?",
+                [(s[5], s[0]) for s in streams if len(s) > 5 and s[5]],
             )
             c.executemany(
                 "INSERT INTO checkpoints (name, position, state, saved_at) VALUES (?, ?, ?, 0)",

@@ -190,6 +190,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX subscription_deliveries_state
         ON subscription_deliveries (group_name, state, position);
     """,
+    # 5: archiving (truncate-before): versions below the cut were moved to an archive;
+    # their links stay in erased_links so the chain still verifies (tools/archive.py).
+    """
+    ALTER TABLE streams ADD COLUMN truncated_before INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 EVENT_COLUMNS = "stream_id, version, position, event_id, type, data, metadata, recorded_at"
@@ -523,14 +528,75 @@ class SQLiteStore(EventStore):
 
     async def stream_info(self, stream_id: str) -> StreamInfo | None:
         rows = await self._fetch(
-            "SELECT stream_id, head_version, head_position, deleted, erased_events "
-            "FROM streams WHERE stream_id = ?",
+            "SELECT stream_id, head_version, head_position, deleted, erased_events, "
+            "truncated_before FROM streams WHERE stream_id = ?",
             (stream_id,),
         )
         if not rows:
             return None
-        sid, head, head_position, deleted, erased = rows[0]
-        return StreamInfo(sid, head, head_position, bool(deleted), erased)
+        sid, head, head_position, deleted, erased, cut = rows[0]
+        return StreamInfo(sid, head, head_position, bool(deleted), erased, cut)
+
+    # ---- archiving (truncate-before; tools/archive.py) -----------------------------
+
+    async def archive_plan(
+        self,
+        *,
+        max_position: int,
+        recorded_before_us: int | None,
+        keep_last: int | None,
+        stream_id: str | None = None,
+    ) -> list[tuple[str, int, int]]:
+        """(stream, first live version, cut) for each live session stream with a prefix to
+        archive: only events at or below `max_position` (the projections' checkpoint)."""
+        where = "s.deleted = 0 AND s.stream_id NOT LIKE '$%'"
+        params: list[Any] = [max_position, recorded_before_us or 0]
+        if stream_id is not None:
+            where += " AND s.stream_id = ?"
+            params.append(stream_id)
+        rows = await self._fetch(
+            "SELECT s.stream_id, s.head_version, "
+            "(SELECT MIN(version) FROM events e WHERE e.stream_id = s.stream_id), "
+            "(SELECT MAX(version) FROM events e WHERE e.stream_id = s.stream_id "
+            " AND e.position <= ?), "
+            "(SELECT MAX(version) FROM events e WHERE e.stream_id = s.stream_id "
+            f" AND e.recorded_at < ?) FROM streams s WHERE {where} ORDER BY s.stream_id",
+            params,
+        )
+        plan = []
+        for sid, head, first, below_checkpoint, older in rows:
+            if first is None or below_checkpoint is None:
+                continue
+            cut = below_checkpoint + 1
+            if recorded_before_us is not None:
+                cut = min(cut, (older or 0) + 1)
+            if keep_last is not None:
+                cut = min(cut, head - keep_last + 1)
+            if cut > first:
+                plan.append((str(sid), int(first), int(cut)))
+        return plan
+
+    async def archive_rows(self, stream_id: str, before_version: int) -> list[tuple[Any, ...]]:
+        """The live events below the cut with their digest and link (backup row order)."""
+        return await self._fetch(
+            "SELECT position, stream_id, version, event_id, type, data, metadata, recorded_at, "
+            "digest, chain FROM events WHERE stream_id = ? AND version < ? ORDER BY version",
+            (stream_id, before_version),
+        )
+
+    async def archive_before(self, stream_id: str, before_version: int, expected: int) -> int:
+        """Remove a stream's versions below `before_version` in one transaction, keeping
+        their links in erased_links; refuses (nothing changes) unless exactly `expected`
+        events go. Versions, positions and the head never change."""
+        stream_id = validate_stream_id(stream_id)
+        return await self._submit(
+            lambda ctx: _archive_job(ctx, stream_id, before_version, expected)
+        )
+
+    async def restore_archived(self, stream_id: str, rows: list[tuple[Any, ...]]) -> int:
+        """Put archived rows back, each checked against the link it left behind."""
+        stream_id = validate_stream_id(stream_id)
+        return await self._submit(lambda ctx: _unarchive_job(ctx, stream_id, rows))
 
     async def head_position(self) -> int:
         rows = await self._fetch("SELECT last_position FROM log_head", ())
@@ -687,6 +753,61 @@ def _delete_job(ctx: BatchContext, stream_id: str) -> None:
         (stream_id, erased),
     )
     ctx.erased = ctx.erased or erased > 0
+
+
+def _archive_job(ctx: BatchContext, stream_id: str, before_version: int, expected: int) -> int:
+    conn = ctx.conn
+    row = conn.execute(
+        "SELECT deleted, truncated_before FROM streams WHERE stream_id = ?", (stream_id,)
+    ).fetchone()
+    if row is None or row[0]:
+        raise InvalidEvent(f"{stream_id}: no live stream to archive")
+    conn.execute(
+        "INSERT INTO erased_links (position, stream_id, version, event_id, type, recorded_at, "
+        "digest, chain) SELECT position, stream_id, version, event_id, type, recorded_at, "
+        "digest, chain FROM events WHERE stream_id = ? AND version < ? AND chain IS NOT NULL",
+        (stream_id, before_version),
+    )
+    removed = conn.execute(
+        "DELETE FROM events WHERE stream_id = ? AND version < ?", (stream_id, before_version)
+    ).rowcount
+    if removed != expected:
+        raise InvalidEvent(f"{stream_id}: {removed} events below the cut, archived {expected}")
+    conn.execute(
+        "UPDATE streams SET truncated_before = ? WHERE stream_id = ?",
+        (max(before_version, row[1]), stream_id),
+    )
+    ctx.erased = ctx.erased or removed > 0
+    return int(removed)
+
+
+def _unarchive_job(ctx: BatchContext, stream_id: str, rows: list[tuple[Any, ...]]) -> int:
+    conn = ctx.conn
+    state = conn.execute("SELECT deleted FROM streams WHERE stream_id = ?", (stream_id,)).fetchone()
+    if state is None or state[0]:
+        raise InvalidEvent(f"{stream_id}: deleted or unknown; its archive cannot come back")
+    for position, sid, version, event_id, type_, data, metadata, recorded_at, dig, chain in rows:
+        kept = conn.execute(
+            "SELECT stream_id, version, event_id, type, recorded_at, digest, chain "
+            "FROM erased_links WHERE position = ?",
+            (position,),
+        ).fetchone()
+        if kept is None or tuple(kept) != (sid, version, event_id, type_, recorded_at, dig, chain):
+            raise InvalidEvent(f"position {position}: does not match the link the log kept")
+        if sid != stream_id or content_digest(data, metadata) != dig:
+            raise InvalidEvent(f"position {position}: content differs from its digest")
+    conn.executemany(
+        "INSERT INTO events (position, stream_id, version, event_id, type, data, metadata, "
+        "recorded_at, digest, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    conn.executemany("DELETE FROM erased_links WHERE position = ?", [(r[0],) for r in rows])
+    conn.execute(
+        "UPDATE streams SET truncated_before = COALESCE((SELECT MAX(version) + 1 "
+        "FROM erased_links WHERE stream_id = ?), 0) WHERE stream_id = ?",
+        (stream_id, stream_id),
+    )
+    return len(rows)
 
 
 def _backfill_chain(conn: sqlite3.Connection) -> None:

@@ -184,6 +184,7 @@ class StreamInfo:
     head_position: int
     deleted: bool
     erased_events: int
+    truncated_before: int = 0  # versions below it were archived (0: none)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 from .audit_chain import ChainCheck
-from .audit_checks import CHECKS, Fault, LogChecker, Report
+from .audit_checks import CHECKS, EventRow, Fault, LogChecker, Report
 from .audit_extra import ExtraCheck
 from .audit_source import LogSource, open_source
 from .console import EXIT_OK, EXIT_PROBLEMS, progress, write_json
@@ -33,7 +35,8 @@ async def _main(args: argparse.Namespace) -> int:
         raise UsageError("--from takes a position >= 1")
     source = await open_source(resolve_url(args.db, must_exist=True))
     try:
-        report = await audit(source, from_position=args.from_position)
+        archives = [Path(a) for a in args.archive or ()]
+        report = await audit(source, from_position=args.from_position, archives=archives)
     finally:
         await source.close()
     if args.json:
@@ -44,7 +47,11 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 async def audit(
-    source: LogSource, from_position: int | None = None, *, storage: bool = True
+    source: LogSource,
+    from_position: int | None = None,
+    *,
+    storage: bool = True,
+    archives: Sequence[Path] = (),
 ) -> Report:
     """The full audit (or the chain from `from_position`); damage is reported, not raised.
 
@@ -59,7 +66,7 @@ async def audit(
         report.add(Fault("storage", f"PRAGMA quick_check: {problem}"))
     try:
         if from_position is None:
-            await _full(source, report)
+            await _full(source, report, archives)
         else:
             await _chain_only(source, report, from_position)
     except sqlite3.DatabaseError as exc:
@@ -67,21 +74,38 @@ async def audit(
     return report
 
 
-async def _full(source: LogSource, report: Report) -> None:
-    checker = LogChecker(report)
-    extras: list[ExtraCheck] = [ChainCheck(report), *extra_checks(report)]
+async def _full(source: LogSource, report: Report, archives: Sequence[Path] = ()) -> None:
+    cuts = await source.archive_cuts()
+    checker = LogChecker(report, cuts)
+    folds = extra_checks(report)
+    archived = archived_rows(archives, cuts) if cuts else []
+    if cuts and not archived and folds:  # folds from scratch need the archived events
+        why = f"{len(cuts)} streams are archived: give the --archive DIRs that hold them"
+        report.skipped.update(projections=why, trigger_fires=why)
+        folds = []
+    extras: list[ExtraCheck] = [ChainCheck(report), *folds]
     head = await source.head()
     for extra in extras:
         await extra.start(source)
+    pending = iter(archived)
+    nxt = next(pending, None)
     with progress("audit", head) as advance:
         done = 0
         async for rows in source.events():
             for row in rows:
+                while nxt is not None and nxt.position < row.position:
+                    for fold in folds:
+                        fold.event(nxt)
+                    nxt = next(pending, None)
                 checker.event(row)
                 for extra in extras:
                     extra.event(row)
             advance(rows[-1].position - done)
             done = rows[-1].position
+    while nxt is not None:
+        for fold in folds:
+            fold.event(nxt)
+        nxt = next(pending, None)
     checker.finish(
         await source.streams(), head, await source.checkpoints(), await source.duplicate_ids()
     )
@@ -99,6 +123,31 @@ async def _chain_only(source: LogSource, report: Report, from_position: int) -> 
     for check in CHECKS:
         if check not in ("chain", "storage"):
             report.skipped.setdefault(check, PARTIAL)
+
+
+def archived_rows(archives: Sequence[Path], cuts: dict[str, int]) -> list[EventRow]:
+    """The events `hivelog archive` moved out that are still cut, in position order;
+    [] unless the folders cover every cut exactly."""
+    from .archive import files_problems, load_manifest
+    from .keep_format import event_from_line, read_lines
+
+    rows: list[EventRow] = []
+    for folder in archives:
+        manifest = load_manifest(folder)
+        damaged = files_problems(folder, manifest["files"])
+        if damaged:
+            raise UsageError(f"{folder}: {'; '.join(damaged)}")
+        for entry in manifest["streams"]:
+            if entry["before_version"] <= cuts.get(entry["stream_id"], 0):
+                rows.extend(event_from_line(line) for line in read_lines(folder, entry["file"]))
+    counted: dict[str, int] = {}
+    for row in rows:
+        counted[row.stream_id] = counted.get(row.stream_id, 0) + 1
+    missing = [s for s, cut in cuts.items() if counted.get(s, 0) != cut - 1]
+    if missing:  # the caller reports the projection checks as skipped
+        return []
+    rows.sort(key=lambda r: r.position)
+    return rows
 
 
 def extra_checks(report: Report) -> list[ExtraCheck]:

@@ -63,6 +63,7 @@ class StreamRow(NamedTuple):
     head_position: int
     deleted: bool
     erased_events: int
+    truncated_before: int = 0  # versions below it are in an archive (hivelog archive)
 
 
 class CheckpointRow(NamedTuple):
@@ -126,8 +127,9 @@ class _StreamSeen:
 class LogChecker:
     """Feed every event row in position order, then call `finish`."""
 
-    def __init__(self, report: Report) -> None:
+    def __init__(self, report: Report, cuts: dict[str, int] | None = None) -> None:
         self.report = report
+        self.cuts = cuts or {}  # stream -> archived before this version (hivelog archive)
         self.streams: dict[str, _StreamSeen] = {}
         self.events = 0
         self.last_position = 0
@@ -145,7 +147,7 @@ class LogChecker:
 
     def _check_version(self, row: EventRow) -> None:
         seen = self.streams.get(row.stream_id)
-        previous = seen.version if seen else 0
+        previous = seen.version if seen else max(self.cuts.get(row.stream_id, 1) - 1, 0)
         if row.version != previous + 1:
             if row.version == previous + 2:
                 missing = f"version {previous + 1} missing"
@@ -190,6 +192,7 @@ class LogChecker:
     ) -> Report:
         report = self.report
         erased = 0
+        archived = sum(max(cut - 1, 0) for cut in self.cuts.values())
         heads = {s.stream_id: s for s in streams}
         for row in heads.values():
             seen = self.streams.get(row.stream_id)
@@ -216,7 +219,7 @@ class LogChecker:
                         seen.position,
                     )
                 )
-        self._check_positions(head, erased)
+        self._check_positions(head, erased + archived)
         for name, position in checkpoints:
             if position > head:
                 report.add(
@@ -232,6 +235,7 @@ class LogChecker:
             streams=len(heads),
             deleted_streams=sum(1 for s in heads.values() if s.deleted),
             erased_events=erased,
+            archived_events=archived,
             head_position=head,
             checkpoints=len(checkpoints),
         )
@@ -239,7 +243,7 @@ class LogChecker:
 
     def _check_head(self, row: StreamRow, seen: _StreamSeen | None) -> None:
         if seen is None:
-            if row.head_version:
+            if row.head_version >= self.cuts.get(row.stream_id, 0):  # all archived: fine
                 self.report.add(
                     Fault(
                         "stream_heads",

@@ -53,6 +53,7 @@ class LogSource(Protocol):
     async def schema_version(self) -> int: ...
     async def chain_head(self) -> tuple[int, bytes]: ...
     async def streams(self) -> list[StreamRow]: ...
+    async def archive_cuts(self) -> dict[str, int]: ...
     async def checkpoints(self) -> list[CheckpointRow]: ...
     async def checkpoint_state(self, name: str) -> tuple[int, bytes] | None: ...
     async def duplicate_ids(self) -> list[tuple[str, int]]: ...
@@ -133,11 +134,22 @@ class SQLiteSource:
             return None
         return int(row[0]), bytes(row[1])
 
+    async def archive_cuts(self) -> dict[str, int]:
+        """Streams cut by `hivelog archive`: versions below the cut are in an archive."""
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(streams)")}
+        if "truncated_before" not in columns:
+            return {}
+        rows = self.conn.execute(
+            "SELECT stream_id, truncated_before FROM streams WHERE truncated_before > 0"
+        )
+        return {str(s): int(c) for s, c in rows}
+
     async def streams(self) -> list[StreamRow]:
         rows = self.conn.execute(
             "SELECT stream_id, head_version, head_position, deleted, erased_events FROM streams"
         )
-        return [StreamRow(s, v, p, bool(d), e) for s, v, p, d, e in rows]
+        cuts = await self.archive_cuts()
+        return [StreamRow(s, v, p, bool(d), e, cuts.get(s, 0)) for s, v, p, d, e in rows]
 
     async def checkpoints(self) -> list[CheckpointRow]:
         rows = self.conn.execute("SELECT name, position FROM checkpoints ORDER BY name")
@@ -273,6 +285,9 @@ class PostgresSource:
         # PostgreSQL keeps no separate head row (updating one per append halved the
         # append rate): the newest link is the head, so compare it with one written down.
         return None
+
+    async def archive_cuts(self) -> dict[str, int]:
+        return {}  # archiving is SQLite-only for now
 
     async def streams(self) -> list[StreamRow]:
         live = await self.conn.fetch(

@@ -51,6 +51,16 @@ SUBCOMMANDS: dict[str, tuple[str, str, Declare]] = {
         "load a backup into an empty store and verify it",
         cli_args.restore,
     ),
+    "archive": (
+        "tools.archive",
+        "move old events of session streams to a verified archive folder (truncate-before)",
+        cli_args.archive,
+    ),
+    "restore-archive": (
+        "tools.restore_archive",
+        "put an archive's events back into the live log, checked against their links",
+        cli_args.restore_archive,
+    ),
     "copy": (
         "tools.copy_log",
         "copy a log to another store (e.g. SQLite to PostgreSQL), verified",

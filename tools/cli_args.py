@@ -83,10 +83,23 @@ def replay(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --rebuild: store the rebuilt state as the new checkpoint",
     )
+    parser.add_argument(
+        "--archive",
+        action="append",
+        metavar="DIR",
+        help="with --rebuild: fold this `hivelog archive` folder's events too (repeatable)",
+    )
 
 
 def audit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--archive",
+        action="append",
+        metavar="DIR",
+        help="a folder written by `hivelog archive`: its events are folded for the "
+        "projection checks (repeatable)",
+    )
     parser.add_argument(
         "--from",
         dest="from_position",
@@ -106,6 +119,21 @@ def restore(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", metavar="SRC", help="a folder written by `hivelog backup`")
     parser.add_argument("--force", action="store_true", help="empty a non-empty target first")
     parser.add_argument("--json", action="store_true", help="print the verification as JSON")
+
+
+def archive(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--older-than", metavar="AGE", help="events older than AGE (90d, 12h, 30m)")
+    which.add_argument("--keep-last", type=int, metavar="N", help="keep each stream's newest N")
+    parser.add_argument("--session", metavar="ID", help="only this session's stream")
+    parser.add_argument("-o", "--out", required=True, metavar="DIR", help="a new folder")
+    parser.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
+    parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+
+def restore_archive(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", metavar="DIR", help="a folder written by `hivelog archive`")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def copy(parser: argparse.ArgumentParser) -> None:

@@ -228,4 +228,5 @@ def checkpoint_from_line(line: list[Any]) -> tuple[str, int, bytes]:
 
 
 def stream_from_line(line: list[Any]) -> StreamRow:
-    return StreamRow(line[0], int(line[1]), int(line[2]), bool(line[3]), int(line[4]))
+    cut = int(line[5]) if len(line) > 5 else 0  # backups before archiving have no cut
+    return StreamRow(line[0], int(line[1]), int(line[2]), bool(line[3]), int(line[4]), cut)

@@ -10,22 +10,27 @@ stopped service whose checkpoint is damaged (a running one saves its own).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from eventstore import EventStore
+from eventstore import EventStore, RecordedEvent
 from projections import catalogue as cat
 
 from .console import EXIT_OK, EXIT_PROBLEMS, progress, write_json
-from .logio import connect, log_pages
+from .logio import UsageError, connect, log_pages
 from .projection_compare import as_json, differences
 
 
-async def rebuild(url: str, as_json_output: bool, *, save: bool) -> int:
+async def rebuild(
+    url: str, as_json_output: bool, *, save: bool, archives: Sequence[Path] = ()
+) -> int:
     store = await connect(url)
     try:
-        result = await rebuild_catalogue(store, save=save)
+        archived = await archived_events(store, archives)
+        result = await rebuild_catalogue(store, save=save, archived=archived)
     finally:
         await store.close()
     if as_json_output:
@@ -35,7 +40,33 @@ async def rebuild(url: str, as_json_output: bool, *, save: bool) -> int:
     return EXIT_OK if result["equal"] is not False else EXIT_PROBLEMS
 
 
-async def rebuild_catalogue(store: EventStore, *, save: bool) -> dict[str, Any]:
+async def archived_events(store: EventStore, archives: Sequence[Path]) -> list[RecordedEvent]:
+    """The events of `hivelog archive` folders that are still cut from the live log, in
+    position order: the rebuild folds them where they were, so it equals the checkpoint."""
+    if not archives:
+        return []
+    from .archive import files_problems, load_manifest
+    from .audit_projections import recorded
+    from .keep_format import event_from_line, read_lines
+
+    found: list[RecordedEvent] = []
+    for folder in archives:
+        manifest = load_manifest(folder)
+        damaged = files_problems(folder, manifest["files"])
+        if damaged:
+            raise UsageError(f"{folder}: {'; '.join(damaged)}")
+        for entry in manifest["streams"]:
+            info = await store.stream_info(entry["stream_id"])
+            if info is not None and entry["before_version"] <= info.truncated_before:
+                lines = read_lines(folder, entry["file"])
+                found.extend(recorded(event_from_line(line)) for line in lines)
+    found.sort(key=lambda e: e.position)
+    return found
+
+
+async def rebuild_catalogue(
+    store: EventStore, *, save: bool, archived: Sequence[RecordedEvent] = ()
+) -> dict[str, Any]:
     name = cat.CHECKPOINT_NAME
     checkpoint = await store.load_checkpoint(name)
     stop_at = checkpoint.position if checkpoint else -1
@@ -45,14 +76,20 @@ async def rebuild_catalogue(store: EventStore, *, save: bool) -> dict[str, Any]:
     events = 0
     with progress("rebuild", head) as advance:
         done = 0
+        pending = list(archived)  # folded in position order among the live events
         async for page in log_pages(store):
-            for event in page:
+            for event in _merged(pending, page):
                 if at_checkpoint is None and event.position > stop_at >= 0:
                     at_checkpoint = _snapshot(state, stop_at)
                 cat.apply(state, event)
-            events += len(page)
+                events += 1
             advance(page[-1].position - done)
             done = page[-1].position
+    for event in pending:  # archived after the last live event (not normally)
+        if at_checkpoint is None and event.position > stop_at >= 0:
+            at_checkpoint = _snapshot(state, stop_at)
+        cat.apply(state, event)
+        events += 1
     if at_checkpoint is None and stop_at >= 0:
         at_checkpoint = _snapshot(state, stop_at)
     state.position = max(state.position, head)
@@ -80,6 +117,17 @@ async def rebuild_catalogue(store: EventStore, *, save: bool) -> dict[str, Any]:
         await store.save_checkpoint(name, state.position, cat.encode(state))
         result["saved"] = True
     return result
+
+
+def _merged(pending: list[RecordedEvent], page: list[RecordedEvent]) -> list[RecordedEvent]:
+    """`page` with the archived events that come before its last one, taken from `pending`."""
+    if not pending or pending[0].position > page[-1].position:
+        return page
+    cut = 0
+    while cut < len(pending) and pending[cut].position < page[-1].position:
+        cut += 1
+    taken, pending[:cut] = pending[:cut], []
+    return sorted([*taken, *page], key=lambda e: e.position)
 
 
 def _snapshot(state: cat.CatalogueState, position: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from eventstore import EventStore, RecordedEvent, StreamDeleted
 
@@ -30,7 +31,9 @@ async def _main(args: argparse.Namespace) -> int:
             raise UsageError("--rebuild takes no session, --types or --follow")
         from .rebuild import rebuild
 
-        return await rebuild(resolve_url(args.db, must_exist=True), args.json, save=args.save)
+        archives = [Path(a) for a in getattr(args, "archive", None) or ()]
+        url = resolve_url(args.db, must_exist=True)
+        return await rebuild(url, args.json, save=args.save, archives=archives)
     if not args.session_id:
         raise UsageError("replay needs a SESSION_ID (or --rebuild)")
     if args.save:

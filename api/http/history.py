@@ -111,16 +111,18 @@ def parse_query(params: Any) -> HistoryQuery:
     )
 
 
-def etag(head_version: int, head_position: int, q: HistoryQuery) -> str:
-    """A strong validator: the stream head (version, position) and the normalised query.
+def etag(head_version: int, head_position: int, q: HistoryQuery, cut: int = 0) -> str:
+    """A strong validator: the stream head (version, position), its archive cut and the
+    normalised query.
 
     Stored events never change in place (an erase deletes the whole stream, which
-    is then a 404), so the same head and the same query always give the same
-    bytes; any append moves the head. Types are sorted: their order filters the same.
+    is then a 404; an archive moves the cut), so the same head, cut and query always
+    give the same bytes; any append moves the head. Types are sorted: their order
+    filters the same.
     """
     norm = f"{q.limit}|{q.before}|{q.after}|{','.join(sorted(q.types))}|{q.before_offset}"
     digest = hashlib.blake2b(norm.encode(), digest_size=6).hexdigest()
-    return f'"h{head_version}.{head_position}.{digest}"'
+    return f'"h{head_version}.{head_position}.{cut}.{digest}"'
 
 
 def matches(if_none_match: str | None, tag: str) -> bool:
@@ -210,7 +212,7 @@ async def _tail(request: Request, store: EventStore, session_id: str, q: History
         info = await session_stream_info(request, session_id)
         if info is None:
             return not_found(session_id)
-        tag = etag(info.head_version, info.head_position, q)
+        tag = etag(info.head_version, info.head_position, q, info.truncated_before)
         if matches(inm, tag):
             return not_modified(tag)
     page = await store.tail_json(session_id, q.limit)
@@ -223,11 +225,13 @@ async def _tail(request: Request, store: EventStore, session_id: str, q: History
             return not_found(session_id)
         head_position = info.head_position
     older = bool(rows) and rows[0].version > 1
-    return render(
-        rows,
-        _fields(session_id, q, rows, page.total, older=older, newer=False, next_=head_position),
-        etag(page.total, head_position, q),
-    )
+    cut = 0
+    if older or not rows:  # the oldest live event may sit at an archive cut
+        cut_info = await store.stream_info(session_id)
+        cut = cut_info.truncated_before if cut_info is not None else 0
+        older = older and rows[0].version > cut
+    fields = _fields(session_id, q, rows, page.total, older=older, newer=False, next_=head_position)
+    return render(rows, _mark_cut(fields, older, cut), etag(page.total, head_position, q, cut))
 
 
 async def _offset_page(
@@ -237,7 +241,7 @@ async def _offset_page(
     info = await session_stream_info(request, session_id)
     if info is None:
         return not_found(session_id)
-    tag = etag(info.head_version, info.head_position, q)
+    tag = etag(info.head_version, info.head_position, q, info.truncated_before)
     if matches(request.headers.get("if-none-match"), tag):
         return not_modified(tag)
     rows: list[StoredEvent] = []
@@ -247,9 +251,9 @@ async def _offset_page(
         rows = list(reversed(found))
     fields = _fields(session_id, q, rows, -1, older=False, newer=False, next_=info.head_position)
     fields["truncated"] = False
-    fields["has_more_older"] = fields["start_offset"] > 0
+    fields["has_more_older"] = fields["start_offset"] >= max(info.truncated_before, 1)
     fields["has_more_newer"] = bool(rows) and rows[-1].version < info.head_version
-    return render(rows, fields, tag)
+    return render(rows, _mark_cut(fields, fields["has_more_older"], info.truncated_before), tag)
 
 
 async def _window(
@@ -258,7 +262,7 @@ async def _window(
     info = await session_stream_info(request, session_id)
     if info is None:
         return not_found(session_id)
-    tag = etag(info.head_version, info.head_position, q)
+    tag = etag(info.head_version, info.head_position, q, info.truncated_before)
     if matches(request.headers.get("if-none-match"), tag):
         return not_modified(tag)
     types = list(q.types) or None
@@ -296,11 +300,8 @@ async def _window(
         next_ = max(q.before - 1, 0)
     else:
         next_ = info.head_position
-    return render(
-        rows,
-        _fields(session_id, q, rows, info.head_version, older=older, newer=newer, next_=next_),
-        tag,
-    )
+    fields = _fields(session_id, q, rows, info.head_version, older=older, newer=newer, next_=next_)
+    return render(rows, _mark_cut(fields, older, info.truncated_before), tag)
 
 
 async def _exists(
@@ -321,6 +322,14 @@ async def _exists(
         types=types,
     )
     return bool(found)
+
+
+def _mark_cut(fields: dict[str, Any], older: bool, cut: int) -> dict[str, Any]:
+    """A page with nothing older left live, of a stream cut by `hivelog archive`, says
+    where the archive ends (`archived_before`: its versions below it are archived)."""
+    if cut > 0 and not older:
+        fields["archived_before"] = cut
+    return fields
 
 
 def _fields(

@@ -106,6 +106,8 @@ def test_every_subcommand_and_bench_target_parses() -> None:
             "worker": [name, "g", "--exec", "true"],
             "backup": [name, "/nowhere"],
             "restore": [name, "/nowhere"],
+            "archive": [name, "--keep-last", "3", "-o", "/nowhere"],
+            "restore-archive": [name, "/nowhere"],
             "copy": [name, "--from", "sqlite:///a.db", "--to", "sqlite:///b.db"],
         }.get(name, [name])
         args = parser.parse_args(argv)

@@ -97,6 +97,7 @@ def test_tag_is_a_function_of_head_and_query(v: int, p: int, limit: int, types: 
     tag = etag(v, p, q)
     assert tag == etag(v, p, HistoryQuery(limit, None, None, tuple(reversed(types))))
     assert tag != etag(v + 1, p + 1, q)
+    assert tag != etag(v, p, q, cut=1)  # an archive moves the cut, not the head
     assert tag != etag(v, p, HistoryQuery(limit + 1, None, None, tuple(types)))
     assert matches(tag, tag) and matches(f"W/{tag}", tag) and not matches("", tag)
 

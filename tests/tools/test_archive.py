@@ -1,0 +1,247 @@
+"""`hivelog archive` / `restore-archive` on real SQLite files, through the real command.
+
+What must hold after an archive: versions, positions and `total` unchanged, the
+chain still verifies (`hivelog audit` passes), the file gives space back, the
+catalogue the service restarts from is the one it had, and a fold over the archive
+plus the live log equals the checkpoint. After `restore-archive` the log is the
+one before, event for event.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from api.core.service import SessionService
+from eventstore import RecordedEvent, open_store
+from eventstore.sqlite import SQLiteStore
+from projections import catalogue as cat
+from projections.envelope import new_event
+from tests.support.pg import pg_dsn  # noqa: F401
+from tests.support.server import running_server
+from tests.support.tools_support import hivelog, sqlite_path
+from tools.audit_projections import recorded
+from tools.keep_format import event_from_line, file_sha256, read_lines
+
+T0 = 1_790_000_000.0
+SESSIONS = 4
+EVENTS = 60  # per session, ~8 KB each: the archive is big enough to show in the file size
+
+
+async def seed(db_url: str, *, extra_after_checkpoint: int = 0) -> None:
+    """Sessions folded and checkpointed by the real service; then `extra` uncheckpointed."""
+    store = await open_store(db_url)
+    service = SessionService(store)
+    await service.start()
+    for n in range(SESSIONS):
+        sid = f"session_{n}"
+        await store.append(
+            sid,
+            [new_event("session_created", {"session_id": sid, "queen_id": "q"}, timestamp=T0)],
+        )
+        for i in range(EVENTS - 1):
+            body = {"content": f"{n}-{i} " + "x" * 8000}
+            await store.append(sid, [new_event("client_input_received", body, timestamp=T0 + i)])
+    await service.wait_for(await store.head_position())
+    await service.stop()  # saves the checkpoint
+    for i in range(extra_after_checkpoint):
+        body = {"content": f"late {i}"}
+        await store.append("session_0", [new_event("client_input_received", body, timestamp=T0)])
+    await store.close()
+
+
+async def snapshot(db_url: str) -> list[RecordedEvent]:
+    store = await open_store(db_url)
+    try:
+        return await store.read_all(0, limit=100_000)
+    finally:
+        await store.close()
+
+
+def audit(db_url: str, *archives: Path) -> dict[str, Any]:
+    args = [a for d in archives for a in ("--archive", str(d))]
+    done = hivelog("audit", "--db", db_url, "--json", *args)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    report: dict[str, Any] = orjson.loads(done.stdout)
+    return report
+
+
+def archived_events(folder: Path) -> list[RecordedEvent]:
+    manifest = orjson.loads((folder / "archive.json").read_bytes())
+    rows = [
+        event_from_line(line) for name in manifest["files"] for line in read_lines(folder, name)
+    ]
+    return [recorded(r) for r in rows]
+
+
+async def test_archive_keep_last_then_restore(db_url: str, tmp_path: Path) -> None:
+    await seed(db_url)
+    before = await snapshot(db_url)
+    path = sqlite_path(db_url)
+    size_before = os.path.getsize(path)
+    out = tmp_path / "arch"
+
+    dry = hivelog("archive", "--db", db_url, "--keep-last", "5", "-o", str(out), "--dry-run")
+    assert dry.returncode == 0, dry.stderr.decode()
+    assert b"would archive 220 events of 4 streams" in dry.stdout
+    assert not out.exists() and await snapshot(db_url) == before
+
+    done = hivelog("archive", "--db", db_url, "--keep-last", "5", "-o", str(out), "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    manifest = orjson.loads(done.stdout)
+    assert manifest["events"] == SESSIONS * (EVENTS - 5)
+    assert {(s["from_version"], s["before_version"]) for s in manifest["streams"]} == {(1, 56)}
+    size_after = os.path.getsize(path)
+    print(f"\narchive size figures: {size_before} -> {size_after} bytes (archive folder "
+          f"{sum(f.stat().st_size for f in out.iterdir())} bytes)")  # fmt: skip
+    assert size_after < size_before * 0.5
+
+    live = await snapshot(db_url)
+    assert live == [e for e in before if e.version >= 56]
+    store = await open_store(db_url)
+    try:
+        page = await store.tail("session_1", 3)
+        assert page.total == EVENTS and [e.version for e in page.events] == [58, 59, 60]
+        info = await store.stream_info("session_1")
+        assert info is not None and info.truncated_before == 56 and info.head_version == EVENTS
+    finally:
+        await store.close()
+
+    plain = audit(db_url)  # chain and positions account for the cut; folds need the archive
+    assert plain["ok"] and plain["stats"]["archived_events"] == 220
+    assert "projections" in plain["skipped"]
+    full = audit(db_url, out)
+    assert full["ok"] and "projections" not in full["skipped"], full
+
+    # `replay --rebuild` folds the archive where it was: it still equals the checkpoint
+    rebuilt_cli = hivelog("replay", "--db", db_url, "--rebuild", "--json", "--archive", str(out))
+    assert rebuilt_cli.returncode == 0, rebuilt_cli.stdout.decode() + rebuilt_cli.stderr.decode()
+    assert orjson.loads(rebuilt_cli.stdout)["equal"] is True
+    assert orjson.loads(rebuilt_cli.stdout)["events_folded"] == len(before)
+    live_only = hivelog("replay", "--db", db_url, "--rebuild", "--json")  # without: it differs
+    assert live_only.returncode == 1 and orjson.loads(live_only.stdout)["equal"] is False
+
+    # projections stay exact: the service restarts from its checkpoint to the same catalogue,
+    # and folding the archive then the live log (the rebuild) equals that checkpoint
+    store = await open_store(db_url)
+    try:
+        checkpoint = await store.load_checkpoint(cat.CHECKPOINT_NAME)
+        assert checkpoint is not None
+        rebuilt = cat.fold_all(sorted(archived_events(out) + live, key=lambda e: e.position))
+        assert cat.encode(rebuilt) == cat.encode(cat.fold_all(before))
+        assert orjson.loads(cat.encode(rebuilt)) == orjson.loads(checkpoint.state)
+        service = SessionService(store)
+        await service.start()
+        try:
+            assert service.restored_from_checkpoint
+            assert cat.encode(service.catalogue) == cat.encode(rebuilt)
+        finally:
+            await service.stop()
+    finally:
+        await store.close()
+
+    back = hivelog("restore-archive", "--db", db_url, str(out), "--json")
+    assert back.returncode == 0, back.stderr.decode()
+    assert orjson.loads(back.stdout)["events"] == 220
+    assert await snapshot(db_url) == before
+    again = audit(db_url)
+    assert again["ok"] and "projections" not in again["skipped"]
+    twice = hivelog("restore-archive", "--db", db_url, str(out), "--json")
+    assert twice.returncode == 0 and len(orjson.loads(twice.stdout)["skipped"]) == SESSIONS
+
+
+async def test_archive_never_passes_the_checkpoint(db_url: str, tmp_path: Path) -> None:
+    await seed(db_url, extra_after_checkpoint=5)
+    out = tmp_path / "arch"
+    done = hivelog("archive", "--db", db_url, "--keep-last", "0", "--session", "session_0",
+                   "-o", str(out), "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    (entry,) = orjson.loads(done.stdout)["streams"]
+    assert (entry["from_version"], entry["before_version"]) == (1, EVENTS + 1)  # not the 5 late
+    assert audit(db_url, out)["ok"]
+
+
+async def test_restore_refuses_a_tampered_archive(db_url: str, tmp_path: Path) -> None:
+    await seed(db_url)
+    before = await snapshot(db_url)
+    out = tmp_path / "arch"
+    assert hivelog("archive", "--db", db_url, "--older-than", "0s", "-o", str(out)).returncode == 0
+    live = await snapshot(db_url)
+    assert audit(db_url)["ok"]
+    # rewrite one event's content and the manifest's SHA-256 to match: the kept link refuses it
+    manifest = orjson.loads((out / "archive.json").read_bytes())
+    name = manifest["streams"][0]["file"]
+    lines = list(read_lines(out, name))
+    lines[3]["data"] = lines[3]["data"].replace("x", "y", 1)
+    with gzip.open(out / name, "wb") as f:
+        f.write(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    manifest["files"][name]["sha256"] = file_sha256(out / name)
+    (out / "archive.json").write_bytes(orjson.dumps(manifest))
+    bad = hivelog("restore-archive", "--db", db_url, str(out))
+    assert bad.returncode != 0
+    assert b"content differs from its digest" in bad.stderr + bad.stdout
+    assert await snapshot(db_url) == live  # the first stream is the edited one: nothing back
+    assert len(live) < len(before)
+
+
+async def test_refusals(db_url: str, tmp_path: Path) -> None:
+    store = await SQLiteStore.open(sqlite_path(db_url))
+    await store.append(
+        "session_0", [new_event("session_created", {"session_id": "s"}, timestamp=T0)]
+    )
+    await store.close()
+    out = tmp_path / "arch"
+    no_checkpoint = hivelog("archive", "--db", db_url, "--keep-last", "0", "-o", str(out))
+    assert no_checkpoint.returncode == 2 and b"checkpoint" in no_checkpoint.stderr
+    bad_age = hivelog("archive", "--db", db_url, "--older-than", "ninety", "-o", str(out))
+    assert bad_age.returncode == 2 and b"--older-than" in bad_age.stderr
+    both = hivelog("archive", "--db", db_url, "--older-than", "1d", "--keep-last", "1", "-o", "x")
+    assert both.returncode == 2
+
+
+def test_postgresql_is_refused_not_yet(pg_dsn: str, tmp_path: Path) -> None:  # noqa: F811
+    done = hivelog("archive", "--db", pg_dsn, "--keep-last", "1", "-o", str(tmp_path / "a"))
+    assert done.returncode == 2 and b"not supported yet" in done.stderr
+
+
+async def test_history_pages_say_where_the_archive_cuts(db_url: str, tmp_path: Path) -> None:
+    """A real `hivelog serve`: `total` stays exact; the page reaching the cut says
+    `archived_before` and has nothing older; pages above the cut are unchanged."""
+    await seed(db_url)
+    out = tmp_path / "arch"
+    assert hivelog("archive", "--db", db_url, "--keep-last", "5", "-o", str(out)).returncode == 0
+    with running_server(db_url, tmp_path, env={"HIVELOG_AGENTS_ROOTS": str(tmp_path)}) as srv:
+        url = f"{srv.base_url}/api/sessions/session_1/events/history"
+        above = httpx.get(url, params={"limit": 3}).json()
+        assert above["total"] == EVENTS and above["has_more_older"] is True
+        assert "archived_before" not in above
+        at = httpx.get(url, params={"limit": 10}).json()
+        assert at["total"] == EVENTS and at["returned"] == 5 and at["start_index"] == 56
+        assert at["archived_before"] == 56 and at["has_more_older"] is False
+        older = httpx.get(url, params={"limit": 2, "before": at["events"][2]["position"]}).json()
+        assert older["returned"] == 2 and older["archived_before"] == 56
+        assert older["has_more_older"] is False and older["total"] == EVENTS
+        offset = httpx.get(url, params={"limit": 3, "before_offset": 57}).json()
+        assert offset["archived_before"] == 56 and offset["has_more_older"] is False
+
+
+async def test_backup_of_an_archived_log_restores_with_its_cuts(
+    db_url: str, tmp_path: Path
+) -> None:
+    await seed(db_url)
+    before = await snapshot(db_url)
+    out = tmp_path / "arch"
+    assert hivelog("archive", "--db", db_url, "--keep-last", "5", "-o", str(out)).returncode == 0
+    assert hivelog("backup", "--db", db_url, str(tmp_path / "bk")).returncode == 0
+    target = f"sqlite:///{tmp_path / 'copy.db'}"
+    done = hivelog("restore", "--db", target, str(tmp_path / "bk"))
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert audit(target, out)["ok"]
+    back = hivelog("restore-archive", "--db", target, str(out))
+    assert back.returncode == 0, back.stderr.decode()
+    assert await snapshot(target) == before

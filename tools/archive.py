@@ -1,0 +1,205 @@
+"""`hivelog archive`: move each session stream's oldest events to a verified archive folder.
+
+Truncate-before (KurrentDB's `$tb`): per stream a prefix of versions goes, never
+a hole. The events are written first, in the backup segment format
+(`tools/keep_format.py`: one gzip JSONL file per stream, content, digest and link
+exactly), and the manifest names every stream's range and each file's SHA-256.
+Only then, one transaction per stream, the events leave the live log while their
+links stay in `erased_links` (as after an erase), so the chain still verifies,
+and the stream records its cut (`truncated_before`). Versions and positions never
+change. Only events at or below the sessions catalogue checkpoint are taken: the
+service folds from that checkpoint, so it never needs them again.
+
+SQLite only for now; PostgreSQL is refused ("not yet").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from eventstore.sqlite import SQLiteStore
+from projections import catalogue as cat
+
+from .audit_checks import EventRow
+from .backup import check_dest, prepare_dest, redact
+from .console import EXIT_OK, write_json
+from .keep_format import SegmentWriter, event_line, file_sha256, now_iso
+from .logio import UsageError, connect, resolve_url, run_tool
+
+FORMAT = "hivelog-archive-v1"
+MANIFEST = "archive.json"
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> float:
+    """`90d` -> seconds; s, m, h, d, w."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text or "")
+    if match is None:
+        raise UsageError(f"--older-than {text!r}: want a number and a unit (s, m, h, d, w)")
+    return int(match.group(1)) * UNITS[match.group(2)]
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_tool(_main(args))
+
+
+async def _main(args: argparse.Namespace) -> int:
+    if args.keep_last is not None and args.keep_last < 0:
+        raise UsageError("--keep-last wants N >= 0")
+    age = None if args.older_than is None else parse_age(args.older_than)
+    url = resolve_url(args.db, must_exist=True)
+    result = await archive(
+        url,
+        Path(args.out),
+        older_than_s=age,
+        keep_last=args.keep_last,
+        session=args.session,
+        dry_run=args.dry_run,
+    )
+    if args.json:
+        write_json(result)
+    else:
+        sys.stdout.write(describe(result))
+    return EXIT_OK
+
+
+def describe(result: dict[str, Any]) -> str:
+    verb = "would archive" if result["dry_run"] else "archived"
+    lines = [
+        f"  {s['stream_id']}: versions {s['from_version']}..{s['before_version'] - 1} "
+        f"(positions {s['first_position']}..{s['last_position']})\n"
+        for s in result["streams"]
+    ]
+    return "".join(lines) + (
+        f"{verb} {result['events']} events of {len(result['streams'])} streams "
+        f"(at or below checkpoint position {result['checkpoint_position']})\n"
+    )
+
+
+async def archive(
+    url: str,
+    out: Path,
+    *,
+    older_than_s: float | None,
+    keep_last: int | None,
+    session: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Archive the selection of `url` into `out`; returns the manifest (or the plan)."""
+    if not dry_run:
+        check_dest(out)
+    store = await connect(url)
+    try:
+        if not isinstance(store, SQLiteStore):
+            raise UsageError("archive: PostgreSQL is not supported yet (SQLite only)")
+        checkpoint = await store.load_checkpoint(cat.CHECKPOINT_NAME)
+        if checkpoint is None:
+            raise UsageError(
+                "nothing can be archived before the sessions catalogue has a checkpoint "
+                "(start the service once: it folds from the checkpoint)"
+            )
+        before_us = None
+        if older_than_s is not None:
+            before_us = time.time_ns() // 1000 - int(older_than_s * 1_000_000)
+        plan = await store.archive_plan(
+            max_position=checkpoint.position,
+            recorded_before_us=before_us,
+            keep_last=keep_last,
+            stream_id=session,
+        )
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "created_at": now_iso(),
+            "source": redact(url),
+            "checkpoint_position": checkpoint.position,
+            "dry_run": dry_run,
+            "events": 0,
+            "streams": [],
+            "files": {},
+        }
+        if not dry_run:
+            prepare_dest(out)
+        for index, (stream_id, first, cut) in enumerate(plan, start=1):
+            rows = [EventRow._make(r) for r in await store.archive_rows(stream_id, cut)]
+            if not rows or rows[0].version != first or rows[-1].version != cut - 1:
+                raise UsageError(f"{stream_id}: versions {first}..{cut - 1} are not all live")
+            entry: dict[str, Any] = {
+                "stream_id": stream_id,
+                "from_version": first,
+                "before_version": cut,
+                "events": len(rows),
+                "first_position": rows[0].position,
+                "last_position": rows[-1].position,
+                "first_link": bytes(rows[0].chain or b"").hex(),
+                "last_link": bytes(rows[-1].chain or b"").hex(),
+            }
+            if not dry_run:
+                entry["file"] = _write_stream(out, index, rows, manifest["files"])
+            manifest["streams"].append(entry)
+            manifest["events"] += len(rows)
+        if dry_run:
+            return manifest
+        _write_manifest(out, manifest)
+        damaged = files_problems(out, manifest["files"])
+        if damaged:  # read back before anything leaves the live log
+            raise UsageError(f"archive folder does not read back, nothing removed: {damaged}")
+        for entry in manifest["streams"]:
+            await store.archive_before(entry["stream_id"], entry["before_version"], entry["events"])
+        return manifest
+    finally:
+        await store.close()
+
+
+def files_problems(folder: Path, files: dict[str, dict[str, Any]]) -> list[str]:
+    """Files of an archive that are missing or whose bytes differ from the manifest."""
+    problems = []
+    for name, entry in sorted(files.items()):
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif file_sha256(path) != entry["sha256"]:
+            problems.append(f"{name} differs from the manifest (SHA-256)")
+    return problems
+
+
+def load_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise UsageError(f"{folder} holds no {MANIFEST}: not a hivelog archive")
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise UsageError(f"{path}: not a {FORMAT} manifest")
+    return raw
+
+
+def _write_stream(
+    out: Path, index: int, rows: list[EventRow], files: dict[str, dict[str, Any]]
+) -> str:
+    name = f"events-{index:06d}.jsonl.gz"
+    writer = SegmentWriter(out, files)
+    writer.open(name)
+    for row in rows:
+        writer.write(event_line(row), row.position)
+    writer.close()
+    with (out / name).open("rb") as f:  # durable before the live copy goes
+        os.fsync(f.fileno())
+    return name
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    path = out / MANIFEST
+    path.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+    manifest["manifest_sha256"] = file_sha256(path)
