@@ -30,6 +30,7 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 APPENDED: Final = 0
 WRONG_VERSION: Final = 1
 DELETED: Final = 2
+DUPLICATE_ID: Final = 3  # append_batch() only: an id is stored already (retry or clash)
 
 # The `expected` argument of append_events(): >= 0 is an exact version.
 EXPECT_ANY: Final = -1
@@ -226,6 +227,120 @@ END
 $do$;
 """
 
+# Group commit (postgres.py coalesces the appends waiting on one node): N appends in
+# one call, one lock, one commit, one NOTIFY. Each append is checked on its own
+# (tombstone, expected version, ids already stored) against everything before it,
+# earlier appends of the same batch included, so a batch is exactly the same appends
+# made one after another; a refused append writes nothing and costs no savepoint.
+# Per-append status codes as append_events(), plus 3 = an id is stored already.
+BATCH_MIGRATION: Final = """
+CREATE FUNCTION {s}.append_batch(
+    p_streams text[], p_expected bigint[], p_counts int[],
+    p_ids text[], p_types text[], p_data json[], p_metadata json[],
+    OUT statuses int[], OUT heads bigint[], OUT last_positions bigint[]
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_next bigint;
+    v_top bigint;
+    v_gone bigint;
+    v_gone_chain bytea;
+    v_now timestamptz;
+    v_now_us bigint;
+    v_prev bytea;
+    v_raw bytea;
+    v_meta bytea;
+    v_stream text;
+    v_expected bigint;
+    v_head bigint;
+    v_from int := 0;
+    v_n int;
+    v_ids text[];
+    v_digests bytea[];
+    v_chains bytea[];
+    v_any boolean := false;
+    j int;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'on', true);
+    PERFORM pg_advisory_xact_lock({lock});
+    SELECT e.position, e.chain INTO v_top, v_prev FROM {s}.events e
+        ORDER BY e.position DESC LIMIT 1;
+    SELECT g.position, g.chain INTO v_gone, v_gone_chain FROM {s}.erased_links g
+        ORDER BY g.position DESC LIMIT 1;
+    IF v_gone IS NOT NULL AND (v_top IS NULL OR v_gone > v_top) THEN
+        v_prev := v_gone_chain;
+    END IF;
+    v_prev := coalesce(v_prev, decode(repeat('00', 32), 'hex'));
+    SELECT greatest(coalesce(v_top, 0), l.erased_up_to) + 1 INTO v_next FROM {s}.log_state l;
+    v_now := clock_timestamp();  -- one commit time for the batch, taken under the lock
+    v_now_us := (extract(epoch FROM v_now) * 1000000)::bigint;
+    statuses := '{}'; heads := '{}'; last_positions := '{}';
+    FOR a IN 1 .. cardinality(p_streams) LOOP
+        v_stream := p_streams[a];
+        v_expected := p_expected[a];
+        v_n := p_counts[a];
+        v_ids := p_ids[v_from + 1 : v_from + v_n];
+        IF EXISTS (SELECT 1 FROM {s}.tombstones t WHERE t.stream_id = v_stream) THEN
+            statuses := statuses || 2; heads := heads || 0::bigint;
+            last_positions := last_positions || 0::bigint;
+            v_from := v_from + v_n;
+            CONTINUE;
+        END IF;
+        SELECT coalesce(max(e.version), 0) INTO v_head FROM {s}.events e
+            WHERE e.stream_id = v_stream;
+        heads := heads || v_head;
+        IF NOT (v_expected = -1 OR v_expected = v_head OR (v_expected = -2 AND v_head = 0)
+                OR (v_expected = -3 AND v_head > 0)) THEN
+            statuses := statuses || 1; last_positions := last_positions || 0::bigint;
+            v_from := v_from + v_n;
+            CONTINUE;
+        END IF;
+        IF EXISTS (SELECT 1 FROM {s}.events e WHERE e.event_id = ANY(v_ids)) THEN
+            statuses := statuses || 3; last_positions := last_positions || 0::bigint;
+            v_from := v_from + v_n;
+            CONTINUE;
+        END IF;
+        v_digests := '{}'; v_chains := '{}';
+        FOR i IN 1 .. v_n LOOP
+            j := v_from + i;
+            v_raw := convert_to(p_data[j]::text, 'UTF8');
+            v_raw := int8send(length(v_raw)::bigint) || v_raw;
+            IF p_metadata[j] IS NULL THEN
+                v_raw := v_raw || '\\x00'::bytea;
+            ELSE
+                v_meta := convert_to(p_metadata[j]::text, 'UTF8');
+                v_raw := v_raw || '\\x01'::bytea || int8send(length(v_meta)::bigint) || v_meta;
+            END IF;
+            v_digests[i] := sha256(v_raw);
+            v_prev := sha256(convert_to('hivelog-chain-v1', 'UTF8') || v_prev
+                || int8send(v_next + i - 1)
+                || {s}.chain_lp(convert_to(v_stream, 'UTF8'))
+                || int8send(v_head + i)
+                || {s}.chain_lp(convert_to(p_ids[j], 'UTF8'))
+                || {s}.chain_lp(convert_to(p_types[j], 'UTF8'))
+                || int8send(v_now_us) || v_digests[i]);
+            v_chains[i] := v_prev;
+        END LOOP;
+        INSERT INTO {s}.events (position, stream_id, version, event_id, type, data, metadata,
+                                recorded_at, digest, chain)
+        SELECT v_next + u.i - 1, v_stream, v_head + u.i, u.id, u.type, u.data, u.metadata,
+               v_now, u.digest, u.chain
+        FROM unnest(v_ids, p_types[v_from + 1 : v_from + v_n],
+                    p_data[v_from + 1 : v_from + v_n], p_metadata[v_from + 1 : v_from + v_n],
+                    v_digests, v_chains) WITH ORDINALITY
+             AS u(id, type, data, metadata, digest, chain, i);
+        v_next := v_next + v_n;
+        statuses := statuses || 0;
+        last_positions := last_positions || (v_next - 1);
+        v_any := true;
+        v_from := v_from + v_n;
+    END LOOP;
+    IF v_any THEN
+        PERFORM pg_notify('{channel}', (v_next - 1)::text);
+    END IF;
+END
+$fn$;
+"""
+
 # (description, SQL) per version; `{s}` is the quoted schema, `{lock}` the append lock
 # arguments, `{channel}` the NOTIFY channel. Append-only: never edit a shipped entry.
 MIGRATIONS: Final[list[tuple[str, str]]] = [
@@ -379,6 +494,7 @@ CREATE INDEX subscription_deliveries_state
     ON {s}.subscription_deliveries (group_name, state, position);
 """,
     ),
+    ("group commit: append_batch(), many appends in one call under one lock", BATCH_MIGRATION),
 ]
 
 

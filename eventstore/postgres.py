@@ -1,14 +1,16 @@
-"""The PostgreSQL backend: asyncpg pool, one server-side append function, LISTEN doorbell.
+"""The PostgreSQL backend: asyncpg pool, server-side append functions, LISTEN doorbell.
 
-Ordering: every append is one autocommit call of `append_events()`, which takes a
-transaction-scoped advisory lock, checks the expected version, assigns
+Ordering: every write runs inside one autocommit call of a server function that
+takes a transaction-scoped advisory lock, checks the expected version, assigns
 `max(position) + 1` and inserts. The lock is released only after the commit is
 visible, so positions are gapless and commit-ordered, and a reader tailing with
 `position > checkpoint` can never skip an event (postgres.md §2, §4.2).
 
-No group commit: appends are serialised by the lock, not by this process, so
-several nodes can append to one log. A small pool caps how many appenders each
-node queues on the lock. Every connection runs with `synchronous_commit=on`: an
+Group commit, per node: appends that arrive while this node's commit is in flight
+queue up and go together in ONE call of `append_batch()` (one round trip, one lock
+acquisition, one flush); each keeps its own expected-version check and its own
+result. Across nodes the advisory lock still serialises the batches, so several
+nodes can append to one log. Every connection runs with `synchronous_commit=on`: an
 append is acknowledged only once its commit is flushed, whatever the server default.
 
 Live updates across processes: one dedicated LISTEN connection rings the
@@ -24,6 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -43,6 +46,7 @@ from .pg_schema import (
     APPENDED,
     DEFAULT_SCHEMA,
     DELETED,
+    DUPLICATE_ID,
     EVENT_ID_CONSTRAINT,
     EXPECT_ANY,
     EXPECT_EXISTS,
@@ -76,6 +80,12 @@ DEFAULT_POOL_SIZE = 4
 MAX_POOL_SIZE = 64
 APPEND_ATTEMPTS = 3
 RECONNECT_MAX_SECONDS = 2.0
+# One group commit carries at most this many appends / events (at least one append):
+# bounds the call's size and how long it holds the lock other nodes wait on.
+MAX_BATCH_APPENDS = 512
+MAX_BATCH_EVENTS = 10_000
+
+AppendArgs = tuple[str, int, list[str], list[str], list[bytes], list[bytes | None]]
 
 # Errors that mean "the database cannot take this write now": resources (53: disk
 # full, out of memory, too many connections), system/I-O (58), shutdown or start-up
@@ -140,6 +150,14 @@ def _expected_code(expected: Expected) -> int:
     return expected
 
 
+@dataclass(slots=True)
+class _Waiting:
+    """One append queued for the next group commit; `done` gets (status, head, last)."""
+
+    args: AppendArgs
+    done: asyncio.Future[tuple[int, int, int]]
+
+
 async def _init_connection(conn: Any) -> None:
     """Payload columns are `json`: pass the stored bytes through untouched, both ways."""
     await conn.set_type_codec(
@@ -160,7 +178,13 @@ class PostgresStore(EventStore):
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closed = False
         self.reconnects = 0  # how often the LISTEN connection was re-established
+        self._waiting: list[_Waiting] = []
+        self._committer: asyncio.Task[None] | None = None
         q = names.q
+        self._sql_append_batch = (
+            f"SELECT statuses, heads, last_positions FROM {q}.append_batch"
+            "($1, $2, $3, $4, $5, $6, $7)"
+        )
         self._sql_append = (
             f"SELECT status, head, last_position FROM {q}.append_events($1, $2, $3, $4, $5, $6)"
         )
@@ -322,29 +346,110 @@ class PostgresStore(EventStore):
             [e.metadata for e in encoded],
         )
         for _ in range(APPEND_ATTEMPTS):
-            started = time.perf_counter()
             try:
-                with _unavailable_on_outage():
-                    status, head, last_position = await self._pool.fetchrow(self._sql_append, *args)
-            except asyncpg.UniqueViolationError as exc:
+                status, head, last_position = await self._group_commit(args)
+            except asyncpg.UniqueViolationError as exc:  # from the one-by-one fallback
                 if exc.constraint_name != EVENT_ID_CONSTRAINT:
                     raise
-                # An id is already stored (the statement rolled back): a retry, or a clash.
-                retried = await self._retry_result(stream_id, ids, expected)
-                if retried is not None:
-                    return retried
-                continue  # the clashing event was erased meanwhile: try again
+                status, head, last_position = DUPLICATE_ID, 0, 0
             if status == APPENDED:
-                self._notify_commit(1, time.perf_counter() - started)
-                self.doorbell.ring()
                 return AppendResult(stream_id, head + 1, head + len(ids), last_position)
             if status == DELETED:
                 raise StreamDeleted(stream_id)
+            # An id is already stored (nothing was written): a retry, or a clash.
             retried = await self._retry_result(stream_id, ids, expected)
             if retried is not None:
                 return retried
+            if status == DUPLICATE_ID:
+                continue  # the clashing event was erased meanwhile: try again
             raise WrongExpectedVersion(stream_id, expected, head)
         raise EventStoreError(f"append to {stream_id!r} kept clashing on event ids")
+
+    # ---- group commit ----------------------------------------------------------------
+
+    async def _group_commit(self, args: AppendArgs) -> tuple[int, int, int]:
+        """Queue one append for this node's next commit and wait for its own outcome."""
+        done: asyncio.Future[tuple[int, int, int]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(args, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(
+                self._commit_waiting(), name="hivelog-pg-group-commit"
+            )
+        return await done
+
+    async def _commit_waiting(self) -> None:
+        """Commit what is queued, batch after batch, until nothing is left (then end)."""
+        while self._waiting:
+            # A caller that gave up before its append was sent gets nothing written.
+            self._waiting = [w for w in self._waiting if not w.done.cancelled()]
+            take, events = 0, 0
+            for waiting in self._waiting:
+                if take and (
+                    take >= MAX_BATCH_APPENDS or events + len(waiting.args[2]) > MAX_BATCH_EVENTS
+                ):
+                    break
+                take += 1
+                events += len(waiting.args[2])
+            batch, self._waiting = self._waiting[:take], self._waiting[take:]
+            if batch:
+                await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch: list[_Waiting]) -> None:
+        """One call of append_batch(); every waiter gets its own result or error."""
+        started = time.perf_counter()
+        streams, expected, counts = [], [], []
+        ids: list[str] = []
+        types: list[str] = []
+        data: list[bytes] = []
+        metadata: list[bytes | None] = []
+        for waiting in batch:
+            stream_id, code, w_ids, w_types, w_data, w_meta = waiting.args
+            streams.append(stream_id)
+            expected.append(code)
+            counts.append(len(w_ids))
+            ids += w_ids
+            types += w_types
+            data += w_data
+            metadata += w_meta
+        try:
+            with _unavailable_on_outage():
+                statuses, heads, lasts = await self._pool.fetchrow(
+                    self._sql_append_batch, streams, expected, counts, ids, types, data, metadata
+                )
+        except StoreUnavailable as exc:
+            for waiting in batch:
+                _settle(waiting.done, error=exc)
+            return
+        except asyncpg.PostgresError:
+            # Unexpected for a batch (nothing was written): commit one by one instead, so
+            # whatever the cause is fails only the append that carries it.
+            await self._commit_one_by_one(batch)
+            return
+        except BaseException as exc:  # cancelled (closing) or a bug: nobody waits forever
+            for waiting in batch:
+                _settle(waiting.done, error=EventStoreError(f"group commit failed: {exc!r}"))
+            raise
+        appended = statuses.count(APPENDED)
+        if appended:
+            self._notify_commit(appended, time.perf_counter() - started)
+            self.doorbell.ring()
+        for waiting, status, head, last in zip(batch, statuses, heads, lasts, strict=True):
+            _settle(waiting.done, result=(status, head, last))
+
+    async def _commit_one_by_one(self, batch: list[_Waiting]) -> None:
+        """The fallback: one append_events() call per append, each with its own outcome."""
+        for waiting in batch:
+            started = time.perf_counter()
+            try:
+                with _unavailable_on_outage():
+                    row = await self._pool.fetchrow(self._sql_append, *waiting.args)
+            except Exception as exc:
+                _settle(waiting.done, error=exc)
+                continue
+            if row[0] == APPENDED:
+                self._notify_commit(1, time.perf_counter() - started)
+                self.doorbell.ring()
+            _settle(waiting.done, result=(row[0], row[1], row[2]))
 
     async def _retry_result(
         self, stream_id: str, ids: list[str], expected: Expected
@@ -477,6 +582,10 @@ class PostgresStore(EventStore):
         if self._closed:
             return
         self._closed = True
+        committer = self._committer
+        if committer is not None and not committer.done():
+            with contextlib.suppress(Exception):
+                await committer  # appends already queued are committed and answered
         task = self._reconnect_task
         if task is not None and not task.done():
             task.cancel()
@@ -486,3 +595,18 @@ class PostgresStore(EventStore):
         if listener is not None and not listener.is_closed():
             await listener.close()
         await self._pool.close()
+
+
+def _settle(
+    done: asyncio.Future[tuple[int, int, int]],
+    result: tuple[int, int, int] | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """Answer a waiter unless it gave up (cancelled) meanwhile."""
+    if done.done():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        assert result is not None
+        done.set_result(result)

@@ -1,0 +1,186 @@
+"""PostgreSQL group commit: appends queued together behave exactly like the same appends
+made one after another, each with its own outcome, on a real PostgreSQL.
+
+Appends started in one `asyncio.gather` all queue before the committer task first
+runs, so they go in one `append_batch()` call; the `on_commit` hook proves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eventstore import NewEvent, open_store
+from eventstore.postgres import PostgresStore
+from eventstore.types import (
+    AppendResult,
+    DuplicateEventId,
+    ExpectedState,
+    StreamDeleted,
+    WrongExpectedVersion,
+)
+from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
+from tools.audit import audit
+from tools.audit_source import open_source
+
+pytestmark = pytest.mark.postgres
+
+
+async def chain_faults(url: str) -> list[dict[str, Any]]:
+    """The audit's chain check (payload shape is not this module's concern)."""
+    source = await open_source(url)
+    try:
+        report = (await audit(source)).to_dict()
+    finally:
+        await source.close()
+    assert report["stats"]["chain_links"] > 0
+    return [f for f in report["faults"] if f["check"] == "chain"]
+
+
+async def opened(url: str) -> tuple[PostgresStore, list[int]]:
+    store = await open_store(url)
+    assert isinstance(store, PostgresStore)
+    batches: list[int] = []
+    store.on_commit.append(lambda appends, _seconds: batches.append(appends))
+    return store, batches
+
+
+async def outcomes(coros: list[Any]) -> list[Any]:
+    return list(await asyncio.gather(*coros, return_exceptions=True))
+
+
+async def test_one_batch_each_append_its_own_outcome(pg_dsn: str) -> None:  # noqa: F811
+    url = fresh_url(pg_dsn)
+    store, batches = await opened(url)
+    try:
+        await store.append("kept", [NewEvent("a", {"i": 0}, event_id="id-kept")])
+        await store.append("elsewhere", [NewEvent("a", {"i": 0}, event_id="id-else")])
+        await store.append("gone", [NewEvent("a", {"i": 0})])
+        await store.delete_stream("gone")
+        batches.clear()
+        results = await outcomes(
+            [
+                store.append("s", [NewEvent("a", {"k": 1}), NewEvent("b", None)], 0),
+                store.append("s", [NewEvent("c", {"k": 2})], 0),  # conflict: s is at 2 now
+                store.append("s", [NewEvent("d", {"k": 3})], 2),
+                store.append("kept", [NewEvent("a", {"i": 0}, event_id="id-kept")], 0),  # retry
+                store.append("t", [NewEvent("a", {"i": 0}, event_id="id-else")]),  # clash
+                store.append("gone", [NewEvent("a", {"i": 1})]),
+                store.append("t", [NewEvent("e", {"k": 4}, metadata={"m": 1})], 0),
+                store.append("new", [NewEvent("f", {"k": 5})], ExpectedState.NO_STREAM),
+            ]
+        )
+        assert batches == [4]  # one commit carried the four appends that were written
+        first, conflict, third, retry, clash, deleted, t_ok, new_ok = results
+        assert first == AppendResult("s", 1, 2, 5)
+        assert isinstance(conflict, WrongExpectedVersion)
+        assert third == AppendResult("s", 3, 3, 6)
+        assert retry == AppendResult("kept", 1, 1, 1)
+        assert isinstance(clash, DuplicateEventId)
+        assert isinstance(deleted, StreamDeleted)
+        assert t_ok == AppendResult("t", 1, 1, 7)
+        assert new_ok == AppendResult("new", 1, 1, 8)
+        events = await store.read_all(0, 100)
+        assert [e.position for e in events] == [1, 2, 4, 5, 6, 7, 8]  # 3 was erased
+    finally:
+        await store.close()
+    assert await chain_faults(url) == []
+
+
+async def test_two_nodes_batching_at_once_stay_gapless_and_chained(pg_dsn: str) -> None:  # noqa: F811
+    url = fresh_url(pg_dsn)
+    one, one_batches = await opened(url)
+    two, two_batches = await opened(url)
+    try:
+
+        async def writer(store: PostgresStore, name: str) -> list[int]:
+            positions = []
+            for i in range(15):
+                result = await store.append(name, [NewEvent("tick", {"i": i})], i)
+                positions.append(result.last_position)
+            return positions
+
+        written = await asyncio.gather(
+            *[writer(one, f"a{w}") for w in range(8)], *[writer(two, f"b{w}") for w in range(8)]
+        )
+        every = sorted(p for positions in written for p in positions)
+        assert every == list(range(1, 16 * 15 + 1))
+        assert all(positions == sorted(positions) for positions in written)
+        assert sum(one_batches) + sum(two_batches) == 16 * 15
+        assert max(one_batches + two_batches) > 1  # something was coalesced
+        stored = await one.read_all(0, 1000)
+        assert [e.position for e in stored] == every
+    finally:
+        await two.close()
+        await one.close()
+    assert await chain_faults(url) == []
+
+
+# An append: (stream index, expectation: None = ANY, -1 = NO_STREAM, else exact version).
+APPENDS = st.lists(
+    st.tuples(st.integers(0, 2), st.one_of(st.none(), st.integers(-1, 3)), st.integers(1, 3)),
+    min_size=1,
+    max_size=12,
+)
+
+
+def model(appends: list[tuple[int, int | None, int]]) -> list[tuple[int, int] | None]:
+    """The serial answer: (first, last version) per append, None for a conflict."""
+    heads = [0, 0, 0]
+    answers: list[tuple[int, int] | None] = []
+    for stream, expected, count in appends:
+        head = heads[stream]
+        if expected is None or (expected == -1 and head == 0) or expected == head:
+            heads[stream] = head + count
+            answers.append((head + 1, head + count))
+        else:
+            answers.append(None)
+    return answers
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(appends=APPENDS)
+def test_a_batch_equals_the_same_appends_one_by_one(
+    pg_dsn: str,  # noqa: F811
+    appends: list[tuple[int, int | None, int]],
+) -> None:
+    async def body() -> None:
+        store, batches = await opened(fresh_url(pg_dsn))
+        tag = uuid.uuid4().hex[:8]
+        try:
+            results = await outcomes(
+                [
+                    store.append(
+                        f"{tag}-{stream}",
+                        [NewEvent("e", {"n": n}) for n in range(count)],
+                        ExpectedState.ANY
+                        if expected is None
+                        else ExpectedState.NO_STREAM
+                        if expected == -1
+                        else expected,
+                    )
+                    for stream, expected, count in appends
+                ]
+            )
+            wanted = model(appends)
+            got = [
+                None if isinstance(r, WrongExpectedVersion) else (r.first_version, r.last_version)
+                for r in results
+            ]
+            assert got == wanted
+            written = [r for r in results if isinstance(r, AppendResult)]
+            assert len(batches) <= 1 and sum(batches) == len(written)
+            events = await store.read_all(0, 1000)
+            assert [e.position for e in events] == list(range(1, len(events) + 1))
+            assert [r.last_position for r in written] == sorted(r.last_position for r in written)
+        finally:
+            await store.close()
+
+    asyncio.run(body())
