@@ -48,6 +48,7 @@ class Result:
     baseline_p99_ms: float
     baseline_cpu_per_fire_us: float
     target_p99_met: bool
+    rss_mb: float  # resident memory at the end of the measuring window (whole process)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -55,6 +56,17 @@ def _percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _rss_mb() -> float:
+    """VmRSS of this process (Linux), or NaN elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return float("nan")
 
 
 def _session_events(
@@ -81,7 +93,7 @@ def _session_events(
 
 async def _measure_hivelog(
     args: argparse.Namespace, folder: Path
-) -> tuple[list[float], int, float]:
+) -> tuple[list[float], int, float, float]:
     store = await open_store(f"sqlite:///{folder / 'timers.db'}")
     per = max(1, args.timers_count // args.timers_sessions)
     total = per * args.timers_sessions
@@ -111,11 +123,12 @@ async def _measure_hivelog(
         await asyncio.sleep(args.timers_seconds)
         cpu = time.process_time() - cpu0
         window["open"] = False
+        rss = _rss_mb()
     finally:
         await scheduler.stop()
         await service.stop()
         await store.close()
-    return lateness, total, cpu
+    return lateness, total, cpu, rss
 
 
 async def _measure_baseline(args: argparse.Namespace, total: int) -> tuple[list[float], float]:
@@ -142,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         args.timers_seconds = min(args.timers_seconds, 10.0)
     folder = Path(tempfile.mkdtemp(prefix="hivelog-bench-timers-", dir=args.timers_dir))
     try:
-        lateness, total, cpu = asyncio.run(_measure_hivelog(args, folder))
+        lateness, total, cpu, rss = asyncio.run(_measure_hivelog(args, folder))
         base, base_cpu = asyncio.run(_measure_baseline(args, total))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -162,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         baseline_p99_ms=round(_percentile(base, 0.99), 2),
         baseline_cpu_per_fire_us=round(base_cpu / len(base) * 1e6, 1) if base else float("nan"),
         target_p99_met=_percentile(lateness, 0.99) <= TARGET_P99_MS,
+        rss_mb=rss,
     )
     if args.json:
         print(orjson.dumps(asdict(result)).decode())
@@ -184,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
             + ("met" if result.target_p99_met else "NOT met"),
         ),
         ("fire lateness max", f"{result.lateness_max_ms} ms", ""),
+        ("resident memory (whole process)", f"{result.rss_mb} MB", ""),
         (
             "CPU per fire",
             f"{result.cpu_per_fire_us} us",

@@ -55,7 +55,7 @@ FIRE_CLAIM_TTL = 30.0  # seconds a fire claim lasts if its node dies while holdi
 # Fire rounds are at least this far apart (real time): slots falling due within one
 # tick are settled together, so 1,000 fires/s cost ~100 group commits, not ~1,000.
 # It bounds the added lateness (p99 target 50 ms); 0 fires each slot on its own.
-FIRE_TICK_SECONDS = 0.010
+FIRE_TICK_SECONDS = 0.020
 
 Key = tuple[str, str]  # (session id, trigger id)
 
