@@ -60,6 +60,17 @@ class TriggerState:
 
 
 _FIELDS = tuple(f.name for f in fields(TriggerState))
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _evolve(previous: TriggerState, **changes: Any) -> TriggerState:
+    """`dataclasses.replace` without its per-field checks and `__init__` (~4x faster):
+    every timer fire folds one of these, and TriggerState has no `__post_init__`."""
+    new = _new(TriggerState)
+    for name in _FIELDS:
+        _set(new, name, changes[name] if name in changes else getattr(previous, name))
+    return new
 
 
 def clean_config(config: object) -> dict[str, Any]:
@@ -142,17 +153,17 @@ def fold_trigger(
             and previous is not None
             and previous.trigger_config != defined.trigger_config
         ):
-            defined = replace(defined, anchor_at=at_ms)  # hive restarts the timer on a new config
+            defined = _evolve(defined, anchor_at=at_ms)  # hive restarts the timer on a new config
         return {**triggers, trigger_id: defined}
     if previous is None:
         return triggers
     if event_type == "trigger_deactivated":
-        return {**triggers, trigger_id: replace(previous, active=False)}
+        return {**triggers, trigger_id: _evolve(previous, active=False)}
     if event_type == "trigger_removed":
         return {k: v for k, v in triggers.items() if k != trigger_id}
     if event_type == "trigger_fired":
         count = _int_or_none(data.get("fire_count"))
-        fired = replace(
+        fired = _evolve(
             previous,
             fire_count=count if count is not None else previous.fire_count + 1,
             last_fired_at=_int_or_none(data.get("last_fired_at"))
@@ -162,14 +173,14 @@ def fold_trigger(
         )
         return {**triggers, trigger_id: fired}
     if event_type == "trigger_fire_skipped":
-        skipped = replace(
+        skipped = _evolve(
             previous,
             skipped_count=previous.skipped_count + 1,
             last_scheduled_at=_later(previous.last_scheduled_at, data.get("scheduled_at")),
         )
         return {**triggers, trigger_id: skipped}
     if event_type == "missed_triggers":
-        missed = replace(
+        missed = _evolve(
             previous,
             missed_count=previous.missed_count + (_int_or_none(data.get("count")) or 0),
             last_scheduled_at=_later(previous.last_scheduled_at, data.get("handled_through")),
@@ -177,7 +188,7 @@ def fold_trigger(
         return {**triggers, trigger_id: missed}
     if event_type == "trigger_missed_resolved":
         # hive 54fd8db sets the persisted last_fired_at to "now" for every decision
-        return {**triggers, trigger_id: replace(previous, last_fired_at=at_ms)}
+        return {**triggers, trigger_id: _evolve(previous, last_fired_at=at_ms)}
     if event_type == "webhook_received":
-        return {**triggers, trigger_id: replace(previous, webhook_count=previous.webhook_count + 1)}
+        return {**triggers, trigger_id: _evolve(previous, webhook_count=previous.webhook_count + 1)}
     return triggers

@@ -52,6 +52,10 @@ RETRY_MS = 1000  # after a failed fire, try that session again this much later
 STORE_RETRY_MS = 5000  # after the store refused a fire (disk full): fewer doomed attempts
 MAX_CONCURRENT_SESSIONS = 256  # fires in flight at once (group commit batches them)
 FIRE_CLAIM_TTL = 30.0  # seconds a fire claim lasts if its node dies while holding it
+# Fire rounds are at least this far apart (real time): slots falling due within one
+# tick are settled together, so 1,000 fires/s cost ~100 group commits, not ~1,000.
+# It bounds the added lateness (p99 target 50 ms); 0 fires each slot on its own.
+FIRE_TICK_SECONDS = 0.020
 
 Key = tuple[str, str]  # (session id, trigger id)
 
@@ -79,8 +83,11 @@ class Scheduler:
         node_id: str | None = None,
         leases: Leases | None = None,
         supervisor: Supervisor | None = None,
+        fire_tick: float = FIRE_TICK_SECONDS,
     ) -> None:
         self.service = service
+        self.fire_tick = fire_tick
+        self._round_at = 0.0  # loop time before which no new fire round starts
         self.supervisor = supervisor or service.supervisor
         self.clock = clock
         self.node_id = node_id  # None: schedule every live session (one node)
@@ -236,11 +243,16 @@ class Scheduler:
         await self._run()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
             while self._dirty:
                 self._refresh(self._dirty.pop())
             now_ms = self.clock.now_ms()
+            gate = self._round_at - loop.time()
+            if gate > 0 and (due := self.next_due_ms()) is not None and due <= now_ms:
+                await asyncio.sleep(gate)  # due, but within the tick: join the next round
+                continue
             batch: dict[str, set[str]] = {}
             while (due := self.next_due_ms()) is not None and due <= now_ms:
                 _, sid, tid = heapq.heappop(self._heap)
@@ -250,6 +262,8 @@ class Scheduler:
                     batch.setdefault(sid, set()).add(tid)
             for sid, tids in batch.items():
                 self._inflight[sid] = asyncio.create_task(self._fire(sid, tids), name="fire")
+            if batch:
+                self._round_at = loop.time() + self.fire_tick
             if self._dirty:
                 continue
             if self._inflight:
