@@ -4,7 +4,7 @@ The session projection trusts lifecycle and trigger events to mean that a comman
 was decided on the state (a `session_stopped` makes a session cold, a
 `trigger_fired` counts a fire), so a runtime appending them over HTTP could forge
 state. Every type a decider produces is listed here, in one of two sets; a test
-(tests/test_producers.py) reads the deciders' source and fails when a decider
+(tests/api/http/test_producers.py) reads the deciders' source and fails when a decider
 writes a type that is in neither, so a new command cannot forget to decide.
 """
 

@@ -66,7 +66,7 @@ async def console_file(request: Request) -> Response:
 
 
 routes = [
-    # Pages, not API: left out of /openapi.json (tests/test_openapi.py knows).
+    # Pages, not API: left out of /openapi.json (tests/api/http/test_openapi.py knows).
     Route("/console", console_index, methods=["GET"], include_in_schema=False),
     Route("/console/{path:path}", console_file, methods=["GET"], include_in_schema=False),
 ]

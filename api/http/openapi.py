@@ -61,7 +61,7 @@ def _convertor_schema(convertor: Convertor[Any]) -> Schema:
 
 def fallback_doc(endpoint: Callable[..., Any]) -> Doc:
     """A route nobody annotated: its docstring's first line, any JSON object back.
-    (tests/test_openapi.py fails on it; this keeps the document whole meanwhile.)"""
+    (tests/api/http/test_openapi.py fails on it; this keeps the document whole meanwhile.)"""
     summary = (endpoint.__doc__ or endpoint.__name__).strip().splitlines()[0]
     return Doc(summary)
 
