@@ -103,7 +103,8 @@ def test_tag_is_a_function_of_head_and_query(v: int, p: int, limit: int, types: 
 
 
 async def test_one_store_read_per_request(tmp_path: Path) -> None:
-    """The plain tail reads the store once; an unchanged revalidation reads the head row only."""
+    """The plain tail reads the page, plus the stream row only when older events exist (they
+    may sit behind an archive cut); an unchanged revalidation reads the head row only."""
     url = f"sqlite:///{tmp_path / 'hivelog.db'}"
     async with store_at(url) as store:
         await store.append("etag-3", events("client_output_delta", 30))
@@ -123,7 +124,11 @@ async def test_one_store_read_per_request(tmp_path: Path) -> None:
         async with httpx.AsyncClient() as client:
             r = await client.get(path)
             assert r.status_code == 200 and r.json()["total"] == 30
-            assert calls == ["tail_json"]
+            assert calls == ["tail_json", "stream_info"]  # versions 1-20 are older
+            calls.clear()
+            whole = await client.get(f"{base_url}/api/sessions/etag-3/events/history?limit=30")
+            assert whole.status_code == 200 and len(whole.json()["events"]) == 30
+            assert calls == ["tail_json"]  # the page starts at version 1: nothing can be cut
             calls.clear()
             again = await client.get(path, headers={"If-None-Match": r.headers["etag"]})
             assert again.status_code == 304
