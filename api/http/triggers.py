@@ -103,8 +103,7 @@ def trigger_view(state: SessionState, trigger: TriggerState, now_ms: int) -> dic
         view["misfire_grace_seconds"] = config.get("misfire_grace_seconds", DEFAULT_GRACE_SECONDS)
     if trigger.trigger_type == "webhook":
         view["webhook_count"] = trigger.webhook_count
-    if state.live:
-        view.update(next_fire_fields(trigger, now_ms))
+    view.update(timing)  # the schedule computed above ({} unless it will really fire)
     return view
 
 
