@@ -33,6 +33,9 @@ from tools.hive_tail import read_events_tail
 
 TAIL_N = 2000
 BUILD_BATCH = 10_000
+# Every stream this run writes carries this prefix, so a second run on the same
+# PostgreSQL database measures fresh streams instead of tripping over the first run's.
+RUN = f"run{time.time_ns():x}"
 
 
 def envelope(i: int, session: str = "bench") -> dict[str, Any]:
@@ -64,7 +67,7 @@ async def hivelog_appends(store: EventStore, writers: int, per_writer: int, tag:
 
     async def writer(w: int) -> None:
         for i in range(per_writer):
-            await store.append(f"{tag}-w{w}", [NewEvent("tick", envelope(i))])
+            await store.append(f"{RUN}-{tag}-w{w}", [NewEvent("tick", envelope(i))])
 
     started = time.perf_counter()
     await asyncio.gather(*[writer(w) for w in range(writers)])
@@ -153,18 +156,18 @@ async def tail_rows(
 ) -> list[Row]:
     """Build every stream first, then time the sizes round-robin so noise hits all alike."""
     for size in sizes:
-        await build_stream(store, f"tail-{size}", size)
-        page = await store.tail(f"tail-{size}", TAIL_N)
+        await build_stream(store, f"{RUN}-tail-{size}", size)
+        page = await store.tail(f"{RUN}-tail-{size}", TAIL_N)
         assert page.total == size and len(page.events) == min(size, TAIL_N)
 
     async def served(size: int) -> None:  # what GET …/events/history does: bytes, no decode
-        await store.tail_json(f"tail-{size}", TAIL_N)
+        await store.tail_json(f"{RUN}-tail-{size}", TAIL_N)
 
     async def full(size: int) -> None:  # the Python API: RecordedEvent objects
-        await store.tail(f"tail-{size}", TAIL_N)
+        await store.tail(f"{RUN}-tail-{size}", TAIL_N)
 
     async def decoded(size: int) -> None:  # for contrast: every event decoded to a dict
-        for event in (await store.tail(f"tail-{size}", TAIL_N)).events:
+        for event in (await store.tail(f"{RUN}-tail-{size}", TAIL_N)).events:
             orjson.loads(event.data_json)
 
     raw_times: dict[int, list[float]] = {size: [] for size in sizes}
