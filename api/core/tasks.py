@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
+from typing import Any
 
 log = logging.getLogger("hivelog.tasks")
 
@@ -36,7 +38,7 @@ async def stop_task(task: asyncio.Task[object] | asyncio.Task[None] | None) -> N
             task.result()
 
 
-async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
+async def stop_tasks(tasks: Collection[asyncio.Task[Any]]) -> None:
     """`stop_task` for many at once: all cancelled together, so stopping a thousand
     in-flight tasks costs one wait, not a thousand in a row."""
     pending = {t for t in tasks if not t.done()}

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from api.core.service import SessionService
+from api.core.tasks import stop_tasks
 from api.http.contract import documented
 from api.http.responses import JSONResponse
 from api.http.routing import path_session_id, sessions_of
@@ -120,9 +121,7 @@ class LiveStream(Response):
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in waiters:
-                task.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+            await stop_tasks(waiters)  # re-cancels: a swallowed cancel cannot hang the response
         if closing.done() and not closing.cancelled():
             with contextlib.suppress(TimeoutError, OSError):
                 async with asyncio.timeout(1.0):

@@ -34,7 +34,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from api.core.supervisor import RestartPolicy, Supervisor
-from api.core.tasks import stop_task
+from api.core.tasks import stop_task, stop_tasks
 from api.http import shapes
 from api.http.contract import documented
 from api.http.eventjson import event_json
@@ -259,9 +259,7 @@ class EventStream(Response):
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.hub.unregister(self.client)
-            for task in waiters:
-                task.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+            await stop_tasks(waiters)  # re-cancels: a swallowed cancel cannot hang the response
         failure = writer.exception() if writer.done() and not writer.cancelled() else None
         if failure is not None:
             raise failure
