@@ -202,10 +202,13 @@ async def events_history(request: Request) -> Response:
 
 
 async def _tail(request: Request, store: EventStore, session_id: str, q: HistoryQuery) -> Response:
-    """One store read: the tail's newest row is the stream head (versions are gapless).
+    """One store read: the page, spliced into one JSON array by the database, with the
+    stream's head row (its archive cut) from the same statement (`store.tail_array`).
 
     A revalidation (`If-None-Match`) first asks for the head row alone, so an
-    unchanged session costs a point read and no body.
+    unchanged session costs a point read and no body. A page the database cannot
+    splice (a stored payload that is not a plain one-line object) takes the per-event
+    path, `_tail_rows`.
     """
     inm = request.headers.get("if-none-match")
     if inm:
@@ -215,6 +218,41 @@ async def _tail(request: Request, store: EventStore, session_id: str, q: History
         tag = etag(info.head_version, info.head_position, q, info.truncated_before)
         if matches(inm, tag):
             return not_modified(tag)
+    page = await store.tail_array(session_id, q.limit)
+    if not page.spliced:
+        return await _tail_rows(request, store, session_id, q)
+    info = page.info
+    if page.count:
+        head_position = page.last_position
+    elif info is not None:
+        head_position = info.head_position
+    elif parts(request).sessions.get(session_id) is not None:
+        head_position = 0  # a brand-new session: no events yet, not a 404
+    else:
+        return not_found(session_id)
+    cut = info.truncated_before if info is not None else 0
+    older = page.count > 0 and page.first_version > max(cut, 1)
+    fields = _page_fields(
+        session_id,
+        q,
+        count=page.count,
+        first_version=page.first_version,
+        first_position=page.first_position,
+        total=page.total,
+        older=older,
+        next_=head_position,
+    )
+    tag = etag(page.total, head_position, q, cut)
+    body = page.array(b'{"events":', b"," + orjson.dumps(_mark_cut(fields, older, cut))[1:])
+    return Response(
+        body, media_type="application/json", headers={"ETag": tag, "Cache-Control": "no-cache"}
+    )
+
+
+async def _tail_rows(
+    request: Request, store: EventStore, session_id: str, q: HistoryQuery
+) -> Response:
+    """The tail from rows, each spliced in Python (`events_array`'s careful path)."""
     page = await store.tail_json(session_id, q.limit)
     rows: list[StoredEvent] = list(page.rows)
     if rows:
@@ -358,6 +396,34 @@ def _fields(
         "has_more_older": older,
         "has_more_newer": newer,
         "prev": prev,
+        "next": next_,
+    }
+
+
+def _page_fields(
+    session_id: str,
+    q: HistoryQuery,
+    *,
+    count: int,
+    first_version: int,
+    first_position: int,
+    total: int,
+    older: bool,
+    next_: int,
+) -> dict[str, Any]:
+    """`_fields` of a plain tail page known by its first row and size (no rows at hand)."""
+    start_index = first_version if count else 1
+    return {
+        "session_id": session_id,
+        "total": total,
+        "returned": count,
+        "truncated": older,
+        "limit": q.limit,
+        "start_index": start_index,
+        "start_offset": start_index - 1 if count else 0,
+        "has_more_older": older,
+        "has_more_newer": False,
+        "prev": first_position if older else None,
         "next": next_,
     }
 
