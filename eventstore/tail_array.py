@@ -183,3 +183,35 @@ FROM (
 ) AS p
 LEFT JOIN streams AS s ON s.stream_id = ?1
 """
+
+
+# The same for PostgreSQL ({q}: the schema). $1 stream, $2 n, $3-$4 the cached page's
+# head. The head row is stream_info's (a tombstone, else the newest event); `json`
+# keeps the stored text verbatim, so `data::text` is the stored bytes.
+PG_TAIL_ARRAY = """
+WITH info AS (
+    SELECT head_version, head_position, true AS deleted, erased_events
+    FROM {q}.tombstones WHERE stream_id = $1
+    UNION ALL
+    (SELECT version, position, false, 0 FROM {q}.events WHERE stream_id = $1
+     ORDER BY version DESC LIMIT 1)
+    LIMIT 1
+), page AS (
+    SELECT e.position, e.version, e.data::text AS d
+    FROM {q}.events AS e, info
+    WHERE e.stream_id = $1 AND NOT info.deleted
+      AND e.version > info.head_version - $2
+      AND NOT (info.head_version = $3 AND info.head_position = $4)
+)
+SELECT count(*), min(version), min(position), max(version), max(position),
+       count(*) FILTER (WHERE left(d, 2) = '{{"' AND right(d, 1) = '}}'),
+       convert_to(string_agg(
+           substr(d, 2, length(d) - 2),
+           ',"seq":' || (version - 1) || '}},{{"position":' || position
+               || ',"version":' || version || ','
+           ORDER BY version
+       ), 'UTF8'),
+       (SELECT head_version FROM info), (SELECT head_position FROM info),
+       (SELECT deleted FROM info), (SELECT erased_events FROM info), 0
+FROM page
+"""
