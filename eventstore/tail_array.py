@@ -77,8 +77,8 @@ class TailCache:
     session's repeat read is one point read, still one statement, still exact.
     """
 
-    def __init__(self, max_bytes: int = TAIL_CACHE_BYTES) -> None:
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self.max_bytes = TAIL_CACHE_BYTES if max_bytes is None else max_bytes
         self.size = 0
         self._pages: OrderedDict[tuple[str, int], Cached] = OrderedDict()
 
