@@ -8,13 +8,15 @@ version <= k (`before_index` is accepted; the version already says it). Such a
 page has `total` -1, as hive's. Each event's `seq` is its version. The default
 limit is hive 54fd8db's 500 (3c390c9e's was 2000; the newer one wins).
 
-Without cursors or a type filter this is hive's response, served from
-`store.tail_json`: an index walk of `limit` rows, so the cost is the same for a
-session of ten events or a million, and the stored envelope bytes go to the
-body untouched (see api/eventjson.py). `before=` / `after=` (global positions)
-and `types=` page through the rest; every page says whether older or newer
-events exist and which cursor fetches them. Unlike hive, an unknown (or
-deleted) session is a 404, not an empty 200.
+Without cursors or a type filter this is hive's response, served from one store
+read, `store.tail_array`: an index walk of `limit` rows that the database splices
+into the JSON array itself (the stream row, with its archive cut, in the same
+statement), so the cost is the same for a session of ten events or a million, no
+Python object is made per event, and the stored envelope bytes go to the body
+untouched (the splice of api/http/eventjson.py; pages it cannot take go that way).
+`before=` / `after=` (global positions) and `types=` page through the rest; every
+page says whether older or newer events exist and which cursor fetches them.
+Unlike hive, an unknown (or deleted) session is a 404, not an empty 200.
 
 Conditional GET (hive's frontend refetches history on every mount): every 200
 carries a strong `ETag` from the stream head (version, position) and the
