@@ -11,8 +11,9 @@ The database writes each row's splice as the *separator* in front of it
 (`,"seq":V-1},{"position":P,"version":V,`): versions of a stream's live events are
 gapless (an archive cut removes a prefix, an erase the whole stream), so the previous
 row's `seq` is `V - 1`; the statement checks the page really is gapless and every
-stored payload really is a one-line object (`{"…}`, no top-level `"seq"`), else
-`array` is None and the caller takes the careful per-event path.
+stored payload really is a one-line object (`{"…}`, no `"seq"` in it), else `body`
+is None and the caller takes the careful per-event path (`tail_json` and
+`api/http/eventjson.events_array`).
 """
 
 from __future__ import annotations
