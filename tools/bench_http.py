@@ -88,7 +88,7 @@ async def serve(app: Any) -> AsyncIterator[str]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    for _ in range(600):
+    for _ in range(12_000):  # up to 10 min: the service folds the whole log (3M events) first
         if server.started or task.done():
             break
         await asyncio.sleep(0.05)
