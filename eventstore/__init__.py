@@ -2,6 +2,7 @@
 
 from .base import EventStore
 from .factory import open_store
+from .tail_array import TailArray
 from .types import (
     ANY,
     EXISTS,
@@ -51,6 +52,7 @@ __all__ = [
     "StoreUnavailable",
     "StreamDeleted",
     "StreamInfo",
+    "TailArray",
     "TailPage",
     "WrongExpectedVersion",
     "open_store",

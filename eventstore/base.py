@@ -18,6 +18,7 @@ import orjson
 
 from .leases import Leases
 from .subscriptions import Subscriptions
+from .tail_array import TailArray
 from .types import (
     MAX_EVENT_BYTES,
     MAX_EVENT_ID_LENGTH,
@@ -201,6 +202,12 @@ class EventStore(abc.ABC):
         page = await self.tail(stream_id, n)
         rows = [JsonRow(e.position, e.version, e.type, e.data_json) for e in page.events]
         return JsonTailPage(rows, page.total)
+
+    async def tail_array(self, stream_id: str, n: int) -> TailArray:
+        """The newest `n` events as one served JSON array with the stream's head row, in
+        one read (see tail_array.py). Both backends build it in the database; a store
+        that cannot answers "not spliced" without reading, and callers use `tail_json`."""
+        return TailArray(validate_stream_id(stream_id), 0, 0, 0, 0, 0, None, None)
 
     @abc.abstractmethod
     async def read(

@@ -55,6 +55,7 @@ from .pg_schema import (
     migrate,
 )
 from .retry import resolve_retry
+from .tail_array import NO_HEAD, PG_TAIL_ARRAY, TailArray, TailCache
 from .types import (
     AppendResult,
     ChainHead,
@@ -560,6 +561,25 @@ class PostgresStore(EventStore):
             return None
         head, head_position, deleted, erased = row
         return StreamInfo(stream_id, head, head_position, deleted, erased)
+
+    async def tail_array(self, stream_id: str, n: int) -> TailArray:
+        """The newest `n` events spliced into one JSON array by PostgreSQL (string_agg),
+        with the stream's head row: one statement, no per-row objects (tail_array.py)."""
+        stream_id = validate_stream_id(stream_id)
+        validate_count("n", n)
+        cache, sql = self._tail_array_parts()
+        cached = cache.lookup(stream_id, n)
+        head = cached.head if cached is not None else NO_HEAD
+        row = await self._pool.fetchrow(sql, stream_id, n, head[0], head[1])
+        return cache.finish(stream_id, n, tuple(row), cached)
+
+    def _tail_array_parts(self) -> tuple[TailCache, str]:
+        """The store's page cache and statement, made on first use (reads only)."""
+        parts: tuple[TailCache, str] | None = getattr(self, "_tail_array_state", None)
+        if parts is None:
+            parts = (TailCache(), PG_TAIL_ARRAY.format(q=self.names.q))
+            self._tail_array_state = parts
+        return parts
 
     async def head_position(self) -> int:
         return int(await self._pool.fetchval(self._sql_head))

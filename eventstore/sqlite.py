@@ -42,6 +42,7 @@ from .sqlite_batch import BatchContext, Job
 from .sqlite_leases import SQLiteLeases
 from .sqlite_subscriptions import SQLiteSubscriptions
 from .sqlite_verify import inspect_file
+from .tail_array import NO_HEAD, SQLITE_TAIL_ARRAY, TailArray, TailCache
 from .types import (
     AppendResult,
     ChainHead,
@@ -238,6 +239,7 @@ class SQLiteStore(EventStore):
         self._closed = False
         self._leases = SQLiteLeases(self._submit, self._fetch)
         self._subscriptions = SQLiteSubscriptions(self._submit)
+        self._tail_cache = TailCache()  # hot history pages, checked against the head per read
         self.batch_sizes: list[int] = []  # recent group-commit sizes, for metrics and bench
         self.on_commit: list[Callable[[int, float], None]] = []  # (appends, seconds) hooks
 
@@ -536,6 +538,16 @@ class SQLiteStore(EventStore):
             return None
         sid, head, head_position, deleted, erased, cut = rows[0]
         return StreamInfo(sid, head, head_position, bool(deleted), erased, cut)
+
+    async def tail_array(self, stream_id: str, n: int) -> TailArray:
+        """The newest `n` events spliced into one JSON array by SQLite, with the stream's
+        head row: one statement, one snapshot, no per-row Python objects (tail_array.py)."""
+        stream_id = validate_stream_id(stream_id)
+        validate_count("n", n)
+        cached = self._tail_cache.lookup(stream_id, n)
+        head = cached.head if cached is not None else NO_HEAD
+        rows = await self._fetch(SQLITE_TAIL_ARRAY, (stream_id, n, *head))
+        return self._tail_cache.finish(stream_id, n, rows[0], cached)
 
     # ---- archiving (truncate-before; tools/archive.py) -----------------------------
 

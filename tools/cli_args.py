@@ -196,6 +196,9 @@ def bench_http(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-subscribers", type=int, default=None, help="SSE clients (100)")
     parser.add_argument("--http-sse-events", type=int, default=None, help="events timed (200)")
     parser.add_argument(
+        "--http-sessions", type=int, default=None, help="sessions read at random (1,000)"
+    )
+    parser.add_argument(
         "--http-loader", choices=["auto", "wrk", "httpx"], default="auto", help="load generator"
     )
 

@@ -8,13 +8,15 @@ version <= k (`before_index` is accepted; the version already says it). Such a
 page has `total` -1, as hive's. Each event's `seq` is its version. The default
 limit is hive 54fd8db's 500 (3c390c9e's was 2000; the newer one wins).
 
-Without cursors or a type filter this is hive's response, served from
-`store.tail_json`: an index walk of `limit` rows, so the cost is the same for a
-session of ten events or a million, and the stored envelope bytes go to the
-body untouched (see api/eventjson.py). `before=` / `after=` (global positions)
-and `types=` page through the rest; every page says whether older or newer
-events exist and which cursor fetches them. Unlike hive, an unknown (or
-deleted) session is a 404, not an empty 200.
+Without cursors or a type filter this is hive's response, served from one store
+read, `store.tail_array`: an index walk of `limit` rows that the database splices
+into the JSON array itself (the stream row, with its archive cut, in the same
+statement), so the cost is the same for a session of ten events or a million, no
+Python object is made per event, and the stored envelope bytes go to the body
+untouched (the splice of api/http/eventjson.py; pages it cannot take go that way).
+`before=` / `after=` (global positions) and `types=` page through the rest; every
+page says whether older or newer events exist and which cursor fetches them.
+Unlike hive, an unknown (or deleted) session is a 404, not an empty 200.
 
 Conditional GET (hive's frontend refetches history on every mount): every 200
 carries a strong `ETag` from the stream head (version, position) and the
@@ -202,10 +204,13 @@ async def events_history(request: Request) -> Response:
 
 
 async def _tail(request: Request, store: EventStore, session_id: str, q: HistoryQuery) -> Response:
-    """One store read: the tail's newest row is the stream head (versions are gapless).
+    """One store read: the page, spliced into one JSON array by the database, with the
+    stream's head row (its archive cut) from the same statement (`store.tail_array`).
 
     A revalidation (`If-None-Match`) first asks for the head row alone, so an
-    unchanged session costs a point read and no body.
+    unchanged session costs a point read and no body. A page the database cannot
+    splice (a stored payload that is not a plain one-line object) takes the per-event
+    path, `_tail_rows`.
     """
     inm = request.headers.get("if-none-match")
     if inm:
@@ -215,6 +220,41 @@ async def _tail(request: Request, store: EventStore, session_id: str, q: History
         tag = etag(info.head_version, info.head_position, q, info.truncated_before)
         if matches(inm, tag):
             return not_modified(tag)
+    page = await store.tail_array(session_id, q.limit)
+    if not page.spliced:
+        return await _tail_rows(request, store, session_id, q)
+    info = page.info
+    if page.count:
+        head_position = page.last_position
+    elif info is not None:
+        head_position = info.head_position
+    elif parts(request).sessions.get(session_id) is not None:
+        head_position = 0  # a brand-new session: no events yet, not a 404
+    else:
+        return not_found(session_id)
+    cut = info.truncated_before if info is not None else 0
+    older = page.count > 0 and page.first_version > max(cut, 1)
+    fields = _page_fields(
+        session_id,
+        q,
+        count=page.count,
+        first_version=page.first_version,
+        first_position=page.first_position,
+        total=page.total,
+        older=older,
+        next_=head_position,
+    )
+    tag = etag(page.total, head_position, q, cut)
+    body = page.array(b'{"events":', b"," + orjson.dumps(_mark_cut(fields, older, cut))[1:])
+    return Response(
+        body, media_type="application/json", headers={"ETag": tag, "Cache-Control": "no-cache"}
+    )
+
+
+async def _tail_rows(
+    request: Request, store: EventStore, session_id: str, q: HistoryQuery
+) -> Response:
+    """The tail from rows, each spliced in Python (`events_array`'s careful path)."""
     page = await store.tail_json(session_id, q.limit)
     rows: list[StoredEvent] = list(page.rows)
     if rows:
@@ -358,6 +398,34 @@ def _fields(
         "has_more_older": older,
         "has_more_newer": newer,
         "prev": prev,
+        "next": next_,
+    }
+
+
+def _page_fields(
+    session_id: str,
+    q: HistoryQuery,
+    *,
+    count: int,
+    first_version: int,
+    first_position: int,
+    total: int,
+    older: bool,
+    next_: int,
+) -> dict[str, Any]:
+    """`_fields` of a plain tail page known by its first row and size (no rows at hand)."""
+    start_index = first_version if count else 1
+    return {
+        "session_id": session_id,
+        "total": total,
+        "returned": count,
+        "truncated": older,
+        "limit": q.limit,
+        "start_index": start_index,
+        "start_offset": start_index - 1 if count else 0,
+        "has_more_older": older,
+        "has_more_newer": False,
+        "prev": first_position if older else None,
         "next": next_,
     }
 

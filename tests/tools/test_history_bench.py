@@ -31,6 +31,8 @@ def test_bench_http_runs_with_the_httpx_loader() -> None:
             "3",
             "--http-sse-events",
             "5",
+            "--http-sessions",
+            "3",
         ],
         capture_output=True,
         text=True,
@@ -39,8 +41,9 @@ def test_bench_http_runs_with_the_httpx_loader() -> None:
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     names = [row["measurement"] for row in rows]
-    assert len(rows) == 6
-    assert all("httpx" in n for n in names[:4])
+    assert len(rows) == 8
+    assert all("httpx" in n for n in names[:6])
     assert "If-None-Match -> 304" in names[3]
-    assert "3 subscribers (15 deliveries)" in names[4]
+    assert "at random: 3 sessions" in names[4] and "throughput" in names[4]
+    assert "3 subscribers (15 deliveries)" in names[6]
     assert all(row["value"] > 0 and row["baseline"] > 0 for row in rows)

@@ -103,8 +103,8 @@ def test_tag_is_a_function_of_head_and_query(v: int, p: int, limit: int, types: 
 
 
 async def test_one_store_read_per_request(tmp_path: Path) -> None:
-    """The plain tail reads the page, plus the stream row only when older events exist (they
-    may sit behind an archive cut); an unchanged revalidation reads the head row only."""
+    """The plain tail is one read: the page and the stream row (its archive cut) come from
+    one statement; an unchanged revalidation reads the head row only."""
     url = f"sqlite:///{tmp_path / 'hivelog.db'}"
     async with store_at(url) as store:
         await store.append("etag-3", events("client_output_delta", 30))
@@ -112,7 +112,15 @@ async def test_one_store_read_per_request(tmp_path: Path) -> None:
     async with serve_in_process(app) as base_url:
         store = app.state.parts.store
         calls: list[str] = []
-        for name in ("tail_json", "tail", "stream_info", "read", "read_positions", "read_all"):
+        for name in (
+            "tail_array",
+            "tail_json",
+            "tail",
+            "stream_info",
+            "read",
+            "read_positions",
+            "read_all",
+        ):
             original = getattr(store, name)
 
             def counting(*a: Any, _name: str = name, _f: Any = original, **k: Any) -> Any:
@@ -124,11 +132,11 @@ async def test_one_store_read_per_request(tmp_path: Path) -> None:
         async with httpx.AsyncClient() as client:
             r = await client.get(path)
             assert r.status_code == 200 and r.json()["total"] == 30
-            assert calls == ["tail_json", "stream_info"]  # versions 1-20 are older
+            assert calls == ["tail_array"]  # versions 1-20 are older: the cut came along
             calls.clear()
             whole = await client.get(f"{base_url}/api/sessions/etag-3/events/history?limit=30")
             assert whole.status_code == 200 and len(whole.json()["events"]) == 30
-            assert calls == ["tail_json"]  # the page starts at version 1: nothing can be cut
+            assert calls == ["tail_array"]
             calls.clear()
             again = await client.get(path, headers={"If-None-Match": r.headers["etag"]})
             assert again.status_code == 304
