@@ -236,9 +236,9 @@ class SessionService:
             # The doorbell rings as a commit's appends are acknowledged; the commands
             # that made them resume a loop turn later and fold their own events
             # (`_fold_own`). Let them first, so the read below fetches only what
-            # others appended, not rows already folded (one read of a whole commit's
-            # events per commit, measured under 16 concurrent creates). Order and
-            # exactly-once do not depend on this: `_fold` skips what it has seen.
+            # others appended (reading first fetched every commit's rows, only to
+            # skip them). Order and exactly-once do not depend on this: `_fold`
+            # skips what it has seen.
             for _ in range(OWN_FOLD_TURNS):
                 await asyncio.sleep(0)
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import re
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from api.core.agent_files import AgentFileError
 from api.core.queens import default_queen
 from api.core.service import SessionService, _with_ids
 from api.http.sessions import NO_PROFILE_DEFAULT_QUEEN, _default_queen, new_session_id
-from eventstore import NewEvent, open_store
+from eventstore import NewEvent, RecordedEvent, open_store
 from projections import catalogue as cat
 from projections.commands import Queen, StartSession, decide_start
 
@@ -113,5 +115,36 @@ async def test_concurrent_creates_fold_once_each_with_the_follower_running(db_ur
     assert service.position == head == 360
     everything = await store.read_all(after_position=0, limit=10_000)
     assert cat.fold_all(everything).sessions == service.catalogue.sessions
+    await service.stop()
+    await store.close()
+
+
+async def test_the_follower_does_not_read_back_what_commands_folded_themselves(
+    db_url: str,
+) -> None:
+    store = await open_store(db_url)
+    store.poll_seconds = 60.0  # only commits wake the follower here
+    service = SessionService(store)
+    await service.start()
+    read_back = 0
+    original = store.read_all
+
+    async def counting(
+        after_position: int = 0, limit: int = 1000, types: Sequence[str] | None = None
+    ) -> list[RecordedEvent]:
+        nonlocal read_back
+        events = await original(after_position, limit, types)
+        read_back += sum(1 for e in events if e.position <= service.position)
+        return events
+
+    store.read_all = counting  # type: ignore[method-assign]
+    queen = Queen("queen_technology", "Technology")
+    for i in range(20):
+        start = StartSession(f"s{i}", 1000.0 + i, queen)
+        await service.execute(f"s{i}", functools.partial(decide_start, cmd=start))
+        for _ in range(10):  # let the follower take its turn after the commit
+            await asyncio.sleep(0)
+    assert service.position == await store.head_position() == 60
+    assert read_back == 0  # each commit's rows were folded once, by the command
     await service.stop()
     await store.close()
