@@ -6,8 +6,14 @@ Rows (medians within this one run):
     (target <= 2x: restart cost must not grow with the log);
   - the first start on the 1M-event log (no checkpoint: full fold from 0), for scale;
   - POST /api/sessions on a real `hivelog serve` vs a bare Starlette endpoint that
-    parses the same body, both under uvicorn on 127.0.0.1, same client, same run,
-    at 1, 16 and 64 keep-alive connections (group commit shares fsyncs as load grows).
+    parses the same body, both under uvicorn on 127.0.0.1 on `hivelog serve`'s stack
+    (its loop and its h11 protocol with the head timeout: `tools.serve.STACK`), same
+    client, same run, at 1, 16 and 64 keep-alive connections (group commit shares
+    fsyncs as load grows);
+  - at 16 connections, the CPU each request costs the server process (all its
+    threads: event loop, SQLite writer, reader) and the load generator, hivelog vs
+    bare (Linux /proc): client and servers share this machine's cores, so once the
+    server is CPU-bound the throughput ratio is roughly the inverse of this one.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import math
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -40,6 +49,7 @@ import sys, orjson, uvicorn
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
+from tools.serve import LOOP, protocol_with_head_timeout
 
 async def create(request):
     body = await request.body()
@@ -48,7 +58,10 @@ async def create(request):
                     media_type="application/json")
 
 app = Starlette(routes=[Route("/api/sessions", create, methods=["POST"])])
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+# `hivelog serve`'s stack (uvloop where installed, h11 with the head timeout), so the
+# ratio measures the app, not a faster HTTP parser (httptools serves this ~2x faster)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+            loop=LOOP, http=protocol_with_head_timeout(10.0))
 """
 
 
@@ -126,8 +139,8 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(argv: list[str], port: int, log: Path) -> Iterator[str]:
-    """A uvicorn subprocess on 127.0.0.1, stopped by its pid."""
+def _server(argv: list[str], port: int, log: Path) -> Iterator[int]:
+    """A uvicorn subprocess on 127.0.0.1 (yields its pid), stopped by its pid."""
     with log.open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -140,7 +153,7 @@ def _server(argv: list[str], port: int, log: Path) -> Iterator[str]:
                 httpx.get(f"{base}/api/sessions", timeout=1)
                 break
             time.sleep(0.05)
-        yield base
+        yield process.pid
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGTERM)
@@ -177,6 +190,40 @@ async def _post_loop(port: int, request: bytes, counter: Iterator[int]) -> None:
             await writer.wait_closed()
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a process, all threads (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclasses.dataclass
+class Sample:
+    """One measured run: requests per second, and CPU microseconds per request in the
+    server process and in this (the client's) process; NaN where not measurable."""
+
+    rate: float
+    server_us: float
+    client_us: float
+
+
+def measure(pid: int, port: int, total: int, concurrency: int) -> Sample:
+    server_before, client_before = _cpu_seconds(pid), _own_cpu_seconds()
+    rate = asyncio.run(post_rate(port, total, concurrency))
+    server_after, client_after = _cpu_seconds(pid), _own_cpu_seconds()
+    server = math.nan
+    if server_before is not None and server_after is not None:
+        server = (server_after - server_before) / total * 1e6
+    return Sample(rate, server, (client_after - client_before) / total * 1e6)
+
+
 async def post_rate(port: int, total: int, concurrency: int) -> float:
     """Requests per second for `total` POST /api/sessions over `concurrency` connections."""
     body = b'{"initial_prompt": "hello"}'
@@ -200,20 +247,23 @@ def throughput_rows(base_dir: Path, quick: bool) -> list[Row]:
     ]  # fmt: skip
     bare_argv = [sys.executable, "-c", BARE_APP, str(bare_port)]
     rows = []
+    cpu: dict[str, list[Sample]] = {"ours": [], "bare": []}
     with (
-        _server(ours_argv, ours_port, base_dir / "ours.log") as ours,
-        _server(bare_argv, bare_port, base_dir / "bare.log") as bare,
+        _server(ours_argv, ours_port, base_dir / "ours.log") as ours_pid,
+        _server(bare_argv, bare_port, base_dir / "bare.log") as bare_pid,
     ):
-        del ours, bare  # up; the load goes over raw keep-alive connections
+        # up; the load goes over raw keep-alive connections
         asyncio.run(post_rate(ours_port, 50, 16))  # warm-up
         asyncio.run(post_rate(bare_port, 50, 16))
         for concurrency in (1, 16, 64):
-            ours_rates, bare_rates = [], []
+            ours_runs, bare_runs = [], []
             n = total // 4 if concurrency == 1 else total
             for _ in range(3):  # interleaved, so machine noise hits both
-                ours_rates.append(asyncio.run(post_rate(ours_port, n, concurrency)))
-                bare_rates.append(asyncio.run(post_rate(bare_port, n, concurrency)))
-            ours_rate, bare_rate = statistics.median(ours_rates), statistics.median(bare_rates)
+                ours_runs.append(measure(ours_pid, ours_port, n, concurrency))
+                bare_runs.append(measure(bare_pid, bare_port, n, concurrency))
+            ours_rate = statistics.median(r.rate for r in ours_runs)
+            bare_rate = statistics.median(r.rate for r in bare_runs)
+            ratio = ours_rate / bare_rate
             rows.append(
                 Row(
                     f"POST /api/sessions (3 durable events each), {concurrency} connection(s) "
@@ -221,10 +271,36 @@ def throughput_rows(base_dir: Path, quick: bool) -> list[Row]:
                     ours_rate,
                     "req/s",
                     bare_rate,
-                    ours_rate / bare_rate,
-                    "report",
+                    ratio,
+                    ">= 0.5x" if concurrency == 16 else "report",
+                    ratio >= 0.5 if concurrency == 16 else None,
                 )
             )
+            if concurrency == 16:
+                cpu = {"ours": ours_runs, "bare": bare_runs}
+    rows += cpu_rows(cpu["ours"], cpu["bare"])
+    return rows
+
+
+def cpu_rows(ours: list[Sample], bare: list[Sample]) -> list[Row]:
+    """CPU per request at 16 connections, server and client, hivelog vs bare (medians)."""
+    rows = []
+    for side, pick in (("server process", "server_us"), ("load generator", "client_us")):
+        mine = statistics.median(getattr(s, pick) for s in ours)
+        theirs = statistics.median(getattr(s, pick) for s in bare)
+        if math.isnan(mine) or math.isnan(theirs):
+            continue
+        rows.append(
+            Row(
+                f"CPU per request in the {side} (all threads), 16 connections, "
+                "hivelog vs bare endpoint",
+                mine,
+                "us",
+                theirs,
+                mine / theirs,
+                "report",
+            )
+        )
     return rows
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import secrets
 import time
 from pathlib import Path
@@ -34,14 +35,40 @@ from projections.errors import Conflict, NotFound, session_not_found
 from projections.fork import Fork, check_fork, decide_fork_source
 from projections.ids import is_valid_id
 from projections.schedule import next_fire_fields
-from projections.session import SessionState
+from projections.session import DEFAULT_QUEEN_ID, SessionState
 from projections.views import NextFire
+
+_stamp: tuple[int, str] = (-1, "")  # (whole second, its stamp): one strftime a second
 
 
 def new_session_id(now: float) -> str:
     """hive's `session_YYYYMMDD_HHMMSS_<8hex>`, in UTC (hive used local time)."""
-    stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%d_%H%M%S")
-    return f"session_{stamp}_{secrets.token_hex(4)}"
+    global _stamp
+    second = int(now)
+    if second != _stamp[0] or now - second >= 0.999:  # (fromtimestamp may round up)
+        stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%d_%H%M%S")
+        _stamp = (second, stamp) if now - second < 0.999 else (-1, "")
+        return f"session_{stamp}_{secrets.token_hex(4)}"
+    return f"session_{_stamp[1]}_{secrets.token_hex(4)}"
+
+
+def _default_queen() -> Queen:
+    """`default_queen()`, without its path walk when HIVE_HOME has no folder for that
+    queen (the usual case): then it is hive's fallback under its default name. Any
+    other outcome (a folder, a file, a link, an unreadable path) is left to
+    `default_queen()`, which reads the profile as before."""
+    home = os.path.expanduser(os.environ.get("HIVE_HOME", "~/.hive"))
+    if not home.startswith("~"):
+        try:
+            os.stat(os.path.join(home, "agents", "queens", DEFAULT_QUEEN_ID))
+        except (FileNotFoundError, NotADirectoryError):
+            return NO_PROFILE_DEFAULT_QUEEN
+    return default_queen()
+
+
+NO_PROFILE_DEFAULT_QUEEN = Queen(
+    DEFAULT_QUEEN_ID, DEFAULT_QUEEN_ID.removeprefix("queen_").replace("_", " ").title(), ""
+)
 
 
 def next_fire_of(request: Request) -> NextFire:
@@ -138,7 +165,7 @@ async def create_session(request: Request) -> Response:
     target = resume_from or session_id or new_session_id(now)
     if not resume and service.is_deleted(target):
         raise Conflict(f"Session '{target}' was deleted; its id cannot be reused")
-    fallback = meta_queen or default_queen()
+    fallback = meta_queen or _default_queen()
 
     def decide(state: SessionState | None) -> list[Any]:
         queen = explicit_queen or (_queen_of(state) if state else None) or fallback
