@@ -356,7 +356,9 @@ CREATE OR REPLACE FUNCTION {s}.append_batch(
 ) LANGUAGE plpgsql
 -- Plans are cached per connection: one made while the log was nearly empty must not
 -- stay a sequential scan once it has grown (autovacuum may analyze late, or never).
+-- No JIT: the one-row log_state scan would then cost enough to be compiled every call.
 SET enable_seqscan = off
+SET jit = off
 AS $fn$
 DECLARE
     v_apps int := cardinality(p_streams);
@@ -365,6 +367,7 @@ DECLARE
     v_top bigint;
     v_gone bigint;
     v_gone_chain bytea;
+    v_erased bigint;
     v_now timestamptz;
     v_now_us bigint;
     v_prev bytea;
@@ -386,34 +389,38 @@ DECLARE
     v_any boolean := false;
     v_domain bytea := convert_to('hivelog-chain-v1', 'UTF8');
 BEGIN
-    PERFORM set_config('synchronous_commit', 'on', true);
-    PERFORM pg_advisory_xact_lock({lock});
-    SELECT e.position, e.chain INTO v_top, v_prev FROM {s}.events e
-        ORDER BY e.position DESC LIMIT 1;
-    SELECT g.position, g.chain INTO v_gone, v_gone_chain FROM {s}.erased_links g
-        ORDER BY g.position DESC LIMIT 1;
+    -- Few statements: each costs a round through the executor, all of it under the lock.
+    PERFORM set_config('synchronous_commit', 'on', true), pg_advisory_xact_lock({lock});
+    -- The previous link (the newest event's, or the newest erased event's if later) and
+    -- the next position, in one statement.
+    SELECT t.position, t.chain, g.position, g.chain, l.erased_up_to
+      INTO v_top, v_prev, v_gone, v_gone_chain, v_erased
+      FROM {s}.log_state l
+      LEFT JOIN LATERAL (SELECT e.position, e.chain FROM {s}.events e
+                         ORDER BY e.position DESC LIMIT 1) t ON true
+      LEFT JOIN LATERAL (SELECT x.position, x.chain FROM {s}.erased_links x
+                         ORDER BY x.position DESC LIMIT 1) g ON true;
     IF v_gone IS NOT NULL AND (v_top IS NULL OR v_gone > v_top) THEN
         v_prev := v_gone_chain;
     END IF;
     v_prev := coalesce(v_prev, decode(repeat('00', 32), 'hex'));
-    SELECT greatest(coalesce(v_top, 0), l.erased_up_to) + 1 INTO v_next FROM {s}.log_state l;
+    v_next := greatest(coalesce(v_top, 0), v_erased) + 1;
     v_now := clock_timestamp();  -- one commit time for the batch, taken under the lock
     v_now_us := (extract(epoch FROM v_now) * 1000000)::bigint;
-    -- Every append's look-ups in one statement: tombstone, stored head, and the append
-    -- before it on the same stream in this batch (whose outcome decides its head).
+    -- Every append's look-ups in one statement: tombstone, stored head, the append before
+    -- it on the same stream in this batch (whose outcome decides its head), and which
+    -- events carry an id stored already (rare).
     SELECT array_agg(t.stream_id IS NOT NULL ORDER BY a.n),
            array_agg(coalesce(h.version, 0) ORDER BY a.n),
-           array_agg(a.same ORDER BY a.n)
-      INTO v_dead, v_db_heads, v_same
+           array_agg(a.same ORDER BY a.n),
+           (SELECT array_agg(u.j::int) FROM unnest(p_ids) WITH ORDINALITY AS u(id, j)
+             WHERE EXISTS (SELECT 1 FROM {s}.events e WHERE e.event_id = u.id))
+      INTO v_dead, v_db_heads, v_same, v_stored
       FROM (SELECT u.s, u.n, lag(u.n::int) OVER (PARTITION BY u.s ORDER BY u.n) AS same
             FROM unnest(p_streams) WITH ORDINALITY AS u(s, n)) a
       LEFT JOIN {s}.tombstones t ON t.stream_id = a.s
       LEFT JOIN LATERAL (SELECT e.version FROM {s}.events e WHERE e.stream_id = a.s
                          ORDER BY e.version DESC LIMIT 1) h ON true;
-    -- Ids stored already (rare): which events.
-    SELECT array_agg(u.j::int) INTO v_stored
-      FROM unnest(p_ids) WITH ORDINALITY AS u(id, j)
-     WHERE EXISTS (SELECT 1 FROM {s}.events e WHERE e.event_id = u.id);
     statuses := array_fill(0, ARRAY[v_apps]);
     heads := array_fill(0::bigint, ARRAY[v_apps]);
     last_positions := array_fill(0::bigint, ARRAY[v_apps]);
