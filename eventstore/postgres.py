@@ -9,9 +9,12 @@ visible, so positions are gapless and commit-ordered, and a reader tailing with
 Group commit, per node: appends that arrive while this node's commit is in flight
 queue up and go together in ONE call of `append_batch()` (one round trip, one lock
 acquisition, one flush); each keeps its own expected-version check and its own
-result. Across nodes the advisory lock still serialises the batches, so several
-nodes can append to one log. Every connection runs with `synchronous_commit=on`: an
-append is acknowledged only once its commit is flushed, whatever the server default.
+result. The batches go over the node's own commit connection, not the pool: a pool
+connection costs a second round trip per batch (asyncpg resets it on release), and
+readers never wait behind a commit for a pool connection. Across nodes the advisory
+lock still serialises the batches, so several nodes can append to one log. Every
+connection runs with `synchronous_commit=on`: an append is acknowledged only once its
+commit is flushed, whatever the server default.
 
 Live updates across processes: one dedicated LISTEN connection rings the
 in-process doorbell on each NOTIFY the append function sends; when it is lost it
