@@ -622,7 +622,10 @@ class PostgresStore(EventStore):
                 await committer  # appends already queued are committed and answered
         writer, self._writer = self._writer, None
         if writer is not None and not writer.is_closed():
-            await writer.close()
+            try:
+                await writer.close(timeout=5)
+            except Exception:  # a broken connection: just drop it
+                writer.terminate()
         task = self._reconnect_task
         if task is not None and not task.done():
             task.cancel()
