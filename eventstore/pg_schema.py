@@ -341,6 +341,163 @@ END
 $fn$;
 """
 
+# Group commit, set-based (migration 6 replaces append_batch(), same signature and
+# results): every append's look-ups (tombstone, stored head, the append before it on the
+# same stream in this batch, ids stored already) in two statements instead of three
+# queries per append; digests and each link's bytes but its predecessor in one statement;
+# only the chain itself stays a loop (each link needs the one before); one INSERT for the
+# whole batch. Two appends in one batch carrying the same new id make that INSERT fail:
+# nothing is written and postgres.py re-sends the batch one append at a time.
+BATCH_SET_MIGRATION: Final = """
+CREATE OR REPLACE FUNCTION {s}.append_batch(
+    p_streams text[], p_expected bigint[], p_counts int[],
+    p_ids text[], p_types text[], p_data json[], p_metadata json[],
+    OUT statuses int[], OUT heads bigint[], OUT last_positions bigint[]
+) LANGUAGE plpgsql
+-- Plans are cached per connection: one made while the log was nearly empty must not
+-- stay a sequential scan once it has grown (autovacuum may analyze late, or never).
+-- No JIT: the one-row log_state scan would then cost enough to be compiled every call.
+SET enable_seqscan = off
+SET jit = off
+AS $fn$
+DECLARE
+    v_apps int := cardinality(p_streams);
+    v_events int := cardinality(p_ids);
+    v_next bigint;
+    v_top bigint;
+    v_gone bigint;
+    v_gone_chain bytea;
+    v_erased bigint;
+    v_now timestamptz;
+    v_now_us bigint;
+    v_prev bytea;
+    v_dead boolean[];
+    v_db_heads bigint[];
+    v_same int[];
+    v_stored int[];
+    v_after bigint[];
+    v_head bigint;
+    v_expected bigint;
+    v_n int;
+    v_from int := 0;
+    v_pos bigint[];
+    v_ver bigint[];
+    v_stream text[];
+    v_digests bytea[];
+    v_chains bytea[];
+    v_tails bytea[];
+    v_any boolean := false;
+    v_domain bytea := convert_to('hivelog-chain-v1', 'UTF8');
+BEGIN
+    -- Few statements: each costs a round through the executor, all of it under the lock.
+    PERFORM set_config('synchronous_commit', 'on', true), pg_advisory_xact_lock({lock});
+    -- The previous link (the newest event's, or the newest erased event's if later) and
+    -- the next position, in one statement.
+    SELECT t.position, t.chain, g.position, g.chain, l.erased_up_to
+      INTO v_top, v_prev, v_gone, v_gone_chain, v_erased
+      FROM {s}.log_state l
+      LEFT JOIN LATERAL (SELECT e.position, e.chain FROM {s}.events e
+                         ORDER BY e.position DESC LIMIT 1) t ON true
+      LEFT JOIN LATERAL (SELECT x.position, x.chain FROM {s}.erased_links x
+                         ORDER BY x.position DESC LIMIT 1) g ON true;
+    IF v_gone IS NOT NULL AND (v_top IS NULL OR v_gone > v_top) THEN
+        v_prev := v_gone_chain;
+    END IF;
+    v_prev := coalesce(v_prev, decode(repeat('00', 32), 'hex'));
+    v_next := greatest(coalesce(v_top, 0), v_erased) + 1;
+    v_now := clock_timestamp();  -- one commit time for the batch, taken under the lock
+    v_now_us := (extract(epoch FROM v_now) * 1000000)::bigint;
+    -- Every append's look-ups in one statement: tombstone, stored head, the append before
+    -- it on the same stream in this batch (whose outcome decides its head), and which
+    -- events carry an id stored already (rare).
+    SELECT array_agg(t.stream_id IS NOT NULL ORDER BY a.n),
+           array_agg(coalesce(h.version, 0) ORDER BY a.n),
+           array_agg(a.same ORDER BY a.n),
+           (SELECT array_agg(u.j::int) FROM unnest(p_ids) WITH ORDINALITY AS u(id, j)
+             WHERE EXISTS (SELECT 1 FROM {s}.events e WHERE e.event_id = u.id))
+      INTO v_dead, v_db_heads, v_same, v_stored
+      FROM (SELECT u.s, u.n, lag(u.n::int) OVER (PARTITION BY u.s ORDER BY u.n) AS same
+            FROM unnest(p_streams) WITH ORDINALITY AS u(s, n)) a
+      LEFT JOIN {s}.tombstones t ON t.stream_id = a.s
+      LEFT JOIN LATERAL (SELECT e.version FROM {s}.events e WHERE e.stream_id = a.s
+                         ORDER BY e.version DESC LIMIT 1) h ON true;
+    statuses := array_fill(0, ARRAY[v_apps]);
+    heads := array_fill(0::bigint, ARRAY[v_apps]);
+    last_positions := array_fill(0::bigint, ARRAY[v_apps]);
+    v_after := array_fill(0::bigint, ARRAY[v_apps]);
+    v_pos := array_fill(NULL::bigint, ARRAY[v_events]);
+    v_ver := array_fill(NULL::bigint, ARRAY[v_events]);
+    v_stream := array_fill(NULL::text, ARRAY[v_events]);
+    FOR a IN 1 .. v_apps LOOP
+        v_n := p_counts[a];
+        IF v_dead[a] THEN
+            statuses[a] := 2;
+        ELSE
+            IF v_same[a] IS NULL THEN
+                v_head := v_db_heads[a];
+            ELSE
+                v_head := v_after[v_same[a]];
+            END IF;
+            v_after[a] := v_head;
+            heads[a] := v_head;
+            v_expected := p_expected[a];
+            IF NOT (v_expected = -1 OR v_expected = v_head OR (v_expected = -2 AND v_head = 0)
+                    OR (v_expected = -3 AND v_head > 0)) THEN
+                statuses[a] := 1;
+            ELSIF v_stored IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(v_stored) AS d(j)
+                                                   WHERE d.j > v_from AND d.j <= v_from + v_n) THEN
+                statuses[a] := 3;
+            ELSE
+                FOR i IN 1 .. v_n LOOP
+                    v_pos[v_from + i] := v_next + i - 1;
+                    v_ver[v_from + i] := v_head + i;
+                    v_stream[v_from + i] := p_streams[a];
+                END LOOP;
+                v_next := v_next + v_n;
+                v_after[a] := v_head + v_n;
+                last_positions[a] := v_next - 1;
+                v_any := true;
+            END IF;
+        END IF;
+        v_from := v_from + v_n;
+    END LOOP;
+    IF NOT v_any THEN
+        RETURN;
+    END IF;
+    -- Digests, and each link's bytes but its predecessor, set-based (NULL where refused);
+    -- then the chain itself, which is sequential.
+    SELECT array_agg(sha256(x.lpdata || x.meta) ORDER BY x.j),
+           array_agg(int8send(x.pos) || x.lps || int8send(x.ver) || x.lpi || x.lpt
+                     || int8send(v_now_us) || sha256(x.lpdata || x.meta) ORDER BY x.j)
+      INTO v_digests, v_tails
+      FROM (SELECT u.j, u.pos, u.ver,
+                   {s}.chain_lp(convert_to(u.stream, 'UTF8')) AS lps,
+                   {s}.chain_lp(convert_to(u.id, 'UTF8')) AS lpi,
+                   {s}.chain_lp(convert_to(u.type, 'UTF8')) AS lpt,
+                   {s}.chain_lp(convert_to(u.data::text, 'UTF8')) AS lpdata,
+                   CASE WHEN u.metadata IS NULL THEN '\\x00'::bytea
+                        ELSE '\\x01'::bytea || {s}.chain_lp(convert_to(u.metadata::text, 'UTF8'))
+                   END AS meta
+              FROM unnest(p_ids, p_types, p_data, p_metadata, v_pos, v_ver, v_stream)
+                   WITH ORDINALITY AS u(id, type, data, metadata, pos, ver, stream, j)) x;
+    v_chains := array_fill(NULL::bytea, ARRAY[v_events]);
+    FOR j IN 1 .. v_events LOOP
+        IF v_tails[j] IS NOT NULL THEN
+            v_prev := sha256(v_domain || v_prev || v_tails[j]);
+            v_chains[j] := v_prev;
+        END IF;
+    END LOOP;
+    INSERT INTO {s}.events (position, stream_id, version, event_id, type, data, metadata,
+                            recorded_at, digest, chain)
+    SELECT u.pos, u.stream, u.ver, u.id, u.type, u.data, u.metadata, v_now, u.digest, u.chain
+      FROM unnest(p_ids, p_types, p_data, p_metadata, v_pos, v_ver, v_stream, v_digests,
+                  v_chains) AS u(id, type, data, metadata, pos, ver, stream, digest, chain)
+     WHERE u.pos IS NOT NULL;
+    PERFORM pg_notify('{channel}', (v_next - 1)::text);
+END
+$fn$;
+"""
+
 # (description, SQL) per version; `{s}` is the quoted schema, `{lock}` the append lock
 # arguments, `{channel}` the NOTIFY channel. Append-only: never edit a shipped entry.
 MIGRATIONS: Final[list[tuple[str, str]]] = [
@@ -495,6 +652,10 @@ CREATE INDEX subscription_deliveries_state
 """,
     ),
     ("group commit: append_batch(), many appends in one call under one lock", BATCH_MIGRATION),
+    (
+        "group commit, set-based: append_batch() with one look-up per kind and one INSERT",
+        BATCH_SET_MIGRATION,
+    ),
 ]
 
 

@@ -9,9 +9,12 @@ visible, so positions are gapless and commit-ordered, and a reader tailing with
 Group commit, per node: appends that arrive while this node's commit is in flight
 queue up and go together in ONE call of `append_batch()` (one round trip, one lock
 acquisition, one flush); each keeps its own expected-version check and its own
-result. Across nodes the advisory lock still serialises the batches, so several
-nodes can append to one log. Every connection runs with `synchronous_commit=on`: an
-append is acknowledged only once its commit is flushed, whatever the server default.
+result. The batches go over the node's own commit connection, not the pool: a pool
+connection costs a second round trip per batch (asyncpg resets it on release), and
+readers never wait behind a commit for a pool connection. Across nodes the advisory
+lock still serialises the batches, so several nodes can append to one log. Every
+connection runs with `synchronous_commit=on`: an append is acknowledged only once its
+commit is flushed, whatever the server default.
 
 Live updates across processes: one dedicated LISTEN connection rings the
 in-process doorbell on each NOTIFY the append function sends; when it is lost it
@@ -181,6 +184,9 @@ class PostgresStore(EventStore):
         self.reconnects = 0  # how often the LISTEN connection was re-established
         self._waiting: list[_Waiting] = []
         self._committer: asyncio.Task[None] | None = None
+        # The group commit's own connection: no pool acquire and no pool reset round trip
+        # per batch, and readers never wait behind a commit for a pool connection.
+        self._writer: Any = None
         q = names.q
         self._sql_append_batch = (
             f"SELECT statuses, heads, last_positions FROM {q}.append_batch"
@@ -380,7 +386,13 @@ class PostgresStore(EventStore):
 
     async def _commit_waiting(self) -> None:
         """Commit what is queued, batch after batch, until nothing is left (then end)."""
-        while self._waiting:
+        while True:
+            if not self._waiting:
+                # Let the callers just answered run first: those that append again at once
+                # join the next batch instead of starting a new committer.
+                await asyncio.sleep(0)
+                if not self._waiting:
+                    return
             # A caller that gave up before its append was sent gets nothing written.
             self._waiting = [w for w in self._waiting if not w.done.cancelled()]
             take, events = 0, 0
@@ -394,6 +406,25 @@ class PostgresStore(EventStore):
             batch, self._waiting = self._waiting[:take], self._waiting[take:]
             if batch:
                 await self._commit_batch(batch)
+
+    async def _writer_connection(self) -> Any:
+        """The group commit's connection, (re)connected when missing or lost."""
+        writer = self._writer
+        if writer is None or writer.is_closed():
+            self._writer = None
+            writer = await asyncpg.connect(
+                self.dsn,
+                server_settings={**SERVER_SETTINGS, "application_name": "hivelog-commit"},
+            )
+            await _init_connection(writer)
+            self._writer = writer
+        return writer
+
+    def _drop_writer(self) -> None:
+        """Forget the commit connection after a failure it may not survive (reconnect next)."""
+        writer, self._writer = self._writer, None
+        if writer is not None and not writer.is_closed():
+            writer.terminate()
 
     async def _commit_batch(self, batch: list[_Waiting]) -> None:
         """One call of append_batch(); every waiter gets its own result or error."""
@@ -414,10 +445,12 @@ class PostgresStore(EventStore):
             metadata += w_meta
         try:
             with _unavailable_on_outage():
-                statuses, heads, lasts = await self._pool.fetchrow(
+                writer = await self._writer_connection()
+                statuses, heads, lasts = await writer.fetchrow(
                     self._sql_append_batch, streams, expected, counts, ids, types, data, metadata
                 )
         except StoreUnavailable as exc:
+            self._drop_writer()
             for waiting in batch:
                 _settle(waiting.done, error=exc)
             return
@@ -427,6 +460,7 @@ class PostgresStore(EventStore):
             await self._commit_one_by_one(batch)
             return
         except BaseException as exc:  # cancelled (closing) or a bug: nobody waits forever
+            self._drop_writer()
             for waiting in batch:
                 _settle(waiting.done, error=EventStoreError(f"group commit failed: {exc!r}"))
             raise
@@ -606,6 +640,12 @@ class PostgresStore(EventStore):
         if committer is not None and not committer.done():
             with contextlib.suppress(Exception):
                 await committer  # appends already queued are committed and answered
+        writer, self._writer = self._writer, None
+        if writer is not None and not writer.is_closed():
+            try:
+                await writer.close(timeout=5)
+            except Exception:  # a broken connection: just drop it
+                writer.terminate()
         task = self._reconnect_task
         if task is not None and not task.done():
             task.cancel()

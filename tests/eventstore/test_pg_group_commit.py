@@ -21,10 +21,11 @@ from eventstore.types import (
     AppendResult,
     DuplicateEventId,
     ExpectedState,
+    StoreUnavailable,
     StreamDeleted,
     WrongExpectedVersion,
 )
-from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
+from tests.support.pg import admin, fresh_url, pg_dsn  # noqa: F401
 from tools.audit import audit
 from tools.audit_source import open_source
 
@@ -184,3 +185,53 @@ def test_a_batch_equals_the_same_appends_one_by_one(
             await store.close()
 
     asyncio.run(body())
+
+
+async def test_one_new_id_twice_in_one_batch(pg_dsn: str) -> None:  # noqa: F811
+    """The batch's single INSERT refuses it; re-sent one by one, each append gets the
+    answer it would get alone: the first is written, a retry of it gets its result, a
+    clash on another stream is refused."""
+    url = fresh_url(pg_dsn)
+    store, batches = await opened(url)
+    try:
+        first, again, clash = await outcomes(
+            [
+                store.append("s", [NewEvent("a", {"i": 1}, event_id="id-twice")]),
+                store.append("s", [NewEvent("a", {"i": 1}, event_id="id-twice")]),
+                store.append("t", [NewEvent("a", {"i": 1}, event_id="id-twice")]),
+            ]
+        )
+        assert first == AppendResult("s", 1, 1, 1)
+        assert again == first
+        assert isinstance(clash, DuplicateEventId)
+        assert batches == [1]  # the one-by-one fallback wrote the one event
+        assert [(e.stream_id, e.position) for e in await store.read_all(0, 10)] == [("s", 1)]
+    finally:
+        await store.close()
+    assert await chain_faults(url) == []
+
+
+async def test_commit_connection_lost_is_replaced(pg_dsn: str) -> None:  # noqa: F811
+    """Killing the group commit's own connection fails at most the batch in flight;
+    the next append reconnects, and the log stays gapless and chained."""
+    url = fresh_url(pg_dsn)
+    store, _ = await opened(url)
+    try:
+        await store.append("s", [NewEvent("a", {"i": 0})])
+        writer = store._writer
+        assert writer is not None
+        await admin(pg_dsn, f"SELECT pg_terminate_backend({writer.get_server_pid()})")
+        written = 1
+        for i in range(1, 4):
+            try:
+                await store.append("s", [NewEvent("a", {"i": i})])
+                written += 1
+            except StoreUnavailable:
+                assert i == 1  # only the first append after the kill may see it
+        assert written >= 3
+        assert store._writer is not None and store._writer is not writer
+        events = await store.read_all(0, 10)
+        assert [e.position for e in events] == list(range(1, written + 1))
+    finally:
+        await store.close()
+    assert await chain_faults(url) == []
