@@ -85,11 +85,6 @@ def _as_unavailable(exc: BaseException) -> BaseException:
     return failure
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
 MAX_JOBS_PER_COMMIT = 1000
 ERASE_CHECKPOINT_WAIT_MS = 50
 VACUUM_PAGES_PER_ERASE = 4096  # 16 MiB at 4 KiB pages: the file shrinks, the writer barely waits
@@ -295,7 +290,11 @@ class SQLiteStore(EventStore):
         self._conn = conn
 
     def _commit_batch(self, jobs: list[Job]) -> list[Any]:
-        """Run every job in one transaction; a job's EventStoreError undoes only that job."""
+        """Run every job in one transaction; a job's EventStoreError undoes only that job.
+
+        Consecutive appends are checked and written as one run (`_append_run`): one
+        look-up of their streams' heads and one INSERT per table for the whole run.
+        """
         conn = self._conn
         assert conn is not None
         outcomes: list[Any] = []
@@ -307,16 +306,17 @@ class SQLiteStore(EventStore):
             ctx = BatchContext(
                 conn, last_position, time.time_ns() // 1000, chain_position, chain_hash or GENESIS
             )
+            run: list[_Append] = []
             for job in jobs:
-                conn.execute("SAVEPOINT job")
-                before = (ctx.last_position, ctx.chain_position, ctx.chain_hash)
-                try:
-                    outcomes.append(job(ctx))
-                except (EventStoreError, sqlite3.IntegrityError) as exc:
-                    conn.execute("ROLLBACK TO job")
-                    ctx.last_position, ctx.chain_position, ctx.chain_hash = before
-                    outcomes.append(exc)
-                conn.execute("RELEASE job")
+                if isinstance(job, _Append):
+                    run.append(job)
+                    continue
+                if run:
+                    outcomes += _append_run(ctx, run)
+                    run = []
+                outcomes.append(_isolated(ctx, job))
+            if run:
+                outcomes += _append_run(ctx, run)
             if ctx.last_position != last_position:
                 conn.execute(
                     "UPDATE log_head SET last_position = ?, chain_position = ?, chain_hash = ?",
@@ -381,11 +381,10 @@ class SQLiteStore(EventStore):
             raise EventStoreError("the store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Request(job, future))
-        # a caller cancelled meanwhile (shutdown) leaves nobody to read a refusal: read
-        # it here, or asyncio logs "Future exception was never retrieved" at exit
-        future.add_done_callback(_retrieve)
-        # shield: a cancelled caller must not cancel the outcome others may share.
-        return await asyncio.shield(future)
+        # Awaited directly (no shield: it cost a loop pass per append). A cancelled caller
+        # cancels only its own future; its job still runs (the writer skips a done future),
+        # and a cancelled future is never given an outcome nobody would read.
+        return await future
 
     # ---- appends -------------------------------------------------------------------
 
@@ -395,7 +394,7 @@ class SQLiteStore(EventStore):
         stream_id = validate_stream_id(stream_id)
         expected = validate_expected(expected)
         encoded = encode_events(events)
-        return await self._submit(lambda ctx: _append_job(ctx, stream_id, encoded, expected))
+        return await self._submit(_Append(stream_id, encoded, expected))
 
     async def delete_stream(self, stream_id: str) -> None:
         stream_id = validate_stream_id(stream_id)
@@ -652,6 +651,135 @@ def _after_erase(conn: sqlite3.Connection) -> None:
 
 
 # ---- jobs: run in the writer thread inside the batch transaction -----------------------
+
+INSERT_EVENTS = (
+    "INSERT INTO events (position, stream_id, version, event_id, type, data, metadata, "
+    "recorded_at, digest, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+UPSERT_HEAD = (
+    "INSERT INTO streams (stream_id, head_version, head_position) VALUES (?, ?, ?) "
+    "ON CONFLICT (stream_id) DO UPDATE SET head_version = excluded.head_version, "
+    "head_position = excluded.head_position"
+)
+LOOKUP_CHUNK = 500  # bound variables per IN (...) look-up
+
+
+@dataclass(slots=True)
+class _Append:
+    """An append, as a writer job. Callable like any job (alone, in its own savepoint),
+    and recognisable, so consecutive appends in a batch go through `_append_run`."""
+
+    stream_id: str
+    events: list[EncodedEvent]
+    expected: Expected
+
+    def __call__(self, ctx: BatchContext) -> AppendResult:
+        return _append_job(ctx, self.stream_id, self.events, self.expected)
+
+
+def _isolated(ctx: BatchContext, job: Job) -> Any:
+    """Run one job in its own savepoint: its EventStoreError is its outcome and undoes it."""
+    conn = ctx.conn
+    conn.execute("SAVEPOINT job")
+    before = (ctx.last_position, ctx.chain_position, ctx.chain_hash)
+    try:
+        outcome = job(ctx)
+    except (EventStoreError, sqlite3.IntegrityError) as exc:
+        conn.execute("ROLLBACK TO job")
+        ctx.last_position, ctx.chain_position, ctx.chain_hash = before
+        outcome = exc
+    conn.execute("RELEASE job")
+    return outcome
+
+
+def _append_run(ctx: BatchContext, run: list[_Append]) -> list[Any]:
+    """Consecutive appends of one batch, with the outcomes `_isolated` would give each.
+
+    One SELECT reads the heads of all their streams; each append is checked against
+    them in queue order (earlier appends of the run included) and its rows are hashed
+    into the chain; one INSERT per table writes them. An append that fails its
+    expectation (possibly a retry: that needs the stored ids) goes alone through
+    `_isolated` after what precedes it is written; if the INSERT hits a stored event id
+    (a retry or a clash), the unwritten rest of the run goes through `_isolated` too.
+    """
+    conn = ctx.conn
+    heads = _stream_heads(conn, {a.stream_id for a in run})
+    outcomes: list[Any] = []
+    written = 0  # appends before this index have their final outcome in `outcomes`
+    mark = (ctx.last_position, ctx.chain_position, ctx.chain_hash)
+    rows: list[tuple[Any, ...]] = []
+    new_heads: dict[str, tuple[int, int]] = {}
+    now_us = ctx.now_us
+    for index, append in enumerate(run):
+        stream_id = append.stream_id
+        head, deleted = heads.get(stream_id, (0, False))
+        if deleted:
+            outcomes.append(StreamDeleted(stream_id))
+            continue
+        if not _expectation_met(append.expected, head):
+            if not _write_rows(ctx, rows, new_heads, mark):
+                return outcomes[:written] + [_isolated(ctx, a) for a in run[written:]]
+            outcomes.append(_isolated(ctx, append))  # writes nothing: the head is as read
+            written, rows, new_heads = index + 1, [], {}
+            mark = (ctx.last_position, ctx.chain_position, ctx.chain_hash)
+            continue
+        position, version, chain_hash = ctx.last_position, head, ctx.chain_hash
+        for e in append.events:
+            position += 1
+            version += 1
+            digest = content_digest(e.data, e.metadata)
+            chain_hash = link(
+                chain_hash, position, stream_id, version, e.event_id, e.type, now_us, digest
+            )
+            row = (position, stream_id, version, e.event_id, e.type, e.data, e.metadata)
+            rows.append((*row, now_us, digest, chain_hash))
+        heads[stream_id] = (version, False)
+        new_heads[stream_id] = (version, position)
+        ctx.last_position = ctx.chain_position = position
+        ctx.chain_hash = chain_hash
+        outcomes.append(AppendResult(stream_id, head + 1, version, position))
+    if not _write_rows(ctx, rows, new_heads, mark):
+        return outcomes[:written] + [_isolated(ctx, a) for a in run[written:]]
+    return outcomes
+
+
+def _stream_heads(conn: sqlite3.Connection, streams: set[str]) -> dict[str, tuple[int, bool]]:
+    """(head version, deleted) of each stream that has a row."""
+    wanted = list(streams)
+    heads: dict[str, tuple[int, bool]] = {}
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start : start + LOOKUP_CHUNK]
+        for stream_id, head, deleted in conn.execute(
+            "SELECT stream_id, head_version, deleted FROM streams "
+            f"WHERE stream_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ):
+            heads[stream_id] = (head, bool(deleted))
+    return heads
+
+
+def _write_rows(
+    ctx: BatchContext,
+    rows: list[tuple[Any, ...]],
+    new_heads: dict[str, tuple[int, int]],
+    mark: tuple[int, int, bytes],
+) -> bool:
+    """INSERT the run's rows and stream heads; False (nothing written, the log and chain
+    heads back at `mark`) when an event id is already stored."""
+    if not rows:
+        return True
+    conn = ctx.conn
+    conn.execute("SAVEPOINT run")
+    try:
+        conn.executemany(INSERT_EVENTS, rows)
+    except sqlite3.IntegrityError:
+        conn.execute("ROLLBACK TO run")
+        conn.execute("RELEASE run")
+        ctx.last_position, ctx.chain_position, ctx.chain_hash = mark
+        return False
+    conn.executemany(UPSERT_HEAD, [(sid, v, p) for sid, (v, p) in new_heads.items()])
+    conn.execute("RELEASE run")
+    return True
 
 
 def _append_job(
