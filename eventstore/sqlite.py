@@ -234,6 +234,8 @@ class SQLiteStore(EventStore):
         self._leases = SQLiteLeases(self._submit, self._fetch)
         self._subscriptions = SQLiteSubscriptions(self._submit)
         self.batch_sizes: list[int] = []  # recent group-commit sizes, for metrics and bench
+        self._heads: dict[str, tuple[int, bool]] = {}  # writer thread only (BatchContext)
+        self._data_version = -1
         self.on_commit: list[Callable[[int, float], None]] = []  # (appends, seconds) hooks
 
     @classmethod
@@ -298,13 +300,24 @@ class SQLiteStore(EventStore):
         conn = self._conn
         assert conn is not None
         outcomes: list[Any] = []
+        heads = self._heads
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Another connection committed (a tool on the same file): cached heads may be stale.
+            data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if data_version != self._data_version or len(heads) > HEADS_CACHED:
+                heads.clear()
+                self._data_version = data_version
             last_position, chain_position, chain_hash = conn.execute(
                 "SELECT last_position, chain_position, chain_hash FROM log_head"
             ).fetchone()
             ctx = BatchContext(
-                conn, last_position, time.time_ns() // 1000, chain_position, chain_hash or GENESIS
+                conn,
+                last_position,
+                time.time_ns() // 1000,
+                chain_position,
+                chain_hash or GENESIS,
+                heads=heads,
             )
             run: list[_Append] = []
             for job in jobs:
@@ -314,6 +327,7 @@ class SQLiteStore(EventStore):
                 if run:
                     outcomes += _append_run(ctx, run)
                     run = []
+                heads.clear()  # other jobs may change streams (delete, archive)
                 outcomes.append(_isolated(ctx, job))
             if run:
                 outcomes += _append_run(ctx, run)
@@ -324,6 +338,7 @@ class SQLiteStore(EventStore):
                 )
             conn.execute("COMMIT")
         except BaseException:
+            heads.clear()  # it may hold this transaction's heads, now undone
             if conn.in_transaction:
                 # SQLite may have rolled back already (e.g. disk full): report the cause
                 with contextlib.suppress(sqlite3.Error):
@@ -662,6 +677,7 @@ UPSERT_HEAD = (
     "head_position = excluded.head_position"
 )
 LOOKUP_CHUNK = 500  # bound variables per IN (...) look-up
+HEADS_CACHED = 100_000  # streams whose head the writer remembers between transactions
 
 
 @dataclass(slots=True)
@@ -703,7 +719,10 @@ def _append_run(ctx: BatchContext, run: list[_Append]) -> list[Any]:
     (a retry or a clash), the unwritten rest of the run goes through `_isolated` too.
     """
     conn = ctx.conn
-    heads = _stream_heads(conn, {a.stream_id for a in run})
+    heads = ctx.heads
+    missing = {a.stream_id for a in run if a.stream_id not in heads}
+    if missing:
+        heads.update(_stream_heads(conn, missing))
     outcomes: list[Any] = []
     written = 0  # appends before this index have their final outcome in `outcomes`
     mark = (ctx.last_position, ctx.chain_position, ctx.chain_hash)
@@ -718,7 +737,7 @@ def _append_run(ctx: BatchContext, run: list[_Append]) -> list[Any]:
             continue
         if not _expectation_met(append.expected, head):
             if not _write_rows(ctx, rows, new_heads, mark):
-                return outcomes[:written] + [_isolated(ctx, a) for a in run[written:]]
+                return _fallback(ctx, run, outcomes[:written], written)
             outcomes.append(_isolated(ctx, append))  # writes nothing: the head is as read
             written, rows, new_heads = index + 1, [], {}
             mark = (ctx.last_position, ctx.chain_position, ctx.chain_hash)
@@ -739,14 +758,21 @@ def _append_run(ctx: BatchContext, run: list[_Append]) -> list[Any]:
         ctx.chain_hash = chain_hash
         outcomes.append(AppendResult(stream_id, head + 1, version, position))
     if not _write_rows(ctx, rows, new_heads, mark):
-        return outcomes[:written] + [_isolated(ctx, a) for a in run[written:]]
+        return _fallback(ctx, run, outcomes[:written], written)
     return outcomes
 
 
+def _fallback(ctx: BatchContext, run: list[_Append], done: list[Any], start: int) -> list[Any]:
+    """The run's appends from `start` on, each alone; the heads cache forgets their streams."""
+    for append in run[start:]:
+        ctx.heads.pop(append.stream_id, None)
+    return done + [_isolated(ctx, a) for a in run[start:]]
+
+
 def _stream_heads(conn: sqlite3.Connection, streams: set[str]) -> dict[str, tuple[int, bool]]:
-    """(head version, deleted) of each stream that has a row."""
+    """(head version, deleted) of each stream: (0, False) for one without a row."""
     wanted = list(streams)
-    heads: dict[str, tuple[int, bool]] = {}
+    heads = dict.fromkeys(wanted, (0, False))
     for start in range(0, len(wanted), LOOKUP_CHUNK):
         chunk = wanted[start : start + LOOKUP_CHUNK]
         for stream_id, head, deleted in conn.execute(

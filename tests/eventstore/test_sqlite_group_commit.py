@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -139,6 +140,48 @@ async def test_a_cancelled_caller_still_gets_its_append_written(db_url: str) -> 
         assert [e.event_id for e in await store.read("s")] == ["c1"]
     finally:
         await store.close()
+
+
+async def test_a_delete_between_appends_of_one_batch(db_url: str) -> None:
+    store, batches = await opened(db_url)
+    try:
+        await store.append("s", [NewEvent("x", {})])
+        batches.clear()
+        results = await outcomes(
+            [
+                store.append("s", [NewEvent("x", {})], 1),
+                store.delete_stream("s"),
+                store.append("s", [NewEvent("x", {})]),
+                store.append("t", [NewEvent("x", {})], ExpectedState.NO_STREAM),
+            ]
+        )
+        assert batches == [4]
+        assert results[0] == AppendResult("s", 2, 2, 2)
+        assert results[1] is None
+        assert isinstance(results[2], StreamDeleted)
+        assert results[3] == AppendResult("t", 1, 1, 3)
+    finally:
+        await store.close()
+    assert await chain_faults(db_url) == []
+
+
+async def test_heads_written_by_another_connection_are_seen(db_url: str) -> None:
+    """The writer remembers stream heads between transactions; a commit by another
+    connection on the same file (another process, a tool) must not be missed."""
+    one, _ = await opened(db_url)
+    two, _ = await opened(db_url)
+    try:
+        assert await one.append("s", [NewEvent("x", {})], 0) == AppendResult("s", 1, 1, 1)
+        assert await two.append("s", [NewEvent("x", {})], 1) == AppendResult("s", 2, 2, 2)
+        assert await one.append("s", [NewEvent("x", {})], 2) == AppendResult("s", 3, 3, 3)
+        await two.delete_stream("s")  # `one` last saw s live at version 3
+        with pytest.raises(StreamDeleted):
+            await one.append("s", [NewEvent("x", {})])
+        assert await one.append("t", [NewEvent("x", {})], 0) == AppendResult("t", 1, 1, 4)
+    finally:
+        await two.close()
+        await one.close()
+    assert await chain_faults(db_url) == []
 
 
 # An append: (stream index, expectation: None = ANY, -1 = NO_STREAM, else exact version,
