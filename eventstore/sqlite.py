@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -86,6 +87,12 @@ def _as_unavailable(exc: BaseException) -> BaseException:
 
 
 MAX_JOBS_PER_COMMIT = 1000
+# WAL checkpoints run on their own thread and connection (PASSIVE: they never block the
+# writer), about every CHECKPOINT_PAGES written pages (the writer's estimate), instead
+# of inside the commit that crosses SQLite's threshold: measured 1.2-1.6x more events/s
+# for 32 writers. The writer's own auto-checkpoint stays on, further out, as a backstop.
+CHECKPOINT_PAGES = 1000
+WRITER_CHECKPOINT_PAGES = 4000
 ERASE_CHECKPOINT_WAIT_MS = 50
 VACUUM_PAGES_PER_ERASE = 4096  # 16 MiB at 4 KiB pages: the file shrinks, the writer barely waits
 # One reader thread: measured, 1 serves concurrent tails 1.6-2x faster than 2 or 4
@@ -236,6 +243,11 @@ class SQLiteStore(EventStore):
         self.batch_sizes: list[int] = []  # recent group-commit sizes, for metrics and bench
         self._heads: dict[str, tuple[int, bool]] = {}  # writer thread only (BatchContext)
         self._data_version = -1
+        self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="hivelog-checkpoint")
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint_lock = threading.Lock()  # a checkpoint, or an erase's WAL truncation
+        self._checkpoint_running = False
+        self._pages_since_checkpoint = 0  # writer thread only
         self.on_commit: list[Callable[[int, float], None]] = []  # (appends, seconds) hooks
 
     @classmethod
@@ -265,6 +277,7 @@ class SQLiteStore(EventStore):
             conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         _configure(conn)
         conn.execute("PRAGMA secure_delete=ON")  # erased events leave no bytes behind
+        conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(
@@ -345,8 +358,31 @@ class SQLiteStore(EventStore):
                     conn.execute("ROLLBACK")
             raise
         if ctx.erased:
-            _after_erase(conn)
+            with self._checkpoint_lock:
+                _after_erase(conn)
+        self._pages_since_checkpoint += 2 + len(jobs) + ctx.last_position - last_position
+        if self._pages_since_checkpoint >= CHECKPOINT_PAGES and not self._checkpoint_running:
+            self._pages_since_checkpoint = 0
+            self._checkpoint_running = True
+            self._checkpointer.submit(self._checkpoint)
         return outcomes
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL's committed pages into the database file (checkpoint thread)."""
+        try:
+            with self._checkpoint_lock:
+                if self._closed:
+                    return
+                conn = self._checkpoint_conn
+                if conn is None:
+                    conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                    conn.execute("PRAGMA synchronous=FULL")
+                    self._checkpoint_conn = conn
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            log.warning("background WAL checkpoint failed (the writer's is the backstop): %s", exc)
+        finally:
+            self._checkpoint_running = False
 
     async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -636,11 +672,15 @@ class SQLiteStore(EventStore):
         if self._writer_task is not None:
             self._queue.put_nowait(None)
             await self._writer_task
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._checkpointer.shutdown)  # waits
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
         for reader in self._readers:
             await reader.close()
         conn = self._conn
         if conn is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            await loop.run_in_executor(self._executor, conn.close)
         self._executor.shutdown(wait=True)
 
 
