@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventstore import NewEvent, open_store
+from eventstore.base import encode_events
 from eventstore.sqlite import SQLiteStore
 from eventstore.types import (
     AppendResult,
@@ -253,3 +255,13 @@ def test_a_batch_equals_the_same_appends_one_by_one(
         asyncio.run(body(folder))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_default_event_ids_are_canonical_uuid4_text() -> None:
+    """Built without uuid.UUID objects (they cost more than the rest of the encoding)."""
+    ids = [e.event_id for e in encode_events([NewEvent("x", {}) for _ in range(2000)])]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
