@@ -231,12 +231,15 @@ class SQLiteStore(EventStore):
     def __init__(self, path: str) -> None:
         self.path = path
         self.doorbell = Doorbell()
-        self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[_Request] = []  # submitted, not yet handed to the writer thread
+        self._in_flight = False  # a batch is in the writer thread
+        self._dispatch_due = False  # a `_dispatch` call is scheduled
+        self._drained: asyncio.Future[None] | None = None  # close() waits on it
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hivelog-writer")
         self._conn: sqlite3.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._reader_cycle: Iterable[aiosqlite.Connection] = ()
-        self._writer_task: asyncio.Task[None] | None = None
         self._closed = False
         self._leases = SQLiteLeases(self._submit, self._fetch)
         self._subscriptions = SQLiteSubscriptions(self._submit)
@@ -264,7 +267,7 @@ class SQLiteStore(EventStore):
             await reader.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
             store._readers.append(reader)
         store._reader_cycle = itertools.cycle(store._readers)
-        store._writer_task = asyncio.create_task(store._write_loop(), name="hivelog-writer")
+        store._loop = loop
         return store
 
     # ---- writer thread -------------------------------------------------------------
@@ -384,38 +387,66 @@ class SQLiteStore(EventStore):
         finally:
             self._checkpoint_running = False
 
-    async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            first = await self._queue.get()
-            if first is None:
-                return
-            requests = [first]
-            stop = False
-            while len(requests) < MAX_JOBS_PER_COMMIT and not self._queue.empty():
-                nxt = self._queue.get_nowait()
-                if nxt is None:
-                    stop = True
-                    break
-                requests.append(nxt)
-            started = time.perf_counter()
-            try:
-                outcomes = await loop.run_in_executor(
-                    self._executor, self._commit_batch, [r.job for r in requests]
-                )
-            except BaseException as exc:  # the commit itself failed: nobody is acknowledged
-                failure = _as_unavailable(exc)
+    # ---- the hand-off between the event loop and the writer thread -----------------
+    #
+    # One hop each way per batch: `_dispatch` hands every queued request to the writer
+    # thread, which commits them and schedules `_finish` on the loop once, with all
+    # outcomes. Requests submitted meanwhile wait in `_pending` for the next batch.
+
+    async def _submit(self, job: Callable[[BatchContext], T]) -> T:
+        loop = self._loop
+        if self._closed or loop is None:
+            raise EventStoreError("the store is closed")
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append(_Request(job, future))
+        if not self._in_flight and not self._dispatch_due:
+            # after the tasks already ready to run: their appends join this batch
+            self._dispatch_due = True
+            loop.call_soon(self._dispatch)
+        # Awaited directly (no shield: it cost a loop pass per append). A cancelled caller
+        # cancels only its own future; its job still runs (the writer skips a done future),
+        # and a cancelled future is never given an outcome nobody would read.
+        return await future
+
+    def _dispatch(self) -> None:
+        self._dispatch_due = False
+        if self._in_flight or not self._pending:
+            return
+        requests = self._pending[:MAX_JOBS_PER_COMMIT]
+        del self._pending[:MAX_JOBS_PER_COMMIT]
+        self._in_flight = True
+        self._executor.submit(self._run_batch, requests, time.perf_counter())
+
+    def _run_batch(self, requests: list[_Request], started: float) -> None:
+        """Writer thread: commit the batch, then hand every outcome back in one call."""
+        outcomes: list[Any] | None = None
+        failure: BaseException | None = None
+        try:
+            outcomes = self._commit_batch([r.job for r in requests])
+        except BaseException as exc:  # the commit itself failed: nobody is acknowledged
+            failure = exc
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._finish, requests, outcomes, failure, started)
+
+    def _finish(
+        self,
+        requests: list[_Request],
+        outcomes: list[Any] | None,
+        failure: BaseException | None,
+        started: float,
+    ) -> None:
+        self._in_flight = False
+        try:
+            if outcomes is None:
+                unavailable = _as_unavailable(failure or EventStoreError("commit failed"))
                 for request in requests:
                     if not request.future.done():
-                        request.future.set_exception(failure)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
+                        request.future.set_exception(unavailable)
             else:
-                elapsed = time.perf_counter() - started
                 self.batch_sizes.append(len(requests))
                 if len(self.batch_sizes) > 10_000:
                     del self.batch_sizes[:5_000]
-                self._notify_commit(len(requests), elapsed)
+                self._notify_commit(len(requests), time.perf_counter() - started)
                 for request, outcome in zip(requests, outcomes, strict=True):
                     if request.future.done():
                         continue
@@ -424,18 +455,14 @@ class SQLiteStore(EventStore):
                     else:
                         request.future.set_result(outcome)
                 self.doorbell.ring()
-            if stop:
-                return
-
-    async def _submit(self, job: Callable[[BatchContext], T]) -> T:
-        if self._closed:
-            raise EventStoreError("the store is closed")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Request(job, future))
-        # Awaited directly (no shield: it cost a loop pass per append). A cancelled caller
-        # cancels only its own future; its job still runs (the writer skips a done future),
-        # and a cancelled future is never given an outcome nobody would read.
-        return await future
+        finally:
+            if self._pending:
+                if not self._dispatch_due:
+                    # after the callers just woken: their next appends join this batch
+                    self._dispatch_due = True
+                    asyncio.get_running_loop().call_soon(self._dispatch)
+            elif self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
 
     # ---- appends -------------------------------------------------------------------
 
@@ -668,11 +695,11 @@ class SQLiteStore(EventStore):
     async def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
-        if self._writer_task is not None:
-            self._queue.put_nowait(None)
-            await self._writer_task
+        self._closed = True  # refuses new jobs; the queued ones still run
         loop = asyncio.get_running_loop()
+        if self._in_flight or self._pending:
+            self._drained = loop.create_future()
+            await self._drained
         await loop.run_in_executor(self._executor, self._checkpointer.shutdown)  # waits
         if self._checkpoint_conn is not None:
             self._checkpoint_conn.close()
