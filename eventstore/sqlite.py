@@ -394,6 +394,15 @@ class SQLiteStore(EventStore):
     # outcomes. Requests submitted meanwhile wait in `_pending` for the next batch.
 
     async def _submit(self, job: Callable[[BatchContext], T]) -> T:
+        return await self._enqueue(job)
+
+    def _enqueue(self, job: Callable[[BatchContext], T]) -> asyncio.Future[T]:
+        """Queue a job for the next transaction; its future resolves after the commit.
+
+        Awaited directly (no shield: it cost a loop pass per append). A cancelled caller
+        cancels only its own future; its job still runs (the writer skips a done future),
+        and a cancelled future is never given an outcome nobody would read.
+        """
         loop = self._loop
         if self._closed or loop is None:
             raise EventStoreError("the store is closed")
@@ -403,10 +412,7 @@ class SQLiteStore(EventStore):
             # after the tasks already ready to run: their appends join this batch
             self._dispatch_due = True
             loop.call_soon(self._dispatch)
-        # Awaited directly (no shield: it cost a loop pass per append). A cancelled caller
-        # cancels only its own future; its job still runs (the writer skips a done future),
-        # and a cancelled future is never given an outcome nobody would read.
-        return await future
+        return future
 
     def _dispatch(self) -> None:
         self._dispatch_due = False
@@ -472,7 +478,7 @@ class SQLiteStore(EventStore):
         stream_id = validate_stream_id(stream_id)
         expected = validate_expected(expected)
         encoded = encode_events(events)
-        return await self._submit(_Append(stream_id, encoded, expected))
+        return await self._enqueue(_Append(stream_id, encoded, expected))
 
     async def delete_stream(self, stream_id: str) -> None:
         stream_id = validate_stream_id(stream_id)
@@ -802,7 +808,8 @@ def _append_run(ctx: BatchContext, run: list[_Append]) -> list[Any]:
         if deleted:
             outcomes.append(StreamDeleted(stream_id))
             continue
-        if not _expectation_met(append.expected, head):
+        expected = append.expected
+        if expected is not ExpectedState.ANY and not _expectation_met(expected, head):
             if not _write_rows(ctx, rows, new_heads, mark):
                 return _fallback(ctx, run, outcomes[:written], written)
             outcomes.append(_isolated(ctx, append))  # writes nothing: the head is as read
@@ -817,8 +824,20 @@ def _append_run(ctx: BatchContext, run: list[_Append]) -> list[Any]:
             chain_hash = link(
                 chain_hash, position, stream_id, version, e.event_id, e.type, now_us, digest
             )
-            row = (position, stream_id, version, e.event_id, e.type, e.data, e.metadata)
-            rows.append((*row, now_us, digest, chain_hash))
+            rows.append(
+                (
+                    position,
+                    stream_id,
+                    version,
+                    e.event_id,
+                    e.type,
+                    e.data,
+                    e.metadata,
+                    now_us,
+                    digest,
+                    chain_hash,
+                )
+            )
         heads[stream_id] = (version, False)
         new_heads[stream_id] = (version, position)
         ctx.last_position = ctx.chain_position = position
