@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -112,9 +113,19 @@ def encode_events(events: Sequence[NewEvent]) -> list[EncodedEvent]:
     return encoded
 
 
+def _uuid4_text() -> str:
+    """`str(uuid.uuid4())`, without building a UUID object (5x faster; every append
+    without ids pays it once per event)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _event_id_text(event_id: object) -> str:
     if event_id is None:
-        return str(uuid.uuid4())
+        return _uuid4_text()
     if isinstance(event_id, uuid.UUID):
         return str(event_id)
     if not isinstance(event_id, str) or not event_id:

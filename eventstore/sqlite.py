@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -86,12 +87,13 @@ def _as_unavailable(exc: BaseException) -> BaseException:
     return failure
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
 MAX_JOBS_PER_COMMIT = 1000
+# WAL checkpoints run on their own thread and connection (PASSIVE: they never block the
+# writer), about every CHECKPOINT_PAGES written pages (the writer's estimate), instead
+# of inside the commit that crosses SQLite's threshold: measured 1.2-1.6x more events/s
+# for 32 writers. The writer's own auto-checkpoint stays on, further out, as a backstop.
+CHECKPOINT_PAGES = 1000
+WRITER_CHECKPOINT_PAGES = 4000
 ERASE_CHECKPOINT_WAIT_MS = 50
 VACUUM_PAGES_PER_ERASE = 4096  # 16 MiB at 4 KiB pages: the file shrinks, the writer barely waits
 # One reader thread: measured, 1 serves concurrent tails 1.6-2x faster than 2 or 4
@@ -230,17 +232,27 @@ class SQLiteStore(EventStore):
     def __init__(self, path: str) -> None:
         self.path = path
         self.doorbell = Doorbell()
-        self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[_Request] = []  # submitted, not yet handed to the writer thread
+        self._in_flight = False  # a batch is in the writer thread
+        self._dispatch_due = False  # a `_dispatch` call is scheduled
+        self._drained: asyncio.Future[None] | None = None  # close() waits on it
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hivelog-writer")
         self._conn: sqlite3.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._reader_cycle: Iterable[aiosqlite.Connection] = ()
-        self._writer_task: asyncio.Task[None] | None = None
         self._closed = False
         self._leases = SQLiteLeases(self._submit, self._fetch)
         self._subscriptions = SQLiteSubscriptions(self._submit)
         self._tail_cache = TailCache()  # hot history pages, checked against the head per read
         self.batch_sizes: list[int] = []  # recent group-commit sizes, for metrics and bench
+        self._heads: dict[str, tuple[int, bool]] = {}  # writer thread only (BatchContext)
+        self._data_version = -1
+        self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="hivelog-checkpoint")
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint_lock = threading.Lock()  # a checkpoint, or an erase's WAL truncation
+        self._checkpoint_running = False
+        self._pages_since_checkpoint = 0  # writer thread only
         self.on_commit: list[Callable[[int, float], None]] = []  # (appends, seconds) hooks
 
     @classmethod
@@ -257,7 +269,7 @@ class SQLiteStore(EventStore):
             await reader.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
             store._readers.append(reader)
         store._reader_cycle = itertools.cycle(store._readers)
-        store._writer_task = asyncio.create_task(store._write_loop(), name="hivelog-writer")
+        store._loop = loop
         return store
 
     # ---- writer thread -------------------------------------------------------------
@@ -270,6 +282,7 @@ class SQLiteStore(EventStore):
             conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         _configure(conn)
         conn.execute("PRAGMA secure_delete=ON")  # erased events leave no bytes behind
+        conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(
@@ -297,28 +310,45 @@ class SQLiteStore(EventStore):
         self._conn = conn
 
     def _commit_batch(self, jobs: list[Job]) -> list[Any]:
-        """Run every job in one transaction; a job's EventStoreError undoes only that job."""
+        """Run every job in one transaction; a job's EventStoreError undoes only that job.
+
+        Consecutive appends are checked and written as one run (`_append_run`): one
+        look-up of their streams' heads and one INSERT per table for the whole run.
+        """
         conn = self._conn
         assert conn is not None
         outcomes: list[Any] = []
+        heads = self._heads
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Another connection committed (a tool on the same file): cached heads may be stale.
+            data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if data_version != self._data_version or len(heads) > HEADS_CACHED:
+                heads.clear()
+                self._data_version = data_version
             last_position, chain_position, chain_hash = conn.execute(
                 "SELECT last_position, chain_position, chain_hash FROM log_head"
             ).fetchone()
             ctx = BatchContext(
-                conn, last_position, time.time_ns() // 1000, chain_position, chain_hash or GENESIS
+                conn,
+                last_position,
+                time.time_ns() // 1000,
+                chain_position,
+                chain_hash or GENESIS,
+                heads=heads,
             )
+            run: list[_Append] = []
             for job in jobs:
-                conn.execute("SAVEPOINT job")
-                before = (ctx.last_position, ctx.chain_position, ctx.chain_hash)
-                try:
-                    outcomes.append(job(ctx))
-                except (EventStoreError, sqlite3.IntegrityError) as exc:
-                    conn.execute("ROLLBACK TO job")
-                    ctx.last_position, ctx.chain_position, ctx.chain_hash = before
-                    outcomes.append(exc)
-                conn.execute("RELEASE job")
+                if isinstance(job, _Append):
+                    run.append(job)
+                    continue
+                if run:
+                    outcomes += _append_run(ctx, run)
+                    run = []
+                heads.clear()  # other jobs may change streams (delete, archive)
+                outcomes.append(_isolated(ctx, job))
+            if run:
+                outcomes += _append_run(ctx, run)
             if ctx.last_position != last_position:
                 conn.execute(
                     "UPDATE log_head SET last_position = ?, chain_position = ?, chain_hash = ?",
@@ -326,47 +356,105 @@ class SQLiteStore(EventStore):
                 )
             conn.execute("COMMIT")
         except BaseException:
+            heads.clear()  # it may hold this transaction's heads, now undone
             if conn.in_transaction:
                 # SQLite may have rolled back already (e.g. disk full): report the cause
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             raise
         if ctx.erased:
-            _after_erase(conn)
+            with self._checkpoint_lock:
+                _after_erase(conn)
+        self._pages_since_checkpoint += 2 + len(jobs) + ctx.last_position - last_position
+        if self._pages_since_checkpoint >= CHECKPOINT_PAGES and not self._checkpoint_running:
+            self._pages_since_checkpoint = 0
+            self._checkpoint_running = True
+            self._checkpointer.submit(self._checkpoint)
         return outcomes
 
-    async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            first = await self._queue.get()
-            if first is None:
-                return
-            requests = [first]
-            stop = False
-            while len(requests) < MAX_JOBS_PER_COMMIT and not self._queue.empty():
-                nxt = self._queue.get_nowait()
-                if nxt is None:
-                    stop = True
-                    break
-                requests.append(nxt)
-            started = time.perf_counter()
-            try:
-                outcomes = await loop.run_in_executor(
-                    self._executor, self._commit_batch, [r.job for r in requests]
-                )
-            except BaseException as exc:  # the commit itself failed: nobody is acknowledged
-                failure = _as_unavailable(exc)
+    def _checkpoint(self) -> None:
+        """Copy the WAL's committed pages into the database file (checkpoint thread)."""
+        try:
+            with self._checkpoint_lock:
+                if self._closed:
+                    return
+                conn = self._checkpoint_conn
+                if conn is None:
+                    conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                    conn.execute("PRAGMA synchronous=FULL")
+                    self._checkpoint_conn = conn
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            log.warning("background WAL checkpoint failed (the writer's is the backstop): %s", exc)
+        finally:
+            self._checkpoint_running = False
+
+    # ---- the hand-off between the event loop and the writer thread -----------------
+    #
+    # One hop each way per batch: `_dispatch` hands every queued request to the writer
+    # thread, which commits them and schedules `_finish` on the loop once, with all
+    # outcomes. Requests submitted meanwhile wait in `_pending` for the next batch.
+
+    async def _submit(self, job: Callable[[BatchContext], T]) -> T:
+        return await self._enqueue(job)
+
+    def _enqueue(self, job: Callable[[BatchContext], T]) -> asyncio.Future[T]:
+        """Queue a job for the next transaction; its future resolves after the commit.
+
+        Awaited directly (no shield: it cost a loop pass per append). A cancelled caller
+        cancels only its own future; its job still runs (the writer skips a done future),
+        and a cancelled future is never given an outcome nobody would read.
+        """
+        loop = self._loop
+        if self._closed or loop is None:
+            raise EventStoreError("the store is closed")
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append(_Request(job, future))
+        if not self._in_flight and not self._dispatch_due:
+            # after the tasks already ready to run: their appends join this batch
+            self._dispatch_due = True
+            loop.call_soon(self._dispatch)
+        return future
+
+    def _dispatch(self) -> None:
+        self._dispatch_due = False
+        if self._in_flight or not self._pending:
+            return
+        requests = self._pending[:MAX_JOBS_PER_COMMIT]
+        del self._pending[:MAX_JOBS_PER_COMMIT]
+        self._in_flight = True
+        self._executor.submit(self._run_batch, requests, time.perf_counter())
+
+    def _run_batch(self, requests: list[_Request], started: float) -> None:
+        """Writer thread: commit the batch, then hand every outcome back in one call."""
+        outcomes: list[Any] | None = None
+        failure: BaseException | None = None
+        try:
+            outcomes = self._commit_batch([r.job for r in requests])
+        except BaseException as exc:  # the commit itself failed: nobody is acknowledged
+            failure = exc
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._finish, requests, outcomes, failure, started)
+
+    def _finish(
+        self,
+        requests: list[_Request],
+        outcomes: list[Any] | None,
+        failure: BaseException | None,
+        started: float,
+    ) -> None:
+        self._in_flight = False
+        try:
+            if outcomes is None:
+                unavailable = _as_unavailable(failure or EventStoreError("commit failed"))
                 for request in requests:
                     if not request.future.done():
-                        request.future.set_exception(failure)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
+                        request.future.set_exception(unavailable)
             else:
-                elapsed = time.perf_counter() - started
                 self.batch_sizes.append(len(requests))
                 if len(self.batch_sizes) > 10_000:
                     del self.batch_sizes[:5_000]
-                self._notify_commit(len(requests), elapsed)
+                self._notify_commit(len(requests), time.perf_counter() - started)
                 for request, outcome in zip(requests, outcomes, strict=True):
                     if request.future.done():
                         continue
@@ -375,19 +463,14 @@ class SQLiteStore(EventStore):
                     else:
                         request.future.set_result(outcome)
                 self.doorbell.ring()
-            if stop:
-                return
-
-    async def _submit(self, job: Callable[[BatchContext], T]) -> T:
-        if self._closed:
-            raise EventStoreError("the store is closed")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Request(job, future))
-        # a caller cancelled meanwhile (shutdown) leaves nobody to read a refusal: read
-        # it here, or asyncio logs "Future exception was never retrieved" at exit
-        future.add_done_callback(_retrieve)
-        # shield: a cancelled caller must not cancel the outcome others may share.
-        return await asyncio.shield(future)
+        finally:
+            if self._pending:
+                if not self._dispatch_due:
+                    # after the callers just woken: their next appends join this batch
+                    self._dispatch_due = True
+                    asyncio.get_running_loop().call_soon(self._dispatch)
+            elif self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
 
     # ---- appends -------------------------------------------------------------------
 
@@ -397,7 +480,7 @@ class SQLiteStore(EventStore):
         stream_id = validate_stream_id(stream_id)
         expected = validate_expected(expected)
         encoded = encode_events(events)
-        return await self._submit(lambda ctx: _append_job(ctx, stream_id, encoded, expected))
+        return await self._enqueue(_Append(stream_id, encoded, expected))
 
     async def delete_stream(self, stream_id: str) -> None:
         stream_id = validate_stream_id(stream_id)
@@ -630,15 +713,19 @@ class SQLiteStore(EventStore):
     async def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
-        if self._writer_task is not None:
-            self._queue.put_nowait(None)
-            await self._writer_task
+        self._closed = True  # refuses new jobs; the queued ones still run
+        loop = asyncio.get_running_loop()
+        if self._in_flight or self._pending:
+            self._drained = loop.create_future()
+            await self._drained
+        await loop.run_in_executor(self._executor, self._checkpointer.shutdown)  # waits
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
         for reader in self._readers:
             await reader.close()
         conn = self._conn
         if conn is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            await loop.run_in_executor(self._executor, conn.close)
         self._executor.shutdown(wait=True)
 
 
@@ -664,6 +751,161 @@ def _after_erase(conn: sqlite3.Connection) -> None:
 
 
 # ---- jobs: run in the writer thread inside the batch transaction -----------------------
+
+INSERT_EVENTS = (
+    "INSERT INTO events (position, stream_id, version, event_id, type, data, metadata, "
+    "recorded_at, digest, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+UPSERT_HEAD = (
+    "INSERT INTO streams (stream_id, head_version, head_position) VALUES (?, ?, ?) "
+    "ON CONFLICT (stream_id) DO UPDATE SET head_version = excluded.head_version, "
+    "head_position = excluded.head_position"
+)
+LOOKUP_CHUNK = 500  # bound variables per IN (...) look-up
+HEADS_CACHED = 100_000  # streams whose head the writer remembers between transactions
+
+
+@dataclass(slots=True)
+class _Append:
+    """An append, as a writer job. Callable like any job (alone, in its own savepoint),
+    and recognisable, so consecutive appends in a batch go through `_append_run`."""
+
+    stream_id: str
+    events: list[EncodedEvent]
+    expected: Expected
+
+    def __call__(self, ctx: BatchContext) -> AppendResult:
+        return _append_job(ctx, self.stream_id, self.events, self.expected)
+
+
+def _isolated(ctx: BatchContext, job: Job) -> Any:
+    """Run one job in its own savepoint: its EventStoreError is its outcome and undoes it."""
+    conn = ctx.conn
+    conn.execute("SAVEPOINT job")
+    before = (ctx.last_position, ctx.chain_position, ctx.chain_hash)
+    try:
+        outcome = job(ctx)
+    except (EventStoreError, sqlite3.IntegrityError) as exc:
+        conn.execute("ROLLBACK TO job")
+        ctx.last_position, ctx.chain_position, ctx.chain_hash = before
+        outcome = exc
+    conn.execute("RELEASE job")
+    return outcome
+
+
+def _append_run(ctx: BatchContext, run: list[_Append]) -> list[Any]:
+    """Consecutive appends of one batch, with the outcomes `_isolated` would give each.
+
+    One SELECT reads the heads of all their streams; each append is checked against
+    them in queue order (earlier appends of the run included) and its rows are hashed
+    into the chain; one INSERT per table writes them. An append that fails its
+    expectation (possibly a retry: that needs the stored ids) goes alone through
+    `_isolated` after what precedes it is written; if the INSERT hits a stored event id
+    (a retry or a clash), the unwritten rest of the run goes through `_isolated` too.
+    """
+    conn = ctx.conn
+    heads = ctx.heads
+    missing = {a.stream_id for a in run if a.stream_id not in heads}
+    if missing:
+        heads.update(_stream_heads(conn, missing))
+    outcomes: list[Any] = []
+    written = 0  # appends before this index have their final outcome in `outcomes`
+    mark = (ctx.last_position, ctx.chain_position, ctx.chain_hash)
+    rows: list[tuple[Any, ...]] = []
+    new_heads: dict[str, tuple[int, int]] = {}
+    now_us = ctx.now_us
+    for index, append in enumerate(run):
+        stream_id = append.stream_id
+        head, deleted = heads.get(stream_id, (0, False))
+        if deleted:
+            outcomes.append(StreamDeleted(stream_id))
+            continue
+        expected = append.expected
+        if expected is not ExpectedState.ANY and not _expectation_met(expected, head):
+            if not _write_rows(ctx, rows, new_heads, mark):
+                return _fallback(ctx, run, outcomes[:written], written)
+            outcomes.append(_isolated(ctx, append))  # writes nothing: the head is as read
+            written, rows, new_heads = index + 1, [], {}
+            mark = (ctx.last_position, ctx.chain_position, ctx.chain_hash)
+            continue
+        position, version, chain_hash = ctx.last_position, head, ctx.chain_hash
+        for e in append.events:
+            position += 1
+            version += 1
+            digest = content_digest(e.data, e.metadata)
+            chain_hash = link(
+                chain_hash, position, stream_id, version, e.event_id, e.type, now_us, digest
+            )
+            rows.append(
+                (
+                    position,
+                    stream_id,
+                    version,
+                    e.event_id,
+                    e.type,
+                    e.data,
+                    e.metadata,
+                    now_us,
+                    digest,
+                    chain_hash,
+                )
+            )
+        heads[stream_id] = (version, False)
+        new_heads[stream_id] = (version, position)
+        ctx.last_position = ctx.chain_position = position
+        ctx.chain_hash = chain_hash
+        outcomes.append(AppendResult(stream_id, head + 1, version, position))
+    if not _write_rows(ctx, rows, new_heads, mark):
+        return _fallback(ctx, run, outcomes[:written], written)
+    return outcomes
+
+
+def _fallback(ctx: BatchContext, run: list[_Append], done: list[Any], start: int) -> list[Any]:
+    """The run's appends from `start` on, each alone; the heads cache forgets their streams."""
+    for append in run[start:]:
+        ctx.heads.pop(append.stream_id, None)
+    return done + [_isolated(ctx, a) for a in run[start:]]
+
+
+def _stream_heads(conn: sqlite3.Connection, streams: set[str]) -> dict[str, tuple[int, bool]]:
+    """(head version, deleted) of each stream: (0, False) for one without a row."""
+    wanted = list(streams)
+    heads = dict.fromkeys(wanted, (0, False))
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start : start + LOOKUP_CHUNK]
+        for stream_id, head, deleted in conn.execute(
+            "SELECT stream_id, head_version, deleted FROM streams "
+            f"WHERE stream_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ):
+            heads[stream_id] = (head, bool(deleted))
+    return heads
+
+
+def _write_rows(
+    ctx: BatchContext,
+    rows: list[tuple[Any, ...]],
+    new_heads: dict[str, tuple[int, int]],
+    mark: tuple[int, int, bytes],
+) -> bool:
+    """INSERT the run's rows and stream heads; False (nothing written, the log and chain
+    heads back at `mark`) when an event id is already stored.
+
+    No savepoint: SQLite copies every page a savepoint's statements touch into its
+    statement journal (measured: +40-70 % on this INSERT). A failed INSERT keeps the rows
+    before the failing one, all above `mark`'s position, so deleting those undoes it.
+    """
+    if not rows:
+        return True
+    conn = ctx.conn
+    try:
+        conn.executemany(INSERT_EVENTS, rows)
+    except sqlite3.IntegrityError:
+        conn.execute("DELETE FROM events WHERE position > ?", (mark[0],))
+        ctx.last_position, ctx.chain_position, ctx.chain_hash = mark
+        return False
+    conn.executemany(UPSERT_HEAD, [(sid, v, p) for sid, (v, p) in new_heads.items()])
+    return True
 
 
 def _append_job(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from .chain import GENESIS
@@ -18,7 +18,11 @@ T = TypeVar("T")
 
 @dataclass
 class BatchContext:
-    """What jobs in one transaction share: the connection, the log head and chain head."""
+    """What jobs in one transaction share: the connection, the log head and chain head.
+
+    `heads` caches streams' (head version, deleted) as committed, for appends; the
+    writer keeps it between transactions and empties it whenever it may be stale.
+    """
 
     conn: sqlite3.Connection
     last_position: int
@@ -26,6 +30,7 @@ class BatchContext:
     chain_position: int = 0
     chain_hash: bytes = GENESIS
     erased: bool = False
+    heads: dict[str, tuple[int, bool]] = field(default_factory=dict)
 
 
 Job = Callable[[BatchContext], Any]
