@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -257,11 +258,17 @@ def test_a_batch_equals_the_same_appends_one_by_one(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_default_event_ids_are_canonical_uuid4_text() -> None:
-    """Built without uuid.UUID objects (they cost more than the rest of the encoding)."""
+def test_default_event_ids_are_canonical_time_ordered_uuid7_text() -> None:
+    """Built without uuid.UUID objects (they cost more than the rest of the encoding);
+    their leading 48 bits are the creation millisecond, so later ids sort later."""
     ids = [e.event_id for e in encode_events([NewEvent("x", {}) for _ in range(2000)])]
     assert len(set(ids)) == len(ids)
     for text in ids:
         parsed = uuid.UUID(text)
         assert str(parsed) == text
-        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    before_ms = time.time_ns() // 1_000_000
+    time.sleep(0.003)
+    later = encode_events([NewEvent("x", {})])[0].event_id
+    assert later > max(ids)  # a later millisecond sorts after every earlier id
+    assert int(later.replace("-", "")[:12], 16) > before_ms

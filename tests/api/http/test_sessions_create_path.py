@@ -77,7 +77,7 @@ def test_session_id_stamp_matches_strftime(now: float) -> None:
     assert new_session_id(now) != new_session_id(now)  # the random tail still differs
 
 
-def test_event_ids_are_uuid4_text_and_given_ids_are_kept() -> None:
+def test_event_ids_are_uuid7_text_and_given_ids_are_kept() -> None:
     given = NewEvent("b", {"x": 2}, {"m": 1}, "mine")
     events = [NewEvent("a", {"x": 1}), given, NewEvent("c", None)]
     seen: set[str] = set()
@@ -88,7 +88,7 @@ def test_event_ids_are_uuid4_text_and_given_ids_are_kept() -> None:
             assert isinstance(e.event_id, str)
             parsed = uuid.UUID(e.event_id)
             assert str(parsed) == e.event_id
-            assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+            assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
             seen.add(e.event_id)
         assert (out[0].data, out[2].data, out[0].metadata) == ({"x": 1}, None, None)
     assert len(seen) == 4000
