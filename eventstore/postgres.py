@@ -648,9 +648,15 @@ class PostgresStore(EventStore):
                 writer.terminate()
         task = self._reconnect_task
         if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Cancel until done, bounded (5 s): on Python 3.11 a cancel landing as an
+            # awaited wait completes can be swallowed, and one cancel then hangs close().
+            for _ in range(200):
+                task.cancel()
+                done, _pending = await asyncio.wait({task}, timeout=0.025)
+                if done:
+                    break
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: a failed reconnect was already logged
         listener, self._listener = self._listener, None
         if listener is not None and not listener.is_closed():
             await listener.close()
