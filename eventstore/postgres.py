@@ -454,6 +454,14 @@ class PostgresStore(EventStore):
             for waiting in batch:
                 _settle(waiting.done, error=exc)
             return
+        except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+            # The commit connection broke under the call (killed, or asyncpg found it
+            # mid-operation after a loss it had not yet noticed): an outage, like the above.
+            self._drop_writer()
+            lost = StoreUnavailable(f"PostgreSQL commit connection lost: {exc!r}")
+            for waiting in batch:
+                _settle(waiting.done, error=lost)
+            return
         except asyncpg.PostgresError:
             # Unexpected for a batch (nothing was written): commit one by one instead, so
             # whatever the cause is fails only the append that carries it.
