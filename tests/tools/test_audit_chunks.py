@@ -96,11 +96,14 @@ async def test_chunks_and_forked_fold_report_as_row_by_row(
     url = corrupted(db_url, tmp_path) if broken else db_url
     chunked = await report_of(url)
     monkeypatch.setattr(audit_fold, "FORK_MIN_EVENTS", 0)
-    spawned = []
+    spawned: list[int] = []
     spawn = audit_fold.ForkedCatalogueCheck._spawn
-    monkeypatch.setattr(
-        audit_fold.ForkedCatalogueCheck, "_spawn", lambda self: spawned.append(1) or spawn(self)
-    )
+
+    def counted(self: audit_fold.ForkedCatalogueCheck) -> Any:
+        spawned.append(1)
+        return spawn(self)
+
+    monkeypatch.setattr(audit_fold.ForkedCatalogueCheck, "_spawn", counted)
     forked = await report_of(url, fork_fold=True)
     assert spawned == [1]
     # the reference: one row at a time, every check on it, through `event` only
