@@ -112,13 +112,12 @@ def envelope_from_line(raw: bytes, tz: dt.tzinfo | None) -> tuple[dict[str, Any]
         if problem is not None:
             raise LineError(f"trigger {str(data.get('trigger_id'))[:128]!r}: {problem}")
     timestamp, original = utc_timestamp(value.get("timestamp"), tz)
-    body: dict[str, Any] = {key: value.get(key) for key in ENVELOPE_KEYS}
+    # our keys in our order (absent ones null), then keys hive added later, in its order
+    body: dict[str, Any] = dict.fromkeys(ENVELOPE_KEYS)
+    body.update(value)
     body.update(data=data, timestamp=timestamp)
     if body["stream_id"] is None:
         body["stream_id"] = "queen"
-    for key, extra in value.items():  # keys hive added later are kept, after ours
-        if key not in body:
-            body[key] = extra
     return body, original
 
 
@@ -166,20 +165,20 @@ def event_from_line(
 def import_metadata(origin: Origin, original: str | None) -> bytes:
     """`orjson.dumps({"hive_import": {"source", "line"[, "original_timestamp"]}})`, byte
     for byte, from a template (one per line of every import)."""
-    head = b'{"hive_import":{"source":%b,"line":%d' % (_quoted(origin.source), origin.line)
+    head = _prefix(origin.source) + b"%d" % origin.line
     if original is None:
         return head + b"}}"
     return head + b',"original_timestamp":%b}}' % orjson.dumps(original)
 
 
-_QUOTED: dict[str, bytes] = {}
+_PREFIXES: dict[str, bytes] = {}
 
 
-def _quoted(source: str) -> bytes:
-    """`orjson.dumps(source)`, remembered (every line of a file has the same source)."""
-    quoted = _QUOTED.get(source)
-    if quoted is None:
-        if len(_QUOTED) > MAX_REMEMBERED_CONFIGS:
-            _QUOTED.clear()
-        quoted = _QUOTED[source] = orjson.dumps(source)
-    return quoted
+def _prefix(source: str) -> bytes:
+    """`{"hive_import":{"source":<source>,"line":`, remembered (a file's lines share it)."""
+    prefix = _PREFIXES.get(source)
+    if prefix is None:
+        if len(_PREFIXES) > MAX_REMEMBERED_CONFIGS:
+            _PREFIXES.clear()
+        prefix = _PREFIXES[source] = b'{"hive_import":{"source":%b,"line":' % orjson.dumps(source)
+    return prefix
