@@ -14,8 +14,10 @@ Baselines, measured side by side in the same run on the same files:
     the least any importer must do;
   - audit: `SELECT` every event row and `orjson.loads` its data: the least any audit of
     the payloads must do.
-`--quick` uses 200,000 events and says so in each row; the figure compared with the
-1M target is then the measured time x 5 (both tools are linear in the events).
+`--quick` uses 200,000 events and says so in each row; the figure set beside the 1M
+target is then the measured time x 5. The audit is linear in the events; the import is
+not quite (each commit rewrites pages of the random event-id index, which grows with
+the log), so a scaled import figure is a lower bound: it can say "not met", never "met".
 With `--db postgresql://...` import and audit also run on a fresh schema there.
 """
 
@@ -333,6 +335,9 @@ def _rows(timing: Timing, events: int, versus: Timing | None = None) -> list[Too
         value = statistics.median(values)
         baseline = statistics.median(bases) if bases else None
         per_1m = value * scale
+        met: bool | None = per_1m <= bar
+        if tool == "import-hive" and scale != 1 and met:
+            met = None  # a lower bound under the target proves nothing: run the full size
         rows.append(
             ToolRow(
                 f"{timing.store}: hivelog {tool}, {events:,} events{scaled}, {what}",
@@ -341,7 +346,7 @@ def _rows(timing: Timing, events: int, versus: Timing | None = None) -> list[Too
                 baseline,
                 value / baseline if baseline else None,
                 f"<= {bar:g} s per 1M",
-                per_1m <= bar,
+                met,
                 events,
                 per_1m,
             )
