@@ -11,9 +11,10 @@ as passed. `--from POSITION` verifies the chain from that position only.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .audit_chain import ChainCheck
@@ -62,6 +63,14 @@ async def audit(
     `fork_fold`: on a big log the catalogue fold runs in a second process beside the
     pass (tools/audit_fold.py; the command line does this, the same report either way).
     """
+    apart = getattr(source, "storage_problems_apart", None) if storage else None
+    if apart is not None:  # quick_check in a thread of its own while the pass runs
+        checking = asyncio.ensure_future(asyncio.to_thread(_problems_apart, apart))
+        try:
+            rest = await _checks(source, Report(), from_position, archives, fork_fold)
+        finally:
+            problems = await checking
+        return _storage_first(problems, rest)
     report = Report()
     try:
         problems = await source.storage_problems() if storage else []
@@ -69,6 +78,23 @@ async def audit(
         problems = [str(exc)]
     for problem in problems:
         report.add(Fault("storage", f"PRAGMA quick_check: {problem}"))
+    return await _checks(source, report, from_position, archives, fork_fold)
+
+
+def _problems_apart(check: Callable[[], list[str]]) -> list[str]:
+    try:
+        return check()
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+
+
+async def _checks(
+    source: LogSource,
+    report: Report,
+    from_position: int | None,
+    archives: Sequence[Path],
+    fork_fold: bool,
+) -> Report:
     try:
         if from_position is None:
             await _full(source, report, archives, fork_fold=fork_fold)
@@ -76,6 +102,20 @@ async def audit(
             await _chain_only(source, report, from_position)
     except sqlite3.DatabaseError as exc:
         report.add(Fault("storage", f"reading the log failed: {exc}"))
+    return report
+
+
+def _storage_first(problems: list[str], rest: Report) -> Report:
+    """The report as if quick_check had run first: its faults, then the pass's (each
+    check still listing its first MAX_LISTED, counting all)."""
+    report = Report()
+    for problem in problems:
+        report.add(Fault("storage", f"PRAGMA quick_check: {problem}"))
+    counted = dict(report.counts)
+    for fault in rest.faults:
+        report.add(fault)
+    report.counts = {c: counted.get(c, 0) + n for c, n in rest.counts.items()}
+    report.skipped, report.stats, report.chain_head = rest.skipped, rest.stats, rest.chain_head
     return report
 
 

@@ -124,3 +124,26 @@ async def test_chunks_and_forked_fold_report_as_row_by_row(
         checks = [f["check"] for f in reference["faults"]]
         assert checks != sorted(checks, key=list(reference["fault_counts"]).index)
     assert orjson.dumps(chunked) == orjson.dumps(reference)
+
+
+def test_quick_check_run_apart_is_reported_first() -> None:
+    """quick_check runs beside the pass; the report reads as if it had run first, each
+    check listing its first MAX_LISTED faults of the whole sequence and counting all."""
+    from tools.audit import _storage_first
+    from tools.audit_checks import MAX_LISTED, Fault, Report
+
+    rest = Report()
+    rest.add(Fault("chain", "c1"))
+    for n in range(MAX_LISTED):
+        rest.add(Fault("storage", f"read {n}"))
+    rest.stats["events"] = 3
+    merged = _storage_first(["page 7 broken", "page 9 broken"], rest)
+    sequential = Report()
+    for problem in ["page 7 broken", "page 9 broken"]:
+        sequential.add(Fault("storage", f"PRAGMA quick_check: {problem}"))
+    sequential.add(Fault("chain", "c1"))
+    for n in range(MAX_LISTED):
+        sequential.add(Fault("storage", f"read {n}"))
+    sequential.stats["events"] = 3
+    assert merged.to_dict() == sequential.to_dict()
+    assert merged.counts["storage"] == MAX_LISTED + 2
