@@ -11,9 +11,10 @@ as passed. `--from POSITION` verifies the chain from that position only.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .audit_chain import ChainCheck
@@ -36,7 +37,9 @@ async def _main(args: argparse.Namespace) -> int:
     source = await open_source(resolve_url(args.db, must_exist=True))
     try:
         archives = [Path(a) for a in args.archive or ()]
-        report = await audit(source, from_position=args.from_position, archives=archives)
+        report = await audit(
+            source, from_position=args.from_position, archives=archives, fork_fold=True
+        )
     finally:
         await source.close()
     if args.json:
@@ -52,11 +55,22 @@ async def audit(
     *,
     storage: bool = True,
     archives: Sequence[Path] = (),
+    fork_fold: bool = False,
 ) -> Report:
     """The full audit (or the chain from `from_position`); damage is reported, not raised.
 
     `storage=False` skips `PRAGMA quick_check` (for a caller that has just run it).
+    `fork_fold`: on a big log the catalogue fold runs in a second process beside the
+    pass (tools/audit_fold.py; the command line does this, the same report either way).
     """
+    apart = getattr(source, "storage_problems_apart", None) if storage else None
+    if apart is not None:  # quick_check in a thread of its own while the pass runs
+        checking = asyncio.ensure_future(asyncio.to_thread(_problems_apart, apart))
+        try:
+            rest = await _checks(source, Report(), from_position, archives, fork_fold)
+        finally:
+            problems = await checking
+        return _storage_first(problems, rest)
     report = Report()
     try:
         problems = await source.storage_problems() if storage else []
@@ -64,9 +78,26 @@ async def audit(
         problems = [str(exc)]
     for problem in problems:
         report.add(Fault("storage", f"PRAGMA quick_check: {problem}"))
+    return await _checks(source, report, from_position, archives, fork_fold)
+
+
+def _problems_apart(check: Callable[[], list[str]]) -> list[str]:
+    try:
+        return check()
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+
+
+async def _checks(
+    source: LogSource,
+    report: Report,
+    from_position: int | None,
+    archives: Sequence[Path],
+    fork_fold: bool,
+) -> Report:
     try:
         if from_position is None:
-            await _full(source, report, archives)
+            await _full(source, report, archives, fork_fold=fork_fold)
         else:
             await _chain_only(source, report, from_position)
     except sqlite3.DatabaseError as exc:
@@ -74,10 +105,43 @@ async def audit(
     return report
 
 
-async def _full(source: LogSource, report: Report, archives: Sequence[Path] = ()) -> None:
+def _storage_first(problems: list[str], rest: Report) -> Report:
+    """The report as if quick_check had run first: its faults, then the pass's (each
+    check still listing its first MAX_LISTED, counting all)."""
+    report = Report()
+    for problem in problems:
+        report.add(Fault("storage", f"PRAGMA quick_check: {problem}"))
+    counted = dict(report.counts)
+    for fault in rest.faults:
+        report.add(fault)
+    report.counts = {c: counted.get(c, 0) + n for c, n in rest.counts.items()}
+    report.skipped, report.stats, report.chain_head = rest.skipped, rest.stats, rest.chain_head
+    return report
+
+
+async def _full(
+    source: LogSource, report: Report, archives: Sequence[Path] = (), *, fork_fold: bool = False
+) -> None:
     cuts = await source.archive_cuts()
     checker = LogChecker(report, cuts)
-    folds = extra_checks(report)
+    folds = extra_checks(report, fork=fork_fold and not cuts)
+    try:
+        await _pass(source, report, checker, folds, archives, cuts)
+    finally:
+        for fold in folds:
+            close = getattr(fold, "close", None)
+            if close is not None:
+                close()
+
+
+async def _pass(
+    source: LogSource,
+    report: Report,
+    checker: LogChecker,
+    folds: list[ExtraCheck],
+    archives: Sequence[Path],
+    cuts: dict[str, int],
+) -> None:
     archived = archived_rows(archives, cuts) if cuts else []
     if cuts and not archived and folds:  # folds from scratch need the archived events
         why = f"{len(cuts)} streams are archived: give the --archive DIRs that hold them"
@@ -92,6 +156,17 @@ async def _full(source: LogSource, report: Report, archives: Sequence[Path] = ()
     with progress("audit", head) as advance:
         done = 0
         async for rows in source.events():
+            if nxt is None:  # no archived events to merge in: each check takes the chunk
+                report.stage()
+                try:
+                    checker.rows(rows, 0)
+                    for order, extra in enumerate(extras, start=1):
+                        extra.rows(rows, order)
+                finally:
+                    report.flush()
+                advance(rows[-1].position - done)
+                done = rows[-1].position
+                continue
             for row in rows:
                 while nxt is not None and nxt.position < row.position:
                     for fold in folds:
@@ -117,8 +192,7 @@ async def _chain_only(source: LogSource, report: Report, from_position: int) -> 
     chain = ChainCheck(report, start_after=from_position - 1)
     await chain.start(source)
     async for rows in source.events(after=from_position - 1):
-        for row in rows:
-            chain.event(row)
+        chain.rows(rows)
     await chain.finish(source, report)
     for check in CHECKS:
         if check not in ("chain", "storage"):
@@ -150,7 +224,7 @@ def archived_rows(archives: Sequence[Path], cuts: dict[str, int]) -> list[EventR
     return rows
 
 
-def extra_checks(report: Report) -> list[ExtraCheck]:
+def extra_checks(report: Report, *, fork: bool = False) -> list[ExtraCheck]:
     """The projection checks, when this build has the projections."""
     try:
         from .audit_projections import projection_checks
@@ -158,7 +232,7 @@ def extra_checks(report: Report) -> list[ExtraCheck]:
         why = f"not in this build ({exc.name})"
         report.skipped.update(projections=why, trigger_fires=why)
         return []
-    return projection_checks(report)
+    return projection_checks(report, fork=fork)
 
 
 def render(report: Report) -> str:

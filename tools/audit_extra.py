@@ -6,6 +6,7 @@ import it without importing each other.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from .audit_checks import EventRow, Report
@@ -17,4 +18,9 @@ class ExtraCheck(Protocol):
 
     async def start(self, source: LogSource) -> None: ...
     def event(self, row: EventRow) -> None: ...
+    def rows(self, rows: Sequence[EventRow], order: int) -> None:
+        """`event` for each row of a chunk; a fault of row i is added after
+        `report.at(i, order)` (the audit then orders them as a row-by-row pass would)."""
+        ...
+
     async def finish(self, source: LogSource, report: Report) -> None: ...

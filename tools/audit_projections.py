@@ -10,12 +10,14 @@ recorded twice means two nodes (or a crash and a retry) both fired it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from eventstore import RecordedEvent
 from projections import catalogue as cat
+from projections.ids import is_session_stream
 
 from .audit_checks import EventRow, Fault, Report
 from .audit_extra import ExtraCheck
@@ -23,7 +25,13 @@ from .audit_source import LogSource
 from .projection_compare import as_json, differences
 
 
-def projection_checks(report: Report) -> list[ExtraCheck]:
+def projection_checks(report: Report, *, fork: bool = False) -> list[ExtraCheck]:
+    """The checks above the log; `fork`: the catalogue fold may run in a second process
+    (tools/audit_fold.py), for a big log from the command line."""
+    if fork:
+        from .audit_fold import ForkedCatalogueCheck
+
+        return [ForkedCatalogueCheck(report), TriggerFireCheck(report)]
     return [CatalogueCheck(report), TriggerFireCheck(report)]
 
 
@@ -45,6 +53,7 @@ class CatalogueCheck:
         self.state = cat.CatalogueState()
         self.stop_at = -1  # no checkpoint: nothing to compare, no folding needed
         self.stored: bytes | None = None
+        self._folds: dict[str, bool] = {}  # stream id -> does the catalogue fold it
 
     async def start(self, source: LogSource) -> None:
         checkpoint = await source.checkpoint_state(cat.CHECKPOINT_NAME)
@@ -54,6 +63,22 @@ class CatalogueCheck:
     def event(self, row: EventRow) -> None:
         if row.position <= self.stop_at:
             cat.apply(self.state, recorded(row))
+
+    def rows(self, rows: Sequence[EventRow], order: int = 2) -> None:
+        """No faults until `finish`. Rows of other system streams only move the fold's
+        position, which `finish` sets to the checkpoint's anyway: they are not folded."""
+        stop_at, state, folds = self.stop_at, self.state, self._folds
+        for row in rows:
+            if row[0] > stop_at:
+                return
+            stream_id = row[1]
+            folded = folds.get(stream_id)
+            if folded is None:
+                folded = folds[stream_id] = stream_id == cat.SESSIONS_STREAM or is_session_stream(
+                    stream_id
+                )
+            if folded:
+                cat.apply(state, recorded(row))
 
     async def finish(self, source: LogSource, report: Report) -> None:
         if self.stored is None:
@@ -72,11 +97,16 @@ class CatalogueCheck:
                     f"its state says {stored.get('position')}",
                 )
             )
-        self.state.position = self.stop_at
-        for difference in differences(stored, as_json(self.state)):
+        rebuilt, sessions = self.rebuilt()
+        for difference in differences(stored, rebuilt):
             report.add(Fault("projections", f"checkpoint {name!r}: {difference}"))
         report.stats["projection_position"] = self.stop_at
-        report.stats["projection_sessions"] = len(self.state.sessions)
+        report.stats["projection_sessions"] = sessions
+
+    def rebuilt(self) -> tuple[dict[str, Any], int]:
+        """The fold from scratch as the checkpoint's JSON, and how many sessions it has."""
+        self.state.position = self.stop_at
+        return as_json(self.state), len(self.state.sessions)
 
 
 class TriggerFireCheck:
@@ -89,6 +119,13 @@ class TriggerFireCheck:
 
     async def start(self, source: LogSource) -> None:
         return None
+
+    def rows(self, rows: Sequence[EventRow], order: int = 3) -> None:
+        report = self.report
+        for index, row in enumerate(rows):
+            if row[4] == "trigger_fired":
+                report.at(index, order)
+                self.event(row)
 
     def event(self, row: EventRow) -> None:
         if row.type != "trigger_fired":

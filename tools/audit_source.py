@@ -71,6 +71,7 @@ class SQLiteSource:
         with file.open("rb") as handle:
             if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
                 raise UsageError(f"{file} is not a SQLite database (no SQLite header)")
+        self.uri = uri
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
         try:
             self.conn.execute("PRAGMA query_only=1")
@@ -104,6 +105,18 @@ class SQLiteSource:
 
     async def storage_problems(self) -> list[str]:
         return quick_check_problems(self.conn)
+
+    def storage_problems_apart(self) -> list[str]:
+        """`PRAGMA quick_check` on a connection of its own (read-only), so it can run in a
+        thread while the pass reads the rows: SQLite checks the pages without the
+        interpreter lock. It checks the file's pages as they are when it starts, which on
+        a live log may be a newer snapshot than the pass's; either is the same file."""
+        conn = sqlite3.connect(self.uri, uri=True, isolation_level=None)
+        try:
+            conn.execute("PRAGMA query_only=1")
+            return quick_check_problems(conn)
+        finally:
+            conn.close()
 
     async def chain_missing(self) -> str | None:
         if self.chained:

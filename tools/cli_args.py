@@ -227,6 +227,14 @@ def bench_subscriptions(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def bench_tools(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tools-events", type=int, default=None, help="events in the hive home (1M; quick 200k)"
+    )
+    parser.add_argument("--tools-reps", type=int, default=None, help="repetitions (2; quick 1)")
+    parser.add_argument("--tools-dir", default=None, help="folder for the hive home and databases")
+
+
 def worker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("group", help="consumer group name")
     parser.add_argument("--exec", dest="command", required=True, help="shell command to run")
@@ -250,6 +258,7 @@ BENCH_TARGETS: dict[str, tuple[str, Declare]] = {
     "timers": ("tools.bench_timers", bench_timers),
     "sessions": ("tools.bench_sessions", bench_sessions),
     "subscriptions": ("tools.bench_subscriptions", bench_subscriptions),
+    "tools": ("tools.bench_tools", bench_tools),
 }
 
 

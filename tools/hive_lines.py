@@ -39,6 +39,8 @@ class Origin:
 
 
 _NAMESPACE_SHA1 = hashlib.sha1(IMPORT_NAMESPACE.bytes, usedforsecurity=False)
+# the RFC 4122 variant bits set on a UUID's 17th hex digit: (digit & 0b0011) | 0b1000
+_VARIANT = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
 
 
 def line_event_id(origin: Origin) -> str:
@@ -47,13 +49,25 @@ def line_event_id(origin: Origin) -> str:
     Called for every line of every import (also the lines already imported), where
     `uuid.uuid5` cost more than parsing the line.
     """
-    digest = _NAMESPACE_SHA1.copy()
-    digest.update(f"{origin.source}:{origin.line}".encode())
-    raw = bytearray(digest.digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return LineIds(origin.source)(origin.line)
+
+
+class LineIds:
+    """`line_event_id` for the lines of one file: the namespace and `source:` are hashed
+    once per file, each line adds only its number."""
+
+    __slots__ = ("_base",)
+
+    def __init__(self, source: str) -> None:
+        self._base = _NAMESPACE_SHA1.copy()
+        self._base.update(f"{source}:".encode())
+
+    def __call__(self, line: int) -> str:
+        digest = self._base.copy()
+        digest.update(b"%d" % line)
+        h = digest.hexdigest()
+        # version 5 in the 13th hex digit, the variant in the 17th
+        return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def utc_timestamp(value: object, tz: dt.tzinfo | None) -> tuple[str, str | None]:
@@ -94,23 +108,43 @@ def envelope_from_line(raw: bytes, tz: dt.tzinfo | None) -> tuple[dict[str, Any]
         raise LineError("data is not an object")
     if event_type in TRIGGER_DEFINITIONS and isinstance(data.get("trigger_config"), dict):
         kind = data.get("trigger_type")
-        try:  # the one trigger_config validator, as for PATCH and colony load
-            validate_config(
-                kind if isinstance(kind, str) else "", clean_config(data["trigger_config"])
-            )
-        except ConfigError as exc:
-            raise LineError(
-                f"trigger {str(data.get('trigger_id'))[:128]!r}: {exc.message}"
-            ) from None
+        problem = trigger_problem(kind if isinstance(kind, str) else "", data["trigger_config"])
+        if problem is not None:
+            raise LineError(f"trigger {str(data.get('trigger_id'))[:128]!r}: {problem}")
     timestamp, original = utc_timestamp(value.get("timestamp"), tz)
-    body: dict[str, Any] = {key: value.get(key) for key in ENVELOPE_KEYS}
+    # our keys in our order (absent ones null), then keys hive added later, in its order
+    body: dict[str, Any] = dict.fromkeys(ENVELOPE_KEYS)
+    body.update(value)
     body.update(data=data, timestamp=timestamp)
     if body["stream_id"] is None:
         body["stream_id"] = "queen"
-    for key, extra in value.items():  # keys hive added later are kept, after ours
-        if key not in body:
-            body[key] = extra
     return body, original
+
+
+_TRIGGER_PROBLEMS: dict[tuple[str, bytes], str | None] = {}
+MAX_REMEMBERED_CONFIGS = 4096
+
+
+def trigger_problem(kind: str, config: dict[str, Any]) -> str | None:
+    """Why a trigger definition's config is refused (the one trigger_config validator, as
+    for PATCH and colony load), or None. The validator is pure (cron is checked from a
+    fixed date), so its verdict is remembered per (kind, config as JSON, keys in order):
+    a session repeats the same definitions, and a cron check costs more than a line."""
+    cleaned = clean_config(config)
+    try:
+        key: tuple[str, bytes] | None = (kind, orjson.dumps(cleaned))
+    except TypeError:  # not re-encodable (the validator says why)
+        key = None
+    if key is not None and key in _TRIGGER_PROBLEMS:
+        return _TRIGGER_PROBLEMS[key]
+    try:
+        validate_config(kind, cleaned)
+        problem = None
+    except ConfigError as exc:
+        problem = exc.message
+    if key is not None and len(_TRIGGER_PROBLEMS) < MAX_REMEMBERED_CONFIGS:
+        _TRIGGER_PROBLEMS[key] = problem
+    return problem
 
 
 def event_from_line(
@@ -118,14 +152,33 @@ def event_from_line(
 ) -> NewEvent:
     """A NewEvent for one line, ready to append; raises LineError."""
     body, original = envelope_from_line(raw, tz)
-    meta: dict[str, Any] = {"hive_import": {"source": origin.source, "line": origin.line}}
-    if original is not None:
-        meta["hive_import"]["original_timestamp"] = original
     try:
         data = orjson.dumps(body)
     except TypeError as exc:  # nested deeper than the encoder allows (254 levels)
         raise LineError(f"cannot be stored as JSON ({exc})") from None
-    metadata = orjson.dumps(meta)
+    metadata = import_metadata(origin, original)
     if len(data) + len(metadata) > MAX_EVENT_BYTES:
         raise LineError(f"event of {len(data)} bytes is over the store's 1 MiB limit")
     return NewEvent(body["type"], data, metadata, event_id=event_id or line_event_id(origin))
+
+
+def import_metadata(origin: Origin, original: str | None) -> bytes:
+    """`orjson.dumps({"hive_import": {"source", "line"[, "original_timestamp"]}})`, byte
+    for byte, from a template (one per line of every import)."""
+    head = _prefix(origin.source) + b"%d" % origin.line
+    if original is None:
+        return head + b"}}"
+    return head + b',"original_timestamp":%b}}' % orjson.dumps(original)
+
+
+_PREFIXES: dict[str, bytes] = {}
+
+
+def _prefix(source: str) -> bytes:
+    """`{"hive_import":{"source":<source>,"line":`, remembered (a file's lines share it)."""
+    prefix = _PREFIXES.get(source)
+    if prefix is None:
+        if len(_PREFIXES) > MAX_REMEMBERED_CONFIGS:
+            _PREFIXES.clear()
+        prefix = _PREFIXES[source] = b'{"hive_import":{"source":%b,"line":' % orjson.dumps(source)
+    return prefix

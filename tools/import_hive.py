@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import sys
 import time
 import uuid
+from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -39,16 +42,31 @@ from api.core.agent_files import (
 )
 from api.core.colonies import MAX_TRIGGERS
 from eventstore import NO_STREAM, EventStore, NewEvent, StreamDeleted
+from eventstore.bulk import BulkAppend, SQLiteBulkAppender
+from eventstore.sqlite import sqlite_path_from_url
+from eventstore.types import ExpectedState
 from projections.envelope import new_event
 from projections.ids import is_valid_id
 from projections.trigger_config import ConfigError, validate_config
 
 from .console import EXIT_OK, EXIT_PROBLEMS, progress, write_json
-from .hive_lines import IMPORT_NAMESPACE, LineError, Origin, event_from_line, line_event_id
+from .hive_lines import IMPORT_NAMESPACE, LineError, LineIds, Origin, event_from_line
 from .logio import UsageError, connect, resolve_url, run_tool
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 IMPORTS_STREAM = "$imports"
 BATCH = 10_000  # the store's limit per append: fewer commits (fsyncs) per import
+# Appends of different sessions are in flight together (the store commits what is queued
+# in one transaction: one fsync for many sessions); each session's own appends (and its
+# `$imports` record) still follow one another. This bounds the events held meanwhile.
+IN_FLIGHT_EVENTS = 50_000
+PROGRESS_BYTES = 1 << 20  # the progress bar advances per MiB read, not per line
+# On SQLite the appends go in groups of about this many events, each group one
+# transaction on the import's own connection (eventstore/bulk.py), committed in a
+# thread while the next group parses.
+GROUP_EVENTS = 40_000
 MAX_PROBLEMS_LISTED = 1000
 
 
@@ -109,9 +127,13 @@ async def _main(args: argparse.Namespace) -> int:
     sessions = find_sessions(home)
     colonies = sorted(p for p in (home / "colonies").glob("*") if p.is_dir())
     summary = Summary(sessions_found=len(sessions))
-    store = await connect(resolve_url(args.db, must_exist=False))
+    url = resolve_url(args.db, must_exist=False)
+    store = await connect(url)
+    bulk = None
+    if url.startswith("sqlite:///") and not args.dry_run:
+        bulk = SQLiteBulkAppender(sqlite_path_from_url(url))
+    importer = Importer(store, home, tz, summary, dry_run=args.dry_run, bulk=bulk)
     try:
-        importer = Importer(store, home, tz, summary, dry_run=args.dry_run)
         total = sum(_size(s.path / "events.jsonl") for s in sessions)
         with progress("import", total) as advance:
             seen: dict[str, Path] = {}
@@ -125,10 +147,12 @@ async def _main(args: argparse.Namespace) -> int:
                     )
                     continue
                 seen[session.session_id] = session.path
-                await importer.session(session, advance)
+                await importer.start_session(session, advance)
+            await importer.drain()
         for colony in colonies:
             await importer.colony(colony)
     finally:
+        await importer.close()  # an append failed: the queued ones are not waited for
         await store.close()
     if args.json:
         write_json(summary.to_dict())
@@ -191,12 +215,20 @@ class Importer:
         summary: Summary,
         *,
         dry_run: bool,
+        bulk: SQLiteBulkAppender | None = None,
     ) -> None:
         self.store = store
+        self.bulk = bulk
+        self._group: list[BulkAppend] = []
+        self._group_events = 0
+        self._committing: asyncio.Future[None] | None = None
         self.home = home
         self.tz = tz
         self.summary = summary
         self.dry_run = dry_run
+        self._in_flight: deque[tuple[asyncio.Future[None], int]] = deque()
+        self._queued_events = 0
+        self._last: asyncio.Future[None] | None = None  # this session's newest queued append
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.home).as_posix()
@@ -227,6 +259,12 @@ class Importer:
         return value
 
     async def session(self, session: SessionDir, advance: Any) -> None:
+        """Import one session folder; its events are committed when this returns."""
+        await self.start_session(session, advance)
+        await self.drain()
+
+    async def start_session(self, session: SessionDir, advance: Any) -> None:
+        """Parse one session folder and queue its appends; `drain()` awaits them."""
         summary = self.summary
         source = self.rel(session.path)
         events_path = session.path / "events.jsonl"
@@ -247,7 +285,101 @@ class Importer:
         if imported:
             summary.sessions_imported += 1
         record = {"session_id": sid, "queen_id": session.queen_id, "source": source, "meta": meta}
-        await self._record("hive_session_imported", source, record)
+        if self.bulk is not None and not self.dry_run:
+            event = self._record_event("hive_session_imported", source, record)
+            await self._grouped(BulkAppend(IMPORTS_STREAM, [event], ExpectedState.ANY))
+            return
+        self._after_session(self._record("hive_session_imported", source, record))
+
+    def _after_session(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run `write` once this session's queued appends are done (in their order)."""
+        previous = self._last
+
+        async def chained() -> None:
+            if previous is not None:
+                await previous
+            await write
+
+        self._last = None
+        self._track(asyncio.ensure_future(chained()), 0)
+
+    def _track(self, task: asyncio.Future[None], events: int) -> None:
+        self._in_flight.append((task, events))
+        self._queued_events += events
+
+    async def _room(self, events: int) -> None:
+        """Wait until `events` more fit in flight; raise the first failed append's error."""
+        while self._in_flight and (
+            self._in_flight[0][0].done() or self._queued_events + events > IN_FLIGHT_EVENTS
+        ):
+            task, count = self._in_flight.popleft()
+            self._queued_events -= count
+            await task
+
+    async def _grouped(self, append: BulkAppend) -> None:
+        """Add one append to the group; a full group is committed (while the next parses)."""
+        self._group.append(append)
+        self._group_events += len(append.events)
+        if self._group_events >= GROUP_EVENTS:
+            await self._commit_group()
+
+    async def _commit_group(self) -> None:
+        """Start committing the group once the previous group is committed."""
+        if self._committing is not None:
+            committing, self._committing = self._committing, None
+            await committing
+        if self._group:
+            group, self._group, self._group_events = self._group, [], 0
+            self._committing = asyncio.ensure_future(self._commit(group))
+
+    async def _commit(self, group: Sequence[BulkAppend]) -> None:
+        """One transaction for the group; what it leaves goes through the store, in order
+        (an expectation not met, a stored event id: the store decides as it always does)."""
+        assert self.bulk is not None
+        left = await asyncio.to_thread(self.bulk.append_many, group)
+        for index in left:
+            append = group[index]
+            if append.stream_id == IMPORTS_STREAM:
+                await self.store.append(IMPORTS_STREAM, append.events)
+                continue
+            try:
+                await self.store.append(append.stream_id, append.events, expected=append.expected)
+            except StreamDeleted:
+                raise UsageError(
+                    f"session {append.stream_id} was deleted while importing"
+                ) from None
+
+    async def drain(self) -> None:
+        """Await every queued append (the first failure is raised, the rest cancelled)."""
+        try:
+            if self.bulk is not None:
+                await self._commit_group()
+                await self._commit_group()  # the last group
+            while self._in_flight:
+                task, count = self._in_flight.popleft()
+                self._queued_events -= count
+                await task
+        finally:
+            self.cancel()
+
+    async def close(self) -> None:
+        """Drop what is queued; a group mid-commit finishes (in its thread) first."""
+        self.cancel()
+        if self._committing is not None:
+            committing, self._committing = self._committing, None
+            with contextlib.suppress(Exception):
+                await committing
+        if self.bulk is not None:
+            self.bulk.close()
+            self.bulk = None
+
+    def cancel(self) -> None:
+        self._group, self._group_events = [], 0
+        for task, _ in self._in_flight:
+            task.cancel()
+        self._in_flight.clear()
+        self._queued_events = 0
+        self._last = None
 
     async def _existing_ids(self, sid: str, source: str) -> set[str] | None:
         """Ids already in the session's stream; None (reported) if it must not be touched."""
@@ -274,47 +406,61 @@ class Importer:
     async def _lines(
         self, sid: str, path: Path, existing: set[str], head: int, advance: Any
     ) -> int:
-        """Parse and append in batches; each append commits while the next batch parses."""
+        """Parse and queue appends in batches; they commit while the next lines parse."""
         if not _is_file(path):
             return 0
         source = self.rel(path)
+        ids = LineIds(source)
+        summary = self.summary
+        tz = self.tz
         batch: list[NewEvent] = []
         imported = 0
-        pending: asyncio.Task[None] | None = None
-        try:
-            with path.open("rb") as lines:
-                for number, raw in enumerate(lines, start=1):
-                    advance(len(raw))
-                    if not raw.strip():
-                        continue
-                    origin = Origin(source, number)
-                    event_id = line_event_id(origin)
-                    if event_id in existing:
-                        self.summary.events_already_present += 1
-                        continue
-                    try:
-                        batch.append(event_from_line(raw, origin, self.tz, event_id))
-                    except LineError as exc:
-                        self.summary.lines_skipped += 1
-                        self.summary.problem(source, str(exc), number)
-                        continue
-                    if len(batch) >= BATCH:
-                        if pending is not None:
-                            await pending
-                        pending = asyncio.create_task(self._append(sid, batch, head))
-                        head += len(batch)
-                        imported += len(batch)
-                        batch = []
-            if pending is not None:
-                await pending
-                pending = None
-            if batch:
-                await self._append(sid, batch, head)
-                imported += len(batch)
-        finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
+        unreported = 0
+        with path.open("rb") as lines:
+            for number, raw in enumerate(lines, start=1):
+                unreported += len(raw)
+                if unreported >= PROGRESS_BYTES:
+                    advance(unreported)
+                    unreported = 0
+                if raw.isspace():  # blank (as `not raw.strip()`; lines are never empty)
+                    continue
+                event_id = ids(number)
+                if event_id in existing:
+                    summary.events_already_present += 1
+                    continue
+                try:
+                    batch.append(event_from_line(raw, Origin(source, number), tz, event_id))
+                except LineError as exc:
+                    summary.lines_skipped += 1
+                    summary.problem(source, str(exc), number)
+                    continue
+                if len(batch) >= BATCH:
+                    await self._queue(sid, batch, head)
+                    head += len(batch)
+                    imported += len(batch)
+                    batch = []
+        if batch:
+            await self._queue(sid, batch, head)
+            imported += len(batch)
+        advance(unreported)
         return imported
+
+    async def _queue(self, sid: str, batch: list[NewEvent], head: int) -> None:
+        """Queue one append of this session after its previous one."""
+        if self.bulk is not None and not self.dry_run:
+            self.summary.events_imported += len(batch)
+            await self._grouped(BulkAppend(sid, batch, head or NO_STREAM))
+            return
+        await self._room(len(batch))
+        previous = self._last
+
+        async def append() -> None:
+            if previous is not None:
+                await previous
+            await self._append(sid, batch, head)
+
+        self._last = asyncio.ensure_future(append())
+        self._track(self._last, len(batch))
 
     async def _append(self, sid: str, batch: list[NewEvent], head: int) -> None:
         """Append at the version we expect (another writer makes this fail loudly)."""
@@ -349,6 +495,9 @@ class Importer:
         """One `$imports` event; the same content again is an idempotent retry (no-op)."""
         if self.dry_run:
             return
+        await self.store.append(IMPORTS_STREAM, [self._record_event(event_type, source, record)])
+
+    def _record_event(self, event_type: str, source: str, record: dict[str, Any]) -> NewEvent:
         event = new_event(
             event_type,
             record,
@@ -356,7 +505,8 @@ class Importer:
             stream_id=IMPORTS_STREAM,
             event_id=content_id(event_type, source, record),
         )
-        await self.store.append(IMPORTS_STREAM, [event])
+        # encoded as the store would (orjson), so the bulk path can take it as is
+        return NewEvent(event.type, orjson.dumps(event.data), event.metadata, event.event_id)
 
 
 def trigger_file_problem(triggers: list[Any]) -> str | None:

@@ -36,6 +36,14 @@ SESSIONS = [
     {"measurement": "POST /api/sessions (3 durable events each), 16 connection(s) vs bare",
      "value": 240.0, "unit": "req/s", "baseline": 1000.0, "ratio": 0.24},
 ]  # fmt: skip
+TOOLS = [
+    {"measurement": "sqlite: hivelog import-hive, 200,000 events (scaled x5 to 1M: --quick), "
+     "vs read + orjson.loads + bare executemany", "value": 4.0, "unit": "s", "baseline": 1.0,
+     "ratio": 4.0, "events": 200_000, "seconds_per_1m": 20.0},
+    {"measurement": "sqlite: hivelog audit, 200,000 events (scaled x5 to 1M: --quick), "
+     "vs SELECT every row + orjson.loads", "value": 1.5, "unit": "s", "baseline": 0.5,
+     "ratio": 3.0, "events": 200_000, "seconds_per_1m": 7.5},
+]  # fmt: skip
 TIMERS = {"cpu_per_fire_us": 714.0, "baseline_cpu_per_fire_us": 52.0, "lateness_p99_ms": 12.0,
           "baseline_p99_ms": 3.0}  # fmt: skip
 
@@ -52,9 +60,12 @@ def test_the_issue_table_from_recorded_results() -> None:
             "sessions": Outcome(SESSIONS),
             "timers": Outcome(TIMERS),
             "subscriptions": Outcome([]),
+            "tools": Outcome(TOOLS),
         }
     )
-    assert [r.measurement for r in rows] == [f.name for f in FIGURES]
+    # a --quick tools figure is scaled to 1M and says so in its name
+    names = [r.measurement.partition(" (scaled from 200,000 events")[0] for r in rows]
+    assert names == [f.name for f in FIGURES]
     table = by_name(rows)
     pg = table["PostgreSQL 32 writers vs SQLite 32 writers"]
     assert (pg.value, pg.baseline, pg.met) == (1416.0, 14772.0, False)
@@ -71,8 +82,24 @@ def test_the_issue_table_from_recorded_results() -> None:
     assert (cpu.value, cpu.baseline, cpu.met) == (714.0, 52.0, False)
     late = table["timer lateness p99"]
     assert (late.value, late.met) == (12.0, True)
+    imp = table["hivelog import-hive, 1M events (scaled from 200,000 events; a lower bound)"]
+    assert (imp.value, imp.baseline, imp.ratio, imp.met) == (20.0, 5.0, 4.0, False)
+    audit = table["hivelog audit, 1M events (scaled from 200,000 events)"]
+    assert (audit.value, audit.baseline, audit.ratio, audit.met) == (7.5, 2.5, 3.0, True)
+
+
+def test_a_scaled_import_under_the_target_is_not_called_met() -> None:
+    fast = [dict(TOOLS[0], seconds_per_1m=10.0)]
+    (imp,) = [r for r in assemble({"tools": Outcome(fast)}) if "import" in r.measurement]
+    assert imp.value == 10.0 and imp.met is None  # a lower bound proves nothing
+
+
+def test_full_size_tools_figures_are_not_scaled() -> None:
+    full = [dict(r, events=1_000_000, seconds_per_1m=r["value"]) for r in TOOLS]
+    table = by_name(assemble({"tools": Outcome(full)}))
     imp = table["hivelog import-hive, 1M events"]
-    assert math.isnan(imp.value) and imp.met is None and "no bench target" in imp.unit
+    assert (imp.value, imp.baseline, imp.met) == (4.0, 1.0, True)
+    assert table["hivelog audit, 1M events"].value == 1.5
 
 
 def test_skipped_failed_and_sqlite_only_runs_say_why() -> None:
@@ -91,6 +118,9 @@ def test_skipped_failed_and_sqlite_only_runs_say_why() -> None:
     assert history.unit == "skipped: pip install -e '.[bench]'" and history.met is None
     assert "failed" in rows["POST /api/sessions vs bare Starlette, 16 connections"].unit
     assert "not run" in rows["timer lateness p99"].unit
+    assert "not run: bench tools" in rows["hivelog audit, 1M events"].unit
+    imp = rows["hivelog import-hive, 1M events"]
+    assert math.isnan(imp.value) and imp.met is None
 
 
 @given(st.floats(0.01, 1000), st.floats(0.01, 1000))
