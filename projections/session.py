@@ -6,7 +6,7 @@ rebuild from position 0 gives exactly the state the live service holds.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from projections.activity import ActivityState, fold_activity, is_worker, touches
@@ -91,6 +91,21 @@ class SessionState:
         return cls(**fields)
 
 
+_SESSION_FIELDS = tuple(f.name for f in fields(SessionState))
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _evolve(previous: SessionState, changes: dict[str, Any]) -> SessionState:
+    """`dataclasses.replace(previous, **changes)` without its per-field checks and
+    `__init__` (~2x faster): the session fold copies the state once per event, and
+    SessionState has no `__post_init__` (every field has a default or is given)."""
+    new = _new(SessionState)
+    for name in _SESSION_FIELDS:
+        _set(new, name, changes[name] if name in changes else getattr(previous, name))
+    return new
+
+
 def _runner(data: dict[str, Any]) -> str | None:
     value = data.get("runner_node")
     return value if isinstance(value, str) and value else None
@@ -139,7 +154,9 @@ def fold_session(
         )
     if not state.created_at:
         changes["created_at"] = ts
-    if event_type == "session_created":
+    if event_type in TRIGGER_EVENT_TYPES:  # first: timer fires are most of these events
+        changes["triggers"] = fold_trigger(state.triggers, event_type, data, ts)
+    elif event_type == "session_created":
         changes.update(created_at=ts, loaded_at=ts, live=True, runner_node=_runner(data))
         if isinstance(data.get("model"), str):
             changes["model"] = data["model"]
@@ -180,6 +197,4 @@ def fold_session(
         snapshot = _text(data, "snapshot") or _text(data, "content")
         if snapshot:
             changes["last_message"] = snapshot[:LAST_MESSAGE_CHARS]
-    elif event_type in TRIGGER_EVENT_TYPES:
-        changes["triggers"] = fold_trigger(state.triggers, event_type, data, ts)
-    return replace(state, **changes)
+    return _evolve(state, changes)
