@@ -6,7 +6,7 @@ rebuild from position 0 gives exactly the state the live service holds.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from projections.activity import ActivityState, fold_activity, is_worker, touches
@@ -38,11 +38,16 @@ class ColonyState:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Shallow, like `TriggerState.to_dict` (the dicts are shared, never mutated):
+        `dataclasses.asdict` deep-copies, and checkpoints encode thousands of these."""
+        return {name: getattr(self, name) for name in _COLONY_FIELDS}
 
     @classmethod
     def from_dict(cls, value: dict[str, Any]) -> ColonyState:
         return cls(**value)
+
+
+_COLONY_FIELDS = tuple(f.name for f in fields(ColonyState))
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,3 +213,39 @@ def test_fired_payload_keys_and_order_are_unchanged(late: int, count: int, misfi
         )
         assert list(data.items()) == list(expected.items())
         assert event.event_id == str(fire_event_id("s", "t1", slot))
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=5)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    st.dictionaries(st.text(max_size=3), json_values, max_size=3),
+    st.dictionaries(st.text(max_size=3), json_values, max_size=3),
+    st.text(max_size=5),
+    st.integers(0, 100),
+)
+def test_colony_to_dict_equals_asdict(
+    worker_info: dict[str, Any], metadata: dict[str, Any], goal: str, nodes: int
+) -> None:
+    import orjson
+
+    from projections.session import ColonyState
+
+    colony = ColonyState(
+        colony_id="c",
+        colony_name="n",
+        agent_path="/a",
+        goal=goal,
+        node_count=nodes,
+        worker_info=worker_info,
+        metadata=metadata,
+    )
+    assert colony.to_dict() == dataclasses.asdict(colony)
+    assert orjson.dumps(colony.to_dict()) == orjson.dumps(dataclasses.asdict(colony))
+    assert ColonyState.from_dict(colony.to_dict()) == colony
