@@ -6,6 +6,7 @@ rebuild from position 0 gives exactly the state the live service holds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -145,8 +146,39 @@ def fold_session(
     `body` is the stored envelope, `version` the event's stream version and `ts`
     its envelope time (epoch seconds).
     """
-    data = payload(body)
     counts = dict(state.event_counts)
+    return _evolve(state, _changes(state, event_type, body, version, ts, counts))
+
+
+SessionEvent = tuple[str, dict[str, Any], int, float]  # (type, envelope, version, time)
+
+
+def fold_session_run(state: SessionState, events: Sequence[SessionEvent]) -> SessionState:
+    """`fold_session` over consecutive events of one session's stream, one at a time:
+    the same state, but copied once for the run instead of once per event (a timer
+    round appends several fires to a session at once). The copy is private until it
+    is returned, so updating it in place between events is not observable."""
+    if len(events) == 1:
+        return fold_session(state, *events[0])
+    draft = _evolve(state, {"event_counts": dict(state.event_counts)})
+    counts = draft.event_counts  # the draft's own: counted in place
+    for event_type, body, version, ts in events:
+        for name, value in _changes(draft, event_type, body, version, ts, counts).items():
+            _set(draft, name, value)
+    return draft
+
+
+def _changes(
+    state: SessionState,
+    event_type: str,
+    body: dict[str, Any],
+    version: int,
+    ts: float,
+    counts: dict[str, int],
+) -> dict[str, Any]:
+    """The fields one event changes; `counts` is a copy of `state.event_counts` to count
+    the event in (the caller's: each single fold copies it, a run copies it once)."""
+    data = payload(body)
     counts[event_type] = counts.get(event_type, 0) + 1
     changes: dict[str, Any] = {
         "version": version,
@@ -202,4 +234,4 @@ def fold_session(
         snapshot = _text(data, "snapshot") or _text(data, "content")
         if snapshot:
             changes["last_message"] = snapshot[:LAST_MESSAGE_CHARS]
-    return _evolve(state, changes)
+    return changes

@@ -166,15 +166,18 @@ class SessionService:
                 continue  # already folded (our own append, folded when acknowledged)
             cat.apply(self.catalogue, event)
             folded = True
-            for listener in self.listeners:
-                try:
-                    listener(event)
-                except Exception:
-                    log.exception("session listener failed on %s", event.type)
+            self._tell(event)
         if folded:
             self._changed.set()
             self._changed = asyncio.Event()
         return bool(events)
+
+    def _tell(self, event: RecordedEvent) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("session listener failed on %s", event.type)
 
     def _fold_own(self, stream_id: str, events: Sequence[NewEvent], result: AppendResult) -> None:
         """Fold an acknowledged append at once when it is the very next thing in the log.
@@ -184,7 +187,11 @@ class SessionService:
         from what was sent, saving the follower's read-back; otherwise the follower
         folds them in order as usual. Listeners then see `recorded_at_us` as this
         process's clock at acknowledgement, not the stored commit time (folds use the
-        envelope timestamp, so projected state is identical either way).
+        envelope timestamp, so projected state is identical either way). The append's
+        events are folded as one run (`catalogue.apply_run`: one state copy per append,
+        not per event), then each is told to the listeners: a listener sees the
+        state after the whole append, which readers of the log cannot tell apart
+        (an append commits atomically).
         """
         first = result.last_position - len(events) + 1
         if first != self.catalogue.position + 1 or result.first_version + len(events) - 1 != (
@@ -205,7 +212,11 @@ class SessionService:
             )
             for i, event in enumerate(events)
         ]
-        self._fold(recorded)
+        cat.apply_run(self.catalogue, recorded)
+        for event in recorded:
+            self._tell(event)
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def _follow(self) -> None:
         """Fold until stopped; a failed read raises to the supervisor (logged, restarted).
