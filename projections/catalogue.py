@@ -9,7 +9,7 @@ state together with the position it has folded up to.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ import orjson
 from eventstore import RecordedEvent
 from projections.envelope import decode, event_time, payload
 from projections.ids import is_session_stream
-from projections.session import SessionState, fold_session
+from projections.session import SessionState, fold_session, fold_session_run
 
 CHECKPOINT_NAME = "sessions-catalogue"
 STATE_FORMAT = 2  # 2: SessionState gained `activity` (projections/activity.py)
@@ -54,6 +54,31 @@ def apply(catalogue: CatalogueState, event: RecordedEvent) -> CatalogueState:
     catalogue.sessions[sid] = fold_session(
         previous, event.type, body, event.version, event_time(body, event)
     )
+    return catalogue
+
+
+def apply_run(catalogue: CatalogueState, events: Sequence[RecordedEvent]) -> CatalogueState:
+    """`apply` for consecutive events in position order (one append's): the same
+    catalogue as applying them one by one, with a run of one session's events folded
+    by `fold_session_run` (the state copied once for the run, not once per event)."""
+    sid = events[0].stream_id if events else SESSIONS_STREAM
+    if (
+        len(events) < 2
+        or sid == SESSIONS_STREAM
+        or not is_session_stream(sid)
+        or sid in catalogue.deleted
+        or any(event.stream_id != sid for event in events)
+    ):
+        for event in events:
+            apply(catalogue, event)
+        return catalogue
+    run = []
+    for event in events:
+        body = decode(event)
+        run.append((event.type, body, event.version, event_time(body, event)))
+    previous = catalogue.sessions.get(sid) or SessionState(session_id=sid)
+    catalogue.sessions[sid] = fold_session_run(previous, run)
+    catalogue.position = max(catalogue.position, *(event.position for event in events))
     return catalogue
 
 

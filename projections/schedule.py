@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import heapq
 import uuid
 from collections import deque
@@ -59,6 +60,7 @@ FIRE_ALL_CAP: Final = 100  # fire_all replays at most this many missed slots (hi
 COUNT_LIMIT: Final = 100_000  # missed cron slots counted exactly up to this many
 DST_MARGIN: Final = dt.timedelta(hours=3)  # wider than any DST gap in the tz database
 FIRE_NAMESPACE: Final = uuid.UUID("6f1d8a4e-2b0c-5e7a-9a51-3c1e0b7d4f10")
+_FIRE_NAMESPACE_BYTES: Final = FIRE_NAMESPACE.bytes
 _EPOCH = dt.datetime(1970, 1, 1)
 MAX_SLOT_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: datetime's last instant
 ARITHMETIC_ERRORS: Final = (OverflowError, ValueError, OSError, ArithmeticError)
@@ -95,6 +97,8 @@ def parse_schedule(trigger_type: str, config: Mapping[str, Any]) -> Schedule | N
 
 def sane_ms(value: object) -> bool:
     """An epoch-ms value the arithmetic and the log can hold: an int in [1970, 9999]."""
+    if type(value) is int:  # the common case first: a fire checks a dozen of these
+        return 0 <= value <= MAX_SLOT_MS
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SLOT_MS
 
 
@@ -225,7 +229,14 @@ def slots_after(schedule: Schedule, after_ms: int, anchor_ms: int) -> Iterator[i
 
 
 def next_slot(schedule: Schedule, after_ms: int, anchor_ms: int) -> int | None:
-    return next(slots_after(schedule, after_ms, anchor_ms), None)
+    """The first of `slots_after` (intervals by arithmetic, without the generator)."""
+    step = schedule.interval_ms
+    if step is None:
+        return next(slots_after(schedule, after_ms, anchor_ms), None)
+    if step <= 0 or not (sane_ms(after_ms) and sane_ms(anchor_ms)):
+        return None
+    slot = anchor_ms + max(1, (after_ms - anchor_ms) // step + 1) * step
+    return slot if slot <= MAX_SLOT_MS else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +304,9 @@ class FirePlan:
     dropped: int = 0
 
 
+_NOTHING_DUE: Final = FirePlan()  # immutable, so one shared value
+
+
 def plan_due(
     schedule: Schedule,
     after_ms: int,
@@ -307,9 +321,35 @@ def plan_due(
     into one fire (the on-time slot, else the newest missed), `fire_all` replays up to
     FIRE_ALL_CAP of the newest missed ones and reports the rest as dropped. `policy` and
     `grace_ms` override the schedule's (a stopped session's slots: skip, no grace)."""
+    step = schedule.interval_ms
+    if step is not None and step > 0:
+        # An interval timer's usual case (no slot or exactly one due) by arithmetic:
+        # the same plan as below, without `Due` (every timer fire plans once or twice).
+        after = after_ms if after_ms > anchor_ms else anchor_ms
+        if sane_ms(after) and sane_ms(anchor_ms) and sane_ms(now_ms):
+            k_first = max(1, (after - anchor_ms) // step + 1)
+            k_last = (now_ms - anchor_ms) // step
+            if k_last < k_first:
+                return _NOTHING_DUE
+            if k_last == k_first:
+                slot = anchor_ms + k_last * step
+                if now_ms - slot <= (schedule.grace_ms if grace_ms is None else grace_ms):
+                    return FirePlan(fire=(slot,), handled_through=slot)
+    return _plan_due_slots(schedule, after_ms, now_ms, anchor_ms, policy, grace_ms)
+
+
+def _plan_due_slots(
+    schedule: Schedule,
+    after_ms: int,
+    now_ms: int,
+    anchor_ms: int,
+    policy: str | None,
+    grace_ms: int | None,
+) -> FirePlan:
+    """`plan_due` for any schedule and backlog (the reference its fast path must equal)."""
     due = due_slots(schedule, after_ms, now_ms, anchor_ms, keep=FIRE_ALL_CAP + 1)
     if due.count == 0:
-        return FirePlan()
+        return _NOTHING_DUE
     newest = due.newest[-1]
     grace = schedule.grace_ms if grace_ms is None else grace_ms
     on_time = newest if now_ms - newest <= grace else None
@@ -349,6 +389,17 @@ def plan_due(
 def fire_event_id(session_id: str, trigger_id: str, scheduled_ms: int) -> uuid.UUID:
     """The one event id a slot's outcome (fired or skipped) can have, on any node."""
     return uuid.uuid5(FIRE_NAMESPACE, f"slot\x00{session_id}\x00{trigger_id}\x00{scheduled_ms}")
+
+
+def fire_event_text(session_id: str, trigger_id: str, scheduled_ms: int) -> str:
+    """`str(fire_event_id(...))`, built straight from the SHA-1 (`uuid.uuid5`'s steps)
+    without a UUID object: the scheduler derives one per fire."""
+    name = f"slot\x00{session_id}\x00{trigger_id}\x00{scheduled_ms}".encode()
+    raw = bytearray(hashlib.sha1(_FIRE_NAMESPACE_BYTES + name).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def missed_event_id(session_id: str, trigger_id: str, through_ms: int) -> uuid.UUID:

@@ -17,7 +17,7 @@ from projections.envelope import new_event
 from projections.errors import Conflict, DomainError, Invalid, NotFound
 from projections.schedule import (
     FirePlan,
-    fire_event_id,
+    fire_event_text,
     missed_event_id,
     next_fire_fields,
     next_slot,
@@ -232,16 +232,10 @@ def scheduled_events(
     if plan.missed:
         events.append(_missed(state, trigger, plan, "downtime", now, session_id))
     following = next_slot(schedule, plan.handled_through, anchor)
-    upcoming: dict[str, Any] = {}
-    if following is not None:
-        upcoming = {
-            "next_fire_at": following,
-            "next_fire_in": max(0.0, (following - now_ms) / 1000),
-        }
     reason = gate(state)
     count = trigger.fire_count
     for slot in plan.fire:
-        event_id = fire_event_id(session_id, trigger.id, slot)
+        event_id = fire_event_text(session_id, trigger.id, slot)  # str(fire_event_id(...))
         if reason is not None:
             data = {
                 "trigger_id": trigger.id,
@@ -253,10 +247,22 @@ def scheduled_events(
             events.append(_event(state, "trigger_fire_skipped", data, now, event_id=event_id))
             continue
         count += 1
-        extra: dict[str, Any] = {"scheduled_at": slot, **upcoming}
+        # `_fired`'s keys in its order, then scheduled_at, the next fire and catch_up:
+        # built in one dict (a timer fire's hot path)
+        data = {
+            "trigger_id": trigger.id,
+            "trigger_type": trigger.trigger_type,
+            "name": _name(trigger),
+            "task": trigger.task,
+            "last_fired_at": now_ms,
+            "fire_count": count,
+            "scheduled_at": slot,
+        }
+        if following is not None:
+            data["next_fire_at"] = following
+            data["next_fire_in"] = max(0.0, (following - now_ms) / 1000)
         if slot in plan.catch_up:
-            extra["catch_up"] = True
-        data = _fired(state, trigger, count, now_ms, extra)
+            data["catch_up"] = True
         events.append(_event(state, "trigger_fired", data, now, event_id=event_id))
     return events
 

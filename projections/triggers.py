@@ -83,6 +83,8 @@ def clean_config(config: object) -> dict[str, Any]:
 def _int_or_none(value: object) -> int | None:
     """An int a view and the log can hold again (64-bit), else None: a huge logged
     number (an import, an old log) must not make every read of the session a 500."""
+    if type(value) is int and -(2**63) <= value < 2**63:  # the common case, checked first
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     if not -(2**63) <= value < 2**63:  # also False for NaN

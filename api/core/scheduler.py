@@ -151,10 +151,11 @@ class Scheduler:
         if state is not None and state.live and self._runs(state):
             now_ms = self.clock.now_ms()
             retry = self._retry_at.get(session_id)
+            all_seen, all_poisoned = self._seen, self.poisoned
             for trigger in state.triggers.values():
                 key = (session_id, trigger.id)
-                seen = self._seen.get(key)
-                poisoned = self.poisoned.get(key)
+                seen = all_seen.get(key)
+                poisoned = all_poisoned.get(key) if all_poisoned else None
                 if poisoned is not None and poisoned[0] is trigger:
                     continue  # still the same bad state: skipped until it changes
                 if seen is not None and seen[0] is trigger and seen[1] == state.loaded_at:
@@ -169,10 +170,9 @@ class Scheduler:
                     self._seen[key] = (trigger, state.loaded_at, due)
                 if due is not None:
                     wanted[trigger.id] = due if retry is None else max(due, retry)
-        for trigger_id in known | set(state.triggers if state is not None else ()):
-            if state is None or trigger_id not in state.triggers:
-                self._seen.pop((session_id, trigger_id), None)
-                self.poisoned.pop((session_id, trigger_id), None)
+        for trigger_id in known if state is None else known - state.triggers.keys():
+            self._seen.pop((session_id, trigger_id), None)  # removed: forget it
+            self.poisoned.pop((session_id, trigger_id), None)
         for trigger_id in known - wanted.keys():
             self._due.pop((session_id, trigger_id), None)
         for trigger_id, due in wanted.items():

@@ -43,6 +43,9 @@ Decide = Callable[[SessionState | None], Sequence[NewEvent]]
 Listener = Callable[[RecordedEvent], None]
 
 MAX_ATTEMPTS = 8
+# Loop turns the follower leaves acknowledged appenders after a commit, so they fold
+# their own events first (future resolved, then the task's wake-up: two; one spare).
+FOLLOW_YIELDS = 3
 READ_BATCH = 2000
 CHECKPOINT_EVERY_EVENTS = 5000
 CHECKPOINT_EVERY_SECONDS = 5.0
@@ -55,9 +58,6 @@ CHECKPOINT_DUTY = 20
 # retries within 2 s at most; a failing checkpoint (disk full) waits 5 s, then up to
 # a minute, rather than re-encoding and rewriting the whole catalogue twice a second.
 FOLLOWER_RESTARTS = RestartPolicy(max_seconds=2.0)
-# Loop turns the follower waits after a commit so acknowledged commands fold their own
-# events first (shield's callback, then the task's wake-up: two turns; one spare).
-OWN_FOLD_TURNS = 3
 CHECKPOINT_RESTARTS = RestartPolicy(initial_seconds=5.0, max_seconds=60.0)
 
 
@@ -168,15 +168,18 @@ class SessionService:
                 continue  # already folded (our own append, folded when acknowledged)
             cat.apply(self.catalogue, event)
             folded = True
-            for listener in self.listeners:
-                try:
-                    listener(event)
-                except Exception:
-                    log.exception("session listener failed on %s", event.type)
+            self._tell(event)
         if folded:
             self._changed.set()
             self._changed = asyncio.Event()
         return bool(events)
+
+    def _tell(self, event: RecordedEvent) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("session listener failed on %s", event.type)
 
     def _fold_own(self, stream_id: str, events: Sequence[NewEvent], result: AppendResult) -> None:
         """Fold an acknowledged append at once when it is the very next thing in the log.
@@ -186,7 +189,11 @@ class SessionService:
         from what was sent, saving the follower's read-back; otherwise the follower
         folds them in order as usual. Listeners then see `recorded_at_us` as this
         process's clock at acknowledgement, not the stored commit time (folds use the
-        envelope timestamp, so projected state is identical either way).
+        envelope timestamp, so projected state is identical either way). The append's
+        events are folded as one run (`catalogue.apply_run`: one state copy per append,
+        not per event), then each is told to the listeners: a listener sees the
+        state after the whole append, which readers of the log cannot tell apart
+        (an append commits atomically).
         """
         first = result.last_position - len(events) + 1
         if first != self.catalogue.position + 1 or result.first_version + len(events) - 1 != (
@@ -207,22 +214,28 @@ class SessionService:
             )
             for i, event in enumerate(events)
         ]
-        self._fold(recorded)
+        cat.apply_run(self.catalogue, recorded)
+        for event in recorded:
+            self._tell(event)
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def _follow(self) -> None:
-        """Fold until stopped; a failed read raises to the supervisor (logged, restarted)."""
+        """Fold until stopped; a failed read raises to the supervisor (logged, restarted).
+
+        After a commit's doorbell the follower first lets the event loop run the
+        appenders the commit acknowledged (FOLLOW_YIELDS turns: their futures resolve
+        on the turn the doorbell rings): `execute` folds its own events from what it
+        sent (`_fold_own`), so the read that follows finds only what others appended,
+        usually nothing, instead of reading every event back (measured at 1,000 timer
+        fires/s: the log reader returned every fired event and the follower read twice
+        per commit)."""
         while not self._stopping:
             ticket = self.store.doorbell.ticket()
             if await self._fold_batch():
                 continue
             await wait_for_ticket(ticket, self.store.poll_seconds)
-            # The doorbell rings as a commit's appends are acknowledged; the commands
-            # that made them resume a loop turn later and fold their own events
-            # (`_fold_own`). Let them first, so the read below fetches only what
-            # others appended (reading first fetched every commit's rows, only to
-            # skip them). Order and exactly-once do not depend on this: `_fold`
-            # skips what it has seen.
-            for _ in range(OWN_FOLD_TURNS):
+            for _ in range(FOLLOW_YIELDS):
                 await asyncio.sleep(0)
 
     async def wait_for(self, position: int, within: float = 30.0) -> None:

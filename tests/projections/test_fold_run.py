@@ -1,0 +1,108 @@
+"""Folding one append's events as a run gives the catalogue folding them one by one
+gives (`catalogue.apply_run`, `session.fold_session_run`; issue 15)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventstore import RecordedEvent
+from projections import catalogue as cat
+from projections.envelope import new_event
+
+T0 = 1_790_000_000.0
+TYPES = [
+    "session_created",
+    "session_resumed",
+    "session_stopped",
+    "worker_colony_loaded",
+    "colony_unloaded",
+    "colony_metadata_updated",
+    "trigger_available",
+    "trigger_activated",
+    "trigger_fired",
+    "trigger_fire_skipped",
+    "missed_triggers",
+    "trigger_deactivated",
+    "trigger_removed",
+    "client_input_received",
+    "llm_turn_complete",
+    "client_output_delta",
+    "loop_state_changed",
+    "tool_call_started",
+    "tool_call_completed",
+    "execution_started",
+    "queen_phase_changed",
+    "something_else",
+]
+
+event_specs = st.tuples(
+    st.sampled_from(TYPES),
+    st.sampled_from(["t1", "t2"]),
+    st.floats(0, 1000),
+    st.sampled_from(["queen", "worker:1"]),
+    st.integers(0, 5),
+    st.text(max_size=4),
+)
+
+
+def _data(kind: str, trigger: str, n: int, text: str) -> dict[str, Any]:
+    return {
+        "trigger_id": trigger,
+        "trigger_type": "timer",
+        "trigger_config": {"interval_minutes": n + 1},
+        "name": text,
+        "task": text,
+        "fire_count": n,
+        "scheduled_at": int(T0 * 1000) + n * 1000,
+        "handled_through": int(T0 * 1000) + n * 2000,
+        "count": n,
+        "content": text,
+        "snapshot": text,
+        "phase": text or "colony",
+        "metadata": {text: n},
+        "colony_id": "c",
+        "colony_name": text,
+        "agent_path": "/a",
+        "state": ["executing", "awaiting_user", "interrupted"][n % 3],
+        "tool_use_id": f"u{n}",
+        "execution_id": f"e{n}",
+    }
+
+
+def _recorded(specs: list[tuple[str, str, float, str, int, str]]) -> list[RecordedEvent]:
+    out = []
+    for i, (kind, trigger, at, stream, n, text) in enumerate(specs, start=1):
+        event = new_event(kind, _data(kind, trigger, n, text), timestamp=T0 + at, stream_id=stream)
+        raw = orjson.dumps(event.data)
+        out.append(RecordedEvent("s1", i, i, f"id{i}", kind, raw, None, 0))
+    return out
+
+
+@settings(max_examples=300)
+@given(st.lists(event_specs, max_size=25), st.lists(st.integers(1, 6), max_size=25))
+def test_runs_fold_to_the_catalogue_of_single_folds(
+    specs: list[tuple[str, str, float, str, int, str]], cuts: list[int]
+) -> None:
+    events = _recorded(specs)
+    one_by_one = cat.fold_all(events)
+    runs = cat.CatalogueState()
+    i = 0
+    for size in [*cuts, len(events)]:
+        if i >= len(events):
+            break
+        cat.apply_run(runs, events[i : i + size])
+        i += size
+    assert runs.position == one_by_one.position
+    assert runs.sessions == one_by_one.sessions
+    assert cat.encode(runs) == cat.encode(one_by_one)  # also the order of every dict
+
+
+def test_a_run_of_other_streams_or_mixed_streams_is_applied_one_by_one() -> None:
+    events = _recorded([("session_created", "t1", 0.0, "queen", 0, "")] * 2)
+    mixed = [events[0], events[1]._replace(stream_id="s2")]
+    assert cat.encode(cat.apply_run(cat.CatalogueState(), mixed)) == cat.encode(cat.fold_all(mixed))
+    assert cat.apply_run(cat.CatalogueState(), []).position == 0
