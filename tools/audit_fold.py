@@ -21,7 +21,6 @@ from typing import IO, Any
 
 from eventstore import RecordedEvent
 from projections import catalogue as cat
-from projections.ids import is_session_stream
 
 from .audit_checks import EventRow, Report
 from .audit_projections import CatalogueCheck
@@ -69,18 +68,12 @@ class ForkedCatalogueCheck(CatalogueCheck):
         if child is None:
             super().rows(rows, order)
             return
-        stop_at, folds = self.stop_at, self._folds
+        stop_at = self.stop_at
         batch = []
         for row in rows:
             if row[0] > stop_at:
                 break
-            stream_id = row[1]
-            folded = folds.get(stream_id)
-            if folded is None:
-                folded = folds[stream_id] = stream_id == cat.SESSIONS_STREAM or is_session_stream(
-                    stream_id
-                )
-            if folded:
+            if self.folds(row[1]):
                 batch.append(row[:8])
         if batch:
             frame = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)

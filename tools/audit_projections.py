@@ -67,18 +67,20 @@ class CatalogueCheck:
     def rows(self, rows: Sequence[EventRow], order: int = 2) -> None:
         """No faults until `finish`. Rows of other system streams only move the fold's
         position, which `finish` sets to the checkpoint's anyway: they are not folded."""
-        stop_at, state, folds = self.stop_at, self.state, self._folds
+        stop_at, state = self.stop_at, self.state
         for row in rows:
             if row[0] > stop_at:
                 return
-            stream_id = row[1]
-            folded = folds.get(stream_id)
-            if folded is None:
-                folded = folds[stream_id] = stream_id == cat.SESSIONS_STREAM or is_session_stream(
-                    stream_id
-                )
-            if folded:
+            if self.folds(row[1]):
                 cat.apply(state, recorded(row))
+
+    def folds(self, stream_id: str) -> bool:
+        """Whether the catalogue folds this stream's events (remembered per stream)."""
+        folded = self._folds.get(stream_id)
+        if folded is None:
+            folded = stream_id == cat.SESSIONS_STREAM or is_session_stream(stream_id)
+            self._folds[stream_id] = folded
+        return folded
 
     async def finish(self, source: LogSource, report: Report) -> None:
         if self.stored is None:

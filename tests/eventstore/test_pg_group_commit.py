@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,22 +24,10 @@ from eventstore.types import (
     StreamDeleted,
     WrongExpectedVersion,
 )
+from tests.support.group_commit import chain_faults, outcomes
 from tests.support.pg import admin, fresh_url, pg_dsn  # noqa: F401
-from tools.audit import audit
-from tools.audit_source import open_source
 
 pytestmark = pytest.mark.postgres
-
-
-async def chain_faults(url: str) -> list[dict[str, Any]]:
-    """The audit's chain check (payload shape is not this module's concern)."""
-    source = await open_source(url)
-    try:
-        report = (await audit(source)).to_dict()
-    finally:
-        await source.close()
-    assert report["stats"]["chain_links"] > 0
-    return [f for f in report["faults"] if f["check"] == "chain"]
 
 
 async def opened(url: str) -> tuple[PostgresStore, list[int]]:
@@ -49,10 +36,6 @@ async def opened(url: str) -> tuple[PostgresStore, list[int]]:
     batches: list[int] = []
     store.on_commit.append(lambda appends, _seconds: batches.append(appends))
     return store, batches
-
-
-async def outcomes(coros: list[Any]) -> list[Any]:
-    return list(await asyncio.gather(*coros, return_exceptions=True))
 
 
 async def test_one_batch_each_append_its_own_outcome(pg_dsn: str) -> None:  # noqa: F811

@@ -31,19 +31,7 @@ from eventstore.types import (
     StreamDeleted,
     WrongExpectedVersion,
 )
-from tools.audit import audit
-from tools.audit_source import open_source
-
-
-async def chain_faults(url: str) -> list[dict[str, Any]]:
-    """The audit's chain check (payload shape is not this module's concern)."""
-    source = await open_source(url)
-    try:
-        report = (await audit(source)).to_dict()
-    finally:
-        await source.close()
-    assert report["stats"]["chain_links"] > 0
-    return [f for f in report["faults"] if f["check"] == "chain"]
+from tests.support.group_commit import chain_faults, outcomes
 
 
 async def opened(url: str) -> tuple[SQLiteStore, list[int]]:
@@ -52,10 +40,6 @@ async def opened(url: str) -> tuple[SQLiteStore, list[int]]:
     batches: list[int] = []
     store.on_commit.append(lambda jobs, _seconds: batches.append(jobs))
     return store, batches
-
-
-async def outcomes(coros: list[Any]) -> list[Any]:
-    return list(await asyncio.gather(*coros, return_exceptions=True))
 
 
 async def test_one_batch_each_append_its_own_outcome(db_url: str) -> None:
