@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from eventstore import open_store
+from eventstore import RecordedEvent, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,7 @@ def run_and_kill(db_url: str, writers: int, min_acks: int, timeout: float = 30.0
 async def check_log(db_url: str, acks: list[str]) -> None:
     store = await open_store(db_url)
     try:
-        log = []
+        log: list[RecordedEvent] = []
         while True:
             page = await store.read_all(after_position=log[-1].position if log else 0, limit=5000)
             if not page:

@@ -161,10 +161,14 @@ def test_nothing_due_nothing_planned() -> None:
 
 @pytest.mark.parametrize(
     ("policy", "fired", "catch_up"),
-    [("fire_once", (10 * MIN,), {10 * MIN}), ("skip", (), set()), ("fire_all", None, None)],
+    [
+        ("fire_once", (10 * MIN,), frozenset({10 * MIN})),
+        ("skip", (), frozenset()),
+        ("fire_all", None, None),
+    ],
 )
 def test_downtime_policies(
-    policy: str, fired: tuple[int, ...] | None, catch_up: set[int] | None
+    policy: str, fired: tuple[int, ...] | None, catch_up: frozenset[int] | None
 ) -> None:
     schedule = timer(interval_minutes=1, misfire=policy, misfire_grace_seconds=5)
     plan = plan_due(schedule, 0, 10 * MIN + 30_000, 0)  # 10 slots, newest 30 s late

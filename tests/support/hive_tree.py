@@ -117,7 +117,11 @@ def write_tree(home: Path, *, sessions: int = 12, events: int = 300, seed: int =
             }
         ]
         (folder / "triggers.json").write_text(json.dumps(triggers, indent=2) + "\n")
-        metadata = {"colony_name": name, "queen_name": "queen_growth", "workers": {}}
+        metadata: dict[str, object] = {
+            "colony_name": name,
+            "queen_name": "queen_growth",
+            "workers": {},
+        }
         (folder / "metadata.json").write_text(json.dumps(metadata))
     broken = colonies / "broken"
     broken.mkdir()

@@ -315,11 +315,11 @@ class SubscriptionsContract:
                     await store.subscriptions.nack(
                         "g",
                         [chosen.delivery_id],
-                        flag,
+                        flag,  # type: ignore[arg-type]  # drawn from NackAction's values
                         "x",
                         model.now,
                         0,
-                        RULES,  # type: ignore[arg-type]
+                        RULES,
                     )
                     model.held.remove(chosen)
                 elif op == "tick":

@@ -18,8 +18,10 @@ DAY = 24 * HOUR
 T0 = 1_790_000_000_000  # 2026-09-21T13:33:20Z
 
 
-def utc_ms(*args: int, tz: ZoneInfo | None = None) -> int:
-    return int(dt.datetime(*args, tzinfo=tz or dt.UTC).timestamp() * 1000)  # type: ignore[misc]
+def utc_ms(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, tz: ZoneInfo | None = None
+) -> int:
+    return int(dt.datetime(year, month, day, hour, minute, tzinfo=tz or dt.UTC).timestamp() * 1000)
 
 
 async def test_interval_fires_on_its_grid_for_a_day(db_url: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.core.service import SessionService
 from api.core.tasks import stop_task as cancel_task
-from eventstore import open_store
+from eventstore import EventStore, RecordedEvent, open_store
 from projections import catalogue as cat
 from projections.commands import ColonyFacts, Queen, StartSession, decide_start, decide_stop
 from projections.envelope import new_event
@@ -28,7 +28,7 @@ FACTS = ColonyFacts(
 )
 
 
-async def all_events(store) -> list:  # type: ignore[no-untyped-def]
+async def all_events(store: EventStore) -> list[RecordedEvent]:
     return await store.read_all(after_position=0, limit=1_000_000)
 
 

@@ -15,7 +15,9 @@ from api.core.clock import FakeClock
 from api.core.supervisor import RestartPolicy, Supervisor
 from api.core.tasks import stop_task
 from eventstore import StoreUnavailable
+from projections.schedule import next_due
 from projections.session import SessionState
+from projections.trigger_commands import decide_fires
 from tests.support.triggers_support import append, node, seed, timer
 
 MIN = 60_000
@@ -80,7 +82,7 @@ async def test_a_poisoned_schedule_is_skipped_and_the_others_keep_firing(
     db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A fault-injecting double of `next_due` raises for one session only."""
-    real_next_due = scheduler_module.next_due
+    real_next_due = next_due  # the function the scheduler module looks up by this name
 
     def poisoned_next_due(trigger: Any, now_ms: int) -> int | None:
         if trigger.trigger_config.get("poison"):
@@ -143,7 +145,7 @@ async def test_a_fire_decision_that_raises_poisons_only_its_session(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A fault-injecting double of `decide_fires` raises for one session only."""
-    real_decide = scheduler_module.decide_fires
+    real_decide = decide_fires  # the function the scheduler module looks up by this name
 
     def poisoned_decide(
         state: SessionState | None, session_id: str, trigger_ids: set[str], now_ms: int

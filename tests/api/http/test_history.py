@@ -28,7 +28,7 @@ def db(server: Server) -> str:
     return server.db_url  # type: ignore[attr-defined,no-any-return]
 
 
-def history(server: Server, sid: str, **params: object) -> httpx.Response:
+def history(server: Server, sid: str, **params: str | int) -> httpx.Response:
     return httpx.get(f"{server.base_url}/api/sessions/{sid}/events/history", params=params)
 
 
@@ -159,7 +159,7 @@ def test_pages_stitched_equal_a_full_read(
 ) -> None:
     wanted = [e for e in stitched_session if not types or e["type"] in types.split(",")]
     seen: list[dict[str, object]] = []
-    params: dict[str, object] = {"limit": limit}
+    params: dict[str, str | int] = {"limit": limit}
     if types:
         params["types"] = types
     if backwards:

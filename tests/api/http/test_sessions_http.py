@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,7 +149,7 @@ def test_bad_input_is_4xx_and_appends_nothing(env: Env, tmp_path: Path) -> None:
         with client(server) as c:
             sid = c.post("/api/sessions").json()["session_id"]
             before = head(c)
-            cases = [
+            cases: list[tuple[str, str, bytes | dict[str, Any] | None, int, str | None]] = [
                 ("POST", "/api/sessions", b"{not json", 400, "Invalid JSON body"),
                 ("POST", "/api/sessions", b"[1]", 400, "Request body must be a JSON object"),
                 (
@@ -219,14 +220,14 @@ def test_bad_input_is_4xx_and_appends_nothing(env: Env, tmp_path: Path) -> None:
                 )
             cases.append(("DELETE", "/api/sessions/unknown", None, 404, None))
             cases.append(("DELETE", "/api/sessions/unknown/colony", None, 404, None))
-            for method, url, body, status, message in cases:
-                if isinstance(body, bytes):
+            for method, url, sent, status, message in cases:
+                if isinstance(sent, bytes):
                     r = c.request(
-                        method, url, content=body, headers={"content-type": "application/json"}
+                        method, url, content=sent, headers={"content-type": "application/json"}
                     )
                 else:
-                    r = c.request(method, url, json=body)
-                assert r.status_code == status, (method, url, body, r.text)
+                    r = c.request(method, url, json=sent)
+                assert r.status_code == status, (method, url, sent, r.text)
                 assert isinstance(r.json()["error"], str)
                 if message is not None:
                     assert r.json()["error"] == message, (url, r.json())
