@@ -247,17 +247,7 @@ def scheduled_events(
             events.append(_event(state, "trigger_fire_skipped", data, now, event_id=event_id))
             continue
         count += 1
-        # `_fired`'s keys in its order, then scheduled_at, the next fire and catch_up:
-        # built in one dict (a timer fire's hot path)
-        data = {
-            "trigger_id": trigger.id,
-            "trigger_type": trigger.trigger_type,
-            "name": _name(trigger),
-            "task": trigger.task,
-            "last_fired_at": now_ms,
-            "fire_count": count,
-            "scheduled_at": slot,
-        }
+        data = _fired(state, trigger, count, now_ms, {"scheduled_at": slot})
         if following is not None:
             data["next_fire_at"] = following
             data["next_fire_in"] = max(0.0, (following - now_ms) / 1000)
