@@ -122,10 +122,17 @@ def new_event_id() -> str:
     Built from `os.urandom` without a UUID object (every append without ids pays
     it once per event). Ids given by callers are kept as they are."""
     millis = time.time_ns() // 1_000_000
-    raw = bytearray(millis.to_bytes(6, "big") + os.urandom(10))
-    raw[6] = raw[6] & 0x0F | 0x70  # version 7
-    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
-    h = raw.hex()
+    return uuid_text(millis.to_bytes(6, "big") + os.urandom(10), 7)
+
+
+def uuid_text(raw: bytes, version: int) -> str:
+    """The canonical text of the UUID whose 16 bytes are `raw` with `version` and the
+    RFC 4122 variant set: `str(uuid.UUID(...))` without building the object, which
+    costs more than the rest of an id's making on the append and fire paths."""
+    b = bytearray(raw[:16])
+    b[6] = b[6] & 0x0F | version << 4
+    b[8] = b[8] & 0x3F | 0x80
+    h = b.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

@@ -31,6 +31,7 @@ import orjson
 from croniter import croniter
 from croniter.croniter import CroniterBadDateError
 
+from eventstore.base import uuid_text
 from projections.trigger_config import (  # re-exported: callers validate through here too
     MIN_INTERVAL_MS,
     MISFIRE_POLICIES,
@@ -395,11 +396,7 @@ def fire_event_text(session_id: str, trigger_id: str, scheduled_ms: int) -> str:
     """`str(fire_event_id(...))`, built straight from the SHA-1 (`uuid.uuid5`'s steps)
     without a UUID object: the scheduler derives one per fire."""
     name = f"slot\x00{session_id}\x00{trigger_id}\x00{scheduled_ms}".encode()
-    raw = bytearray(hashlib.sha1(_FIRE_NAMESPACE_BYTES + name).digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid_text(hashlib.sha1(_FIRE_NAMESPACE_BYTES + name).digest(), 5)
 
 
 def missed_event_id(session_id: str, trigger_id: str, through_ms: int) -> uuid.UUID:
