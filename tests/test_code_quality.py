@@ -14,7 +14,17 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_mypy_strict() -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "eventstore", "projections", "api", "tools", "tests"],
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "eventstore",
+            "projections",
+            "api",
+            "tools",
+            "tests",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
