@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import orjson
 import pytest
@@ -22,6 +22,7 @@ from eventstore import EventStore, JsonRow, NewEvent, StreamDeleted, open_store
 from eventstore.sqlite import SQLiteStore
 from eventstore.tail_array import TailCache
 from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
+from tests.support.store_contract import FreshStore
 
 PLAIN = {"type": "x", "stream_id": "queen", "data": {"k": "v \u00e9 \U0001f600", "n": 1.5}}
 # Payload shapes: (description, NewEvent data). Raw bytes are stored as given.
@@ -75,28 +76,7 @@ async def check(store: EventStore, stream: str, n: int) -> None:
         assert rows and not fast_path(rows)
 
 
-class TailArrayContract:
-    async def open_fresh(self) -> EventStore:
-        raise NotImplementedError
-
-    @pytest.fixture
-    async def store(self) -> AsyncIterator[EventStore]:
-        store = await self.open_fresh()
-        try:
-            yield store
-        finally:
-            await store.close()
-
-    def run_fresh(self, body: object) -> None:
-        async def go() -> None:
-            store = await self.open_fresh()
-            try:
-                await body(store)  # type: ignore[operator]
-            finally:
-                await store.close()
-
-        asyncio.run(go())
-
+class TailArrayContract(FreshStore):
     @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
     @given(
         batches=st.lists(

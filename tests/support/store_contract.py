@@ -34,8 +34,9 @@ def ev(type_: str = "thing_happened", **data: object) -> NewEvent:
     return NewEvent(type=type_, data=data)
 
 
-class StoreContract:
-    """Subclass and implement `open_fresh`."""
+class FreshStore:
+    """A fresh store per test (`store` fixture) or per hypothesis example (`run_fresh`):
+    subclass and implement `open_fresh`."""
 
     async def open_fresh(self) -> EventStore:
         raise NotImplementedError
@@ -59,6 +60,10 @@ class StoreContract:
                 await store.close()
 
         asyncio.run(go())
+
+
+class StoreContract(FreshStore):
+    """Subclass and implement `open_fresh`."""
 
     # ---- append and expected versions ------------------------------------------
 
