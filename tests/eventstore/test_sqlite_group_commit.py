@@ -29,9 +29,8 @@ from eventstore.types import (
     Expected,
     ExpectedState,
     StreamDeleted,
-    WrongExpectedVersion,
 )
-from tests.support.group_commit import chain_faults, outcomes
+from tests.support.group_commit import chain_faults, eight_appends_in_one_batch, outcomes
 
 
 async def opened(url: str) -> tuple[SQLiteStore, list[int]]:
@@ -45,37 +44,7 @@ async def opened(url: str) -> tuple[SQLiteStore, list[int]]:
 async def test_one_batch_each_append_its_own_outcome(db_url: str) -> None:
     store, batches = await opened(db_url)
     try:
-        await store.append("kept", [NewEvent("a", {"i": 0}, event_id="id-kept")])
-        await store.append("elsewhere", [NewEvent("a", {"i": 0}, event_id="id-else")])
-        await store.append("gone", [NewEvent("a", {"i": 0})])
-        await store.delete_stream("gone")
-        batches.clear()
-        results = await outcomes(
-            [
-                store.append("s", [NewEvent("a", {"k": 1}), NewEvent("b", None)], 0),
-                store.append("s", [NewEvent("c", {"k": 2})], 0),  # conflict: s is at 2 now
-                store.append("s", [NewEvent("d", {"k": 3})], 2),
-                store.append("kept", [NewEvent("a", {"i": 0}, event_id="id-kept")], 0),  # retry
-                store.append("t", [NewEvent("a", {"i": 0}, event_id="id-else")]),  # clash
-                store.append("gone", [NewEvent("a", {"i": 1})]),
-                store.append("t", [NewEvent("e", {"k": 4}, metadata={"m": 1})], 0),
-                store.append("new", [NewEvent("f", {"k": 5})], ExpectedState.NO_STREAM),
-            ]
-        )
-        assert batches == [8]  # one transaction carried all eight
-        first, conflict, third, retry, clash, deleted, t_ok, new_ok = results
-        assert first == AppendResult("s", 1, 2, 5)
-        assert isinstance(conflict, WrongExpectedVersion)
-        assert third == AppendResult("s", 3, 3, 6)
-        assert retry == AppendResult("kept", 1, 1, 1)
-        assert isinstance(clash, DuplicateEventId)
-        assert isinstance(deleted, StreamDeleted)
-        assert t_ok == AppendResult("t", 1, 1, 7)
-        assert new_ok == AppendResult("new", 1, 1, 8)
-        events = await store.read_all(0, 100)
-        assert [e.position for e in events] == [1, 2, 4, 5, 6, 7, 8]  # 3 was erased
-        info = await store.stream_info("s")
-        assert info is not None and (info.head_version, info.head_position) == (3, 6)
+        await eight_appends_in_one_batch(store, batches, [8])  # one transaction carried all eight
     finally:
         await store.close()
     assert await chain_faults(db_url) == []
