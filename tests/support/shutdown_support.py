@@ -94,8 +94,11 @@ async def _missing(db_url: str, session_ids: list[str]) -> int:
 
 
 async def _fired(base_url: str) -> int:
+    """The log head from /api/health: the probe must answer (200) under this load too."""
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        head: int = (await client.get("/api/health")).json()["head_position"]
+        r = await client.get("/api/health")
+        assert r.status_code == 200, f"health under load: {r.status_code} {r.text}"
+        head: int = r.json()["head_position"]
         return head
 
 
@@ -106,22 +109,24 @@ async def sigterm_round(
     server = start_server(db_url, log_dir, timeout=60)
     stop = asyncio.Event()
     load = asyncio.create_task(_write(server.base_url, writers, stop)) if writers else None
-    head_before = await _fired(server.base_url)
-    await asyncio.sleep(load_seconds)
-    fired = await _fired(server.base_url) - head_before
-    started = time.monotonic()
-    os.kill(server.process.pid, signal.SIGTERM)
-    exit_code: int | None = None
-    for _ in range(600):  # 30 s: a hang detector; the figure is `seconds`
-        exit_code = server.process.poll()
-        if exit_code is not None:
-            break
-        await asyncio.sleep(0.05)
-    seconds = time.monotonic() - started
-    stop.set()
-    if exit_code is None:
-        server.kill()
-    acknowledged = await load if load is not None else []
+    try:
+        head_before = await _fired(server.base_url)
+        await asyncio.sleep(load_seconds)
+        fired = await _fired(server.base_url) - head_before
+        started = time.monotonic()
+        os.kill(server.process.pid, signal.SIGTERM)
+        exit_code: int | None = None
+        for _ in range(600):  # 30 s: a hang detector; the figure is `seconds`
+            exit_code = server.process.poll()
+            if exit_code is not None:
+                break
+            await asyncio.sleep(0.05)
+        seconds = time.monotonic() - started
+    finally:  # whatever failed above, no server and no writer outlives the round
+        stop.set()
+        if server.process.poll() is None:
+            server.kill()
+        acknowledged = await load if load is not None else []
     missing = await _missing(db_url, acknowledged)
     return Round(exit_code, seconds, len(acknowledged), missing, fired)
 

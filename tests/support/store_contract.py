@@ -357,6 +357,27 @@ class StoreContract(FreshStore):
         granted = [lease.name for result in results for lease in result]
         assert sorted(granted) == sorted(names)
 
+    async def test_concurrent_acquires_each_get_their_own_answer(self, store: EventStore) -> None:
+        """Single-name acquires made at once (coalesced on PostgreSQL) act one by one:
+        each name goes to exactly one owner, a repeat by the holder gets the same fence,
+        and the releases made at once free every name."""
+        leases = store.leases
+        owners = ["a", "b", "a", "c"]
+        names = [f"fire:s{i % 10}" for i in range(40)]
+        got = await asyncio.gather(
+            *[leases.acquire(name, owners[i % 4], 30) for i, name in enumerate(names)]
+        )
+        holders = {h.name: h for h in await leases.holders("fire:")}
+        assert sorted(holders) == sorted(set(names))
+        for name, owner, lease in zip(names, [owners[i % 4] for i in range(40)], got, strict=True):
+            if owner == holders[name].owner:
+                assert lease is not None
+                assert (lease.owner, lease.fence) == (owner, holders[name].fence)
+            else:
+                assert lease is None
+        await asyncio.gather(*[leases.release(lease) for lease in got if lease is not None])
+        assert await leases.holders("fire:") == []
+
     async def test_bad_lease_arguments(self, store: EventStore) -> None:
         with pytest.raises(InvalidEvent):
             await store.leases.acquire("", "a", 1)
