@@ -10,7 +10,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from .entropy import random_bytes
 from .leases import Leases
 from .subscriptions import Subscriptions
 from .tail_array import TailArray
@@ -119,10 +119,11 @@ def new_event_id() -> str:
     random bits. Ids made later sort later, so the unique index on event ids grows
     at its right edge instead of touching a random page per event (measured on the
     SQLite group commit: 1.33x the events per second of random version-4 ids).
-    Built from `os.urandom` without a UUID object (every append without ids pays
-    it once per event). Ids given by callers are kept as they are."""
+    Built from the OS's random bytes (`entropy.random_bytes`, fetched in bulk) without a
+    UUID object (every append without ids pays it once per event). Ids given by
+    callers are kept as they are."""
     millis = time.time_ns() // 1_000_000
-    return uuid_text(millis.to_bytes(6, "big") + os.urandom(10), 7)
+    return uuid_text(millis.to_bytes(6, "big") + random_bytes(10), 7)
 
 
 def uuid_text(raw: bytes, version: int) -> str:
@@ -172,17 +173,34 @@ class Doorbell:
 
     A waiter takes `ticket()` *before* reading, then waits on it if the read was
     empty: a commit between the read and the wait has already set that ticket.
+
+    A ring may say how far the log is committed (`ring(head)`: every position up to
+    `head` is in the log). `head` is the highest such position heard so far, and
+    `unplaced` counts rings that could not say (another process's commit, a lost
+    LISTEN connection): a reader that has already seen up to `head`, and heard no
+    unplaced ring since it last read, knows a read would find nothing new.
     """
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.head = 0
+        self.unplaced = 0
 
     def ticket(self) -> asyncio.Event:
         return self._event
 
-    def ring(self) -> None:
+    def ring(self, head: int | None = None) -> None:
+        if head is None:
+            self.unplaced += 1
+        elif head > self.head:
+            self.head = head
         event, self._event = self._event, asyncio.Event()
         event.set()
+
+    def nothing_new(self, seen: int, unplaced: int) -> bool:
+        """Whether a reader that has seen up to `seen`, and took `unplaced` before its
+        last read, would find nothing new by reading again."""
+        return self.unplaced == unplaced and self.head <= seen
 
 
 async def wait_for_ticket(ticket: asyncio.Event, seconds: float) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from api.http.contract import Body, documented, read_model
 from api.http.responses import JSONResponse
 from api.http.routing import path_session_id, sessions_of
 from api.http.state import parts
+from eventstore.entropy import random_bytes
 from projections import commands, views
 from projections.commands import ColonyFacts, Queen, StartSession
 from projections.errors import Conflict, NotFound, session_not_found
@@ -48,8 +48,8 @@ def new_session_id(now: float) -> str:
     if second != _stamp[0] or now - second >= 0.999:  # (fromtimestamp may round up)
         stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%d_%H%M%S")
         _stamp = (second, stamp) if now - second < 0.999 else (-1, "")
-        return f"session_{stamp}_{secrets.token_hex(4)}"
-    return f"session_{_stamp[1]}_{secrets.token_hex(4)}"
+        return f"session_{stamp}_{random_bytes(4).hex()}"
+    return f"session_{_stamp[1]}_{random_bytes(4).hex()}"
 
 
 def _default_queen() -> Queen:
