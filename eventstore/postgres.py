@@ -300,8 +300,11 @@ class PostgresStore(EventStore):
         conn.add_termination_listener(self._on_listener_lost)
         self._listener = conn
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
-        self.doorbell.ring()
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        """Append functions NOTIFY their last position (commits run in position order
+        under the append lock, so everything up to it is in the log); '0': a delete."""
+        head = int(payload) if payload.isdigit() else 0
+        self.doorbell.ring(head or None)
 
     def _on_listener_lost(self, _conn: Any) -> None:
         if self._closed:
@@ -475,7 +478,11 @@ class PostgresStore(EventStore):
         appended = statuses.count(APPENDED)
         if appended:
             self._notify_commit(appended, time.perf_counter() - started)
-            self.doorbell.ring()
+            self.doorbell.ring(
+                max(
+                    last for status, last in zip(statuses, lasts, strict=True) if status == APPENDED
+                )
+            )
         for waiting, status, head, last in zip(batch, statuses, heads, lasts, strict=True):
             _settle(waiting.done, result=(status, head, last))
 
@@ -491,7 +498,7 @@ class PostgresStore(EventStore):
                 continue
             if row[0] == APPENDED:
                 self._notify_commit(1, time.perf_counter() - started)
-                self.doorbell.ring()
+                self.doorbell.ring(row[2])
             _settle(waiting.done, result=(row[0], row[1], row[2]))
 
     async def _retry_result(

@@ -309,8 +309,9 @@ class SQLiteStore(EventStore):
             raise
         self._conn = conn
 
-    def _commit_batch(self, jobs: list[Job]) -> list[Any]:
+    def _commit_batch(self, jobs: list[Job]) -> tuple[list[Any], int]:
         """Run every job in one transaction; a job's EventStoreError undoes only that job.
+        Returns the outcomes and the log head as committed (for the doorbell).
 
         Consecutive appends are checked and written as one run (`_append_run`): one
         look-up of their streams' heads and one INSERT per table for the whole run.
@@ -370,7 +371,7 @@ class SQLiteStore(EventStore):
             self._pages_since_checkpoint = 0
             self._checkpoint_running = True
             self._checkpointer.submit(self._checkpoint)
-        return outcomes
+        return outcomes, ctx.last_position
 
     def _checkpoint(self) -> None:
         """Copy the WAL's committed pages into the database file (checkpoint thread)."""
@@ -428,18 +429,20 @@ class SQLiteStore(EventStore):
     def _run_batch(self, requests: list[_Request], started: float) -> None:
         """Writer thread: commit the batch, then hand every outcome back in one call."""
         outcomes: list[Any] | None = None
+        head = 0
         failure: BaseException | None = None
         try:
-            outcomes = self._commit_batch([r.job for r in requests])
+            outcomes, head = self._commit_batch([r.job for r in requests])
         except BaseException as exc:  # the commit itself failed: nobody is acknowledged
             failure = exc
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._finish, requests, outcomes, failure, started)
+        self._loop.call_soon_threadsafe(self._finish, requests, outcomes, head, failure, started)
 
     def _finish(
         self,
         requests: list[_Request],
         outcomes: list[Any] | None,
+        head: int,
         failure: BaseException | None,
         started: float,
     ) -> None:
@@ -462,7 +465,7 @@ class SQLiteStore(EventStore):
                         request.future.set_exception(outcome)
                     else:
                         request.future.set_result(outcome)
-                self.doorbell.ring()
+                self.doorbell.ring(head)
         finally:
             if self._pending:
                 if not self._dispatch_due:

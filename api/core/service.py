@@ -229,14 +229,22 @@ class SessionService:
         sent (`_fold_own`), so the read that follows finds only what others appended,
         usually nothing, instead of reading every event back (measured at 1,000 timer
         fires/s: the log reader returned every fired event and the follower read twice
-        per commit)."""
+        per commit). When the doorbell then says the log holds nothing past what is
+        folded (`Doorbell.nothing_new`: every commit it heard of is placed, at or
+        below the catalogue's position), the read is skipped too: a commit of
+        creates or fires is then folded with no read at all. Polls always read."""
+        bell = self.store.doorbell
         while not self._stopping:
-            ticket = self.store.doorbell.ticket()
+            ticket, unplaced = bell.ticket(), bell.unplaced
             if await self._fold_batch():
                 continue
-            await wait_for_ticket(ticket, self.store.poll_seconds)
-            for _ in range(FOLLOW_YIELDS):
-                await asyncio.sleep(0)
+            while not self._stopping:
+                await wait_for_ticket(ticket, self.store.poll_seconds)
+                for _ in range(FOLLOW_YIELDS):
+                    await asyncio.sleep(0)
+                if not ticket.is_set() or not bell.nothing_new(self.catalogue.position, unplaced):
+                    break  # a poll, or a commit not (yet) folded: read
+                ticket = bell.ticket()
 
     async def wait_for(self, position: int, within: float = 30.0) -> None:
         """Return once the catalogue has folded `position` (or raise TimeoutError)."""

@@ -42,6 +42,7 @@ from api.http.history import QueryError, parse_position, parse_types, session_st
 from api.http.responses import error
 from api.http.state import parts
 from eventstore import EventStore, RecordedEvent, StreamDeleted
+from eventstore.base import SUBSCRIBE_BATCH, wait_for_ticket
 from projections.envelope import envelope
 from projections.ids import is_session_stream
 from projections.session import SessionState
@@ -55,6 +56,7 @@ QUEUE_SIZE = 1000  # hive's per-client queue
 CATCH_UP_BATCH = 500
 REPLAY_WINDOW = 1000  # hive replays from its 1000-event ring
 HUB_RESTARTS = RestartPolicy(max_seconds=5.0)  # live clients wait at most this for a retry
+HUB_BATCH = SUBSCRIBE_BATCH  # events read per step while clients are registered
 
 # hive's default `types` list (contract §5.5): 33 types.
 DEFAULT_TYPES = frozenset(
@@ -175,9 +177,32 @@ class Hub:
 
     async def _run(self) -> None:
         """Follow the log. A failed read raises to the supervisor, which logs it and
-        restarts this from the last dispatched position (clients see a pause, never a gap)."""
-        async for event in self.store.subscribe(after_position=self.position):
-            self.dispatch(event)
+        restarts this from the last dispatched position (clients see a pause, never a gap).
+
+        With no client registered nothing is read: the position moves to the head the
+        doorbell announces (or, after a commit it could not place or a poll, to the
+        head read from the store), so the log is not read back after every commit for
+        nobody. Moving it is safe then: a client registering later takes the hub's
+        position as its handover and reads everything up to it from the log itself."""
+        bell = self.store.doorbell
+        while True:
+            ticket, unplaced = bell.ticket(), bell.unplaced
+            if self._clients:
+                page = await self.store.read_all(after_position=self.position, limit=HUB_BATCH)
+                for event in page:
+                    self.dispatch(event)
+                if not page:
+                    await wait_for_ticket(ticket, self.store.poll_seconds)
+                continue
+            await wait_for_ticket(ticket, self.store.poll_seconds)
+            if self._clients:
+                continue  # read from the position the new client took as its handover
+            if ticket.is_set() and bell.unplaced == unplaced:
+                self.position = max(self.position, bell.head)
+            else:  # a poll (another process may have written), or an unplaced commit
+                head = await self.store.head_position()
+                if not self._clients:
+                    self.position = max(self.position, head)
 
     def dispatch(self, event: RecordedEvent) -> None:
         self.position = event.position
