@@ -5,6 +5,7 @@ not place (another process on the file) still are, so nothing is missed."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from collections.abc import Sequence
 
 from api.core.service import SessionService
@@ -57,7 +58,7 @@ async def test_follower_does_not_read_back_what_execute_folded(db_url: str) -> N
     try:
         for i in range(20):
             start = StartSession(f"s{i}", 1000.0 + i, QUEEN)
-            await service.execute(f"s{i}", lambda s, start=start: decide_start(s, start))
+            await service.execute(f"s{i}", partial(decide_start, cmd=start))
         await asyncio.sleep(0.05)  # the follower has heard every ring
         assert reads.calls <= 2  # was one read per commit (20)
         assert len(service.live_ids()) == 20
