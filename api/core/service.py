@@ -170,8 +170,7 @@ class SessionService:
             folded = True
             self._tell(event)
         if folded:
-            self._changed.set()
-            self._changed = asyncio.Event()
+            self._wake_waiters()
         return bool(events)
 
     def _tell(self, event: RecordedEvent) -> None:
@@ -217,8 +216,12 @@ class SessionService:
         cat.apply_run(self.catalogue, recorded)
         for event in recorded:
             self._tell(event)
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        """Wake every `wait_for` (each re-checks the position), and arm a fresh event."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def _follow(self) -> None:
         """Fold until stopped; a failed read raises to the supervisor (logged, restarted).
