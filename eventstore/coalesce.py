@@ -43,6 +43,12 @@ class Coalescer(Generic[Item, Result]):
             self._task = asyncio.create_task(self._drain(), name=self._name)
         return await done
 
+    async def settle(self) -> None:
+        """Wait until every call made so far has its answer (before closing the store)."""
+        task = self._task
+        if task is not None and not task.done():
+            await asyncio.wait({task})
+
     async def _drain(self) -> None:
         while True:
             self._waiting = [w for w in self._waiting if not w[1].cancelled()]

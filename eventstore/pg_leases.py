@@ -81,6 +81,11 @@ class PostgresLeases(Leases):
             rows = await conn.fetch(self._sql_claim, wanted, owner, float(ttl))
         return [Lease(*row) for row in rows]
 
+    async def settle(self) -> None:
+        """Let coalesced claims and releases in flight finish (the store is closing)."""
+        await self._acquires.settle()
+        await self._releases.settle()
+
     async def acquire(self, name: str, owner: str, ttl: float) -> Lease | None:
         validate_lease_args([name], owner, ttl)
         return await self._acquires.submit((name, owner, float(ttl)))

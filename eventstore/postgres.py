@@ -45,6 +45,7 @@ from .base import (
     validate_window,
 )
 from .chain import GENESIS
+from .pg_leases import PostgresLeases
 from .pg_schema import (
     APPENDED,
     DEFAULT_SCHEMA,
@@ -655,6 +656,8 @@ class PostgresStore(EventStore):
         if committer is not None and not committer.done():
             with contextlib.suppress(Exception):
                 await committer  # appends already queued are committed and answered
+        if isinstance(self._leases, PostgresLeases):
+            await self._leases.settle()  # no claim task outlives the pool
         writer, self._writer = self._writer, None
         if writer is not None and not writer.is_closed():
             try:
