@@ -5,8 +5,8 @@ not place (another process on the file) still are, so nothing is missed."""
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from collections.abc import Sequence
+from functools import partial
 
 from api.core.service import SessionService
 from api.http.sse import Client, Hub
