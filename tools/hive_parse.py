@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Protocol
 
+from eventstore.chain import content_digest
+
 from .hive_lines import LineError, LineIds, Origin, event_row
 
 PROGRESS_BYTES = 1 << 20  # a chunk per MiB read: the progress bar moves per MiB
@@ -35,8 +37,10 @@ CHUNK_ROWS = 10_000  # at most this many rows per chunk (the store's limit per a
 EXIT_WAIT_S = 10.0  # a child at the end of its input exits at once; this is a bound
 _FRAME = struct.Struct(">I")
 
-# (event id, type, data as JSON bytes, metadata as JSON bytes), as `event_from_line`
-Row = tuple[str, str, bytes, bytes]
+# (event id, type, data as JSON bytes, metadata as JSON bytes), as `event_from_line`,
+# and the content digest of data and metadata (`eventstore.chain`), one SHA-256 the
+# writer then need not compute
+Row = tuple[str, str, bytes, bytes, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +82,11 @@ def parse_file(job: Job, tz: dt.tzinfo | None) -> Iterator[Chunk]:
                     present += 1
                     continue
                 try:
-                    rows.append(event_row(raw, Origin(source, number), tz, event_id))
+                    row = event_row(raw, Origin(source, number), tz, event_id)
                 except LineError as exc:
                     problems.append((number, str(exc)))
+                    continue
+                rows.append((*row, content_digest(row[2], row[3])))
     except OSError as exc:
         yield Chunk(rows, problems, size, present, last=True, error=f"{source}: {exc}")
         return

@@ -478,6 +478,7 @@ class Importer:
         source = self.rel(path)
         summary = self.summary
         batch: list[NewEvent] = []
+        digests: list[bytes] = []
         imported = 0
         while True:
             chunk = await self.parser.next()
@@ -488,25 +489,29 @@ class Importer:
                 summary.problem(source, reason, line)
             if chunk.error is not None:
                 summary.problem(source, f"unreadable ({chunk.error}); the rest not imported")
-            for event_id, event_type, data, metadata in chunk.rows:
+            for event_id, event_type, data, metadata, digest in chunk.rows:
                 batch.append(NewEvent(event_type, data, metadata, event_id))
+                digests.append(digest)
                 if len(batch) >= BATCH:
-                    await self._queue(sid, batch, head)
+                    await self._queue(sid, batch, head, digests)
                     head += len(batch)
                     imported += len(batch)
-                    batch = []
+                    batch, digests = [], []
             if chunk.last:
                 break
         if batch:
-            await self._queue(sid, batch, head)
+            await self._queue(sid, batch, head, digests)
             imported += len(batch)
         return imported
 
-    async def _queue(self, sid: str, batch: list[NewEvent], head: int) -> None:
-        """Queue one append of this session after its previous one."""
+    async def _queue(
+        self, sid: str, batch: list[NewEvent], head: int, digests: list[bytes]
+    ) -> None:
+        """Queue one append of this session after its previous one (on SQLite with the
+        content digests the parsing computed)."""
         if self.bulk is not None and not self.dry_run:
             self.summary.events_imported += len(batch)
-            await self._grouped(BulkAppend(sid, batch, head or NO_STREAM))
+            await self._grouped(BulkAppend(sid, batch, head or NO_STREAM, digests))
             return
         await self._room(len(batch))
         previous = self._last

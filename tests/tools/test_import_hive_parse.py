@@ -5,8 +5,10 @@ stopped on every way out (the end, an early exit, Ctrl-C)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -65,6 +67,13 @@ async def _rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
         await store.close()
 
 
+def _digests(path: Path) -> dict[str, bytes]:
+    """Each session event's stored content digest (the child computed the CLI's)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        found = conn.execute("SELECT event_id, digest FROM events WHERE stream_id != '$imports'")
+        return dict(found.fetchall())
+
+
 async def _in_process(home: Path, url: str) -> Summary:
     """The importer parsing in this process (`InlineParser`), through the store."""
     store = await open_store(url)
@@ -95,6 +104,7 @@ async def test_child_parsing_stores_and_reports_what_in_process_parsing_does(
     cli, plain = await _rows(by_cli), await _rows(by_store)
     cli.pop("$imports"), plain.pop("$imports")  # records also hold colonies (CLI only)
     assert cli == plain and sum(map(len, cli.values())) == EVENTS
+    assert _digests(tmp_path / "cli.db") == _digests(tmp_path / "store.db")
     # again: nothing new; then two new lines at the end of a file: only those
     code, again = await asyncio.to_thread(_import, home, by_cli)
     assert (code, again["events_imported"], again["events_already_present"]) == (1, 0, EVENTS)
