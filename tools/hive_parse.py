@@ -184,8 +184,10 @@ class ParseWorker:
             child.kill()
             child.wait()
         self._sender.join(timeout=EXIT_WAIT_S)
-        if child.stdout is not None:
-            child.stdout.close()
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 def open_parser(tz: dt.tzinfo | None, total_bytes: int, process_min_bytes: int) -> Parser:
