@@ -10,7 +10,8 @@ with an event id derived from the file and line, so a second run appends only li
 has not seen. Each session's `meta.json` and each colony's `metadata.json` /
 `triggers.json` are recorded in the `$imports` stream (`hive_session_imported`,
 `hive_colony_imported`). Lines that cannot be imported are listed with file and line and
-skipped; any such problem makes the exit code 1.
+skipped; any such problem makes the exit code 1. A big import parses the lines in a
+second process (tools/hive_parse.py) while this one writes, a few sessions ahead.
 """
 
 from __future__ import annotations
