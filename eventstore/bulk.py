@@ -263,6 +263,9 @@ class BulkAppend:
     stream_id: str
     events: Sequence[NewEvent]  # data and metadata already JSON bytes, ids set
     expected: Expected
+    # each event's `eventstore.chain.content_digest`, when the caller computed them
+    # already (import-hive's parsing process does, beside the writing); else computed here
+    digests: Sequence[bytes] | None = None
 
 
 class SQLiteBulkAppender:
@@ -335,12 +338,16 @@ class SQLiteBulkAppender:
             # eventstore.chain's digest and link, inlined (one SHA-256 call each per event)
             sid = stream_id.encode()
             sid_lp = pack(len(sid)) + sid
-            for event in append.events:
+            digests = append.digests
+            for n, event in enumerate(append.events):
                 position += 1
                 version += 1
                 data, metadata = event.data, event.metadata
-                tail = b"\x00" if metadata is None else b"\x01" + pack(len(metadata)) + metadata
-                digest = sha256(pack(len(data)) + data + tail).digest()
+                if digests is not None:
+                    digest = digests[n]
+                else:
+                    tail = b"\x00" if metadata is None else b"\x01" + pack(len(metadata)) + metadata
+                    digest = sha256(pack(len(data)) + data + tail).digest()
                 event_id, type_ = str(event.event_id), event.type
                 eid, kind = event_id.encode(), type_.encode()
                 chain = sha256(
@@ -400,6 +407,8 @@ def _plain(append: BulkAppend, head: int) -> bool:
     except InvalidEvent:
         return False
     if not 0 < len(append.events) <= MAX_EVENTS_PER_APPEND:
+        return False
+    if append.digests is not None and len(append.digests) != len(append.events):
         return False
     for event in append.events:
         if not (

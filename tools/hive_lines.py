@@ -151,6 +151,15 @@ def event_from_line(
     raw: bytes, origin: Origin, tz: dt.tzinfo | None, event_id: str | None = None
 ) -> NewEvent:
     """A NewEvent for one line, ready to append; raises LineError."""
+    event_id, event_type, data, metadata = event_row(raw, origin, tz, event_id)
+    return NewEvent(event_type, data, metadata, event_id=event_id)
+
+
+def event_row(
+    raw: bytes, origin: Origin, tz: dt.tzinfo | None, event_id: str | None = None
+) -> tuple[str, str, bytes, bytes]:
+    """(event id, type, data, metadata) of one line, as `event_from_line` builds them
+    (a tuple: what the parsing process sends); raises LineError."""
     body, original = envelope_from_line(raw, tz)
     try:
         data = orjson.dumps(body)
@@ -159,7 +168,7 @@ def event_from_line(
     metadata = import_metadata(origin, original)
     if len(data) + len(metadata) > MAX_EVENT_BYTES:
         raise LineError(f"event of {len(data)} bytes is over the store's 1 MiB limit")
-    return NewEvent(body["type"], data, metadata, event_id=event_id or line_event_id(origin))
+    return event_id or line_event_id(origin), body["type"], data, metadata
 
 
 def import_metadata(origin: Origin, original: str | None) -> bytes:

@@ -10,7 +10,8 @@ with an event id derived from the file and line, so a second run appends only li
 has not seen. Each session's `meta.json` and each colony's `metadata.json` /
 `triggers.json` are recorded in the `$imports` stream (`hive_session_imported`,
 `hive_colony_imported`). Lines that cannot be imported are listed with file and line and
-skipped; any such problem makes the exit code 1.
+skipped; any such problem makes the exit code 1. A big import parses the lines in a
+second process (tools/hive_parse.py) while this one writes, a few sessions ahead.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ from projections.ids import is_valid_id
 from projections.trigger_config import ConfigError, validate_config
 
 from .console import EXIT_OK, EXIT_PROBLEMS, progress, write_json
-from .hive_lines import IMPORT_NAMESPACE, LineError, LineIds, Origin, event_from_line
+from .hive_lines import IMPORT_NAMESPACE
+from .hive_parse import InlineParser, Job, Parser, open_parser
 from .logio import UsageError, connect, resolve_url, run_tool
 
 if TYPE_CHECKING:
@@ -62,7 +64,11 @@ BATCH = 10_000  # the store's limit per append: fewer commits (fsyncs) per impor
 # in one transaction: one fsync for many sessions); each session's own appends (and its
 # `$imports` record) still follow one another. This bounds the events held meanwhile.
 IN_FLIGHT_EVENTS = 50_000
-PROGRESS_BYTES = 1 << 20  # the progress bar advances per MiB read, not per line
+# Files are parsed in a second process (tools/hive_parse.py) when there is this much
+# to read; below it, starting a second interpreter costs more than it saves.
+PARSE_PROCESS_MIN_BYTES = 8 << 20
+# Sessions prepared (stored ids read, parsing under way) ahead of the one being written.
+LOOKAHEAD_SESSIONS = 4
 # On SQLite the appends go in groups of about this many events, each group one
 # transaction on the import's own connection (eventstore/bulk.py), committed in a
 # thread while the next group parses.
@@ -75,6 +81,18 @@ class SessionDir:
     queen_id: str
     session_id: str
     path: Path
+
+
+@dataclass
+class _Prepared:
+    """A session read ahead: what its turn reports and appends."""
+
+    session: SessionDir
+    problems: list[tuple[str, str, int | None]]  # held until its turn (in order)
+    importing: bool = False
+    parsing: bool = False  # a parse job was submitted (its chunks are read in its turn)
+    head: int = 0
+    meta: Any = None
 
 
 @dataclass
@@ -132,27 +150,17 @@ async def _main(args: argparse.Namespace) -> int:
     bulk = None
     if url.startswith("sqlite:///") and not args.dry_run:
         bulk = SQLiteBulkAppender(sqlite_path_from_url(url))
-    importer = Importer(store, home, tz, summary, dry_run=args.dry_run, bulk=bulk)
+    total = sum(_size(s.path / "events.jsonl") for s in sessions)
+    parser = open_parser(tz, total, PARSE_PROCESS_MIN_BYTES)
+    importer = Importer(store, home, tz, summary, dry_run=args.dry_run, bulk=bulk, parser=parser)
     try:
-        total = sum(_size(s.path / "events.jsonl") for s in sessions)
         with progress("import", total) as advance:
-            seen: dict[str, Path] = {}
-            for session in sessions:
-                if session.session_id in seen:
-                    summary.sessions_skipped += 1
-                    summary.problem(
-                        importer.rel(session.path),
-                        f"session id also under {importer.rel(seen[session.session_id])}; "
-                        "imported once",
-                    )
-                    continue
-                seen[session.session_id] = session.path
-                await importer.start_session(session, advance)
-            await importer.drain()
+            await importer.sessions(sessions, advance)
         for colony in colonies:
             await importer.colony(colony)
     finally:
         await importer.close()  # an append failed: the queued ones are not waited for
+        parser.close()  # a parsing process is stopped (killed if it was not done)
         await store.close()
     if args.json:
         write_json(summary.to_dict())
@@ -216,8 +224,12 @@ class Importer:
         *,
         dry_run: bool,
         bulk: SQLiteBulkAppender | None = None,
+        parser: Parser | None = None,
     ) -> None:
         self.store = store
+        self.parser: Parser = parser if parser is not None else InlineParser(tz)
+        self._seen: dict[str, Path] = {}  # session id -> its folder (imported once)
+        self._held: list[tuple[str, str, int | None]] | None = None
         self.bulk = bulk
         self._group: list[BulkAppend] = []
         self._group_events = 0
@@ -233,6 +245,13 @@ class Importer:
     def rel(self, path: Path) -> str:
         return path.relative_to(self.home).as_posix()
 
+    def _problem(self, source: str, reason: str, line: int | None = None) -> None:
+        """Report now, or hold it for its session's turn (a session read ahead)."""
+        if self._held is not None:
+            self._held.append((source, reason, line))
+        else:
+            self.summary.problem(source, reason, line)
+
     def read_json(self, path: Path, want: type, limit: int = MAX_AGENT_FILE_BYTES) -> Any:
         """A JSON file's value, or None (missing, or reported as a problem). Read like an
         agent-folder file: no links, no special files, at most `limit` bytes and
@@ -241,50 +260,101 @@ class Importer:
             data = read_agent_bytes(path.parent.resolve() / path.name, limit)
         except (AgentFileError, OSError, RuntimeError) as exc:
             reason = exc.message if isinstance(exc, AgentFileError) else str(exc)
-            self.summary.problem(self.rel(path), f"refused ({reason})")
+            self._problem(self.rel(path), f"refused ({reason})")
             return None
         if data is None:
             return None
         if json_depth(data) > MAX_JSON_DEPTH:
-            self.summary.problem(self.rel(path), f"JSON nested deeper than {MAX_JSON_DEPTH}")
+            self._problem(self.rel(path), f"JSON nested deeper than {MAX_JSON_DEPTH}")
             return None
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            self.summary.problem(self.rel(path), f"unreadable ({exc})")
+            self._problem(self.rel(path), f"unreadable ({exc})")
             return None
         if not isinstance(value, want):
-            self.summary.problem(self.rel(path), f"not a JSON {want.__name__}")
+            self._problem(self.rel(path), f"not a JSON {want.__name__}")
             return None
         return value
 
-    async def session(self, session: SessionDir, advance: Any) -> None:
-        """Import one session folder; its events are committed when this returns."""
-        await self.start_session(session, advance)
+    async def sessions(self, sessions: Sequence[SessionDir], advance: Any) -> None:
+        """Import the session folders in order, each committed when this returns. The next
+        few are read ahead (stored ids, parsing started) while one is written; what they
+        report is held until their turn, so the report reads as one after another."""
+        ahead: deque[_Prepared] = deque()
+        for session in sessions:
+            ahead.append(await self._prepare(session, advance))
+            if len(ahead) > LOOKAHEAD_SESSIONS:
+                await self._finish(ahead.popleft(), advance)
+        while ahead:
+            await self._finish(ahead.popleft(), advance)
         await self.drain()
 
-    async def start_session(self, session: SessionDir, advance: Any) -> None:
-        """Parse one session folder and queue its appends; `drain()` awaits them."""
+    async def session(self, session: SessionDir, advance: Any) -> None:
+        """Import one session folder; its events are committed when this returns."""
+        await self.sessions([session], advance)
+
+    async def _prepare(self, session: SessionDir, advance: Any) -> _Prepared:
+        """Check one session folder, read its stored ids and submit its parse job."""
+        prepared = _Prepared(session, [])
+        self._held = prepared.problems
+        try:
+            await self._check(prepared, advance)
+        finally:
+            self._held = None
+        return prepared
+
+    async def _check(self, prepared: _Prepared, advance: Any) -> None:
         summary = self.summary
+        session = prepared.session
         source = self.rel(session.path)
         events_path = session.path / "events.jsonl"
         sid = session.session_id
+        if sid in self._seen:
+            summary.sessions_skipped += 1
+            self._problem(
+                source, f"session id also under {self.rel(self._seen[sid])}; imported once"
+            )
+            return
+        self._seen[sid] = session.path
         if not is_valid_id(sid):
             summary.sessions_skipped += 1
-            summary.problem(source, "not a valid session id; skipped")
+            self._problem(source, "not a valid session id; skipped")
             advance(_size(events_path))
             return
-        meta = self.read_json(session.path / "meta.json", dict)
+        prepared.meta = self.read_json(session.path / "meta.json", dict)
         existing = await self._existing_ids(sid, source)
         if existing is None:
             summary.sessions_skipped += 1
             advance(_size(events_path))
             return
-        head = len(existing)
-        imported = await self._lines(sid, events_path, existing, head, advance)
+        prepared.importing = True
+        prepared.head = len(existing)
+        if _is_file(events_path):
+            self.parser.submit(Job(str(events_path), self.rel(events_path), frozenset(existing)))
+            prepared.parsing = True
+
+    async def _finish(self, prepared: _Prepared, advance: Any) -> None:
+        """A prepared session's turn: its held problems, its lines' appends, its record."""
+        summary = self.summary
+        for source, reason, line in prepared.problems:
+            summary.problem(source, reason, line)
+        if not prepared.importing:
+            return
+        session = prepared.session
+        sid = session.session_id
+        source = self.rel(session.path)
+        imported = 0
+        if prepared.parsing:
+            imported = await self._lines(sid, session.path / "events.jsonl", prepared.head, advance)
         if imported:
             summary.sessions_imported += 1
-        record = {"session_id": sid, "queen_id": session.queen_id, "source": source, "meta": meta}
+        record = {
+            "session_id": sid,
+            "queen_id": session.queen_id,
+            "source": source,
+            "meta": prepared.meta,
+        }
         if self.bulk is not None and not self.dry_run:
             event = self._record_event("hive_session_imported", source, record)
             await self._grouped(BulkAppend(IMPORTS_STREAM, [event], ExpectedState.ANY))
@@ -387,7 +457,7 @@ class Importer:
         if info is None:
             return set()
         if info.deleted:
-            self.summary.problem(source, f"session {sid} was deleted in the log; not re-imported")
+            self._problem(source, f"session {sid} was deleted in the log; not re-imported")
             return None
         ids: set[str] = set()
         after = 0
@@ -395,7 +465,7 @@ class Importer:
             for event in batch:
                 origin = (event.metadata or {}).get("hive_import", {})
                 if not str(origin.get("source", "")).startswith(source + "/"):
-                    self.summary.problem(
+                    self._problem(
                         source, f"session {sid} is already in the log, not imported from here"
                     )
                     return None
@@ -403,53 +473,46 @@ class Importer:
             after = batch[-1].version
         return ids
 
-    async def _lines(
-        self, sid: str, path: Path, existing: set[str], head: int, advance: Any
-    ) -> int:
-        """Parse and queue appends in batches; they commit while the next lines parse."""
-        if not _is_file(path):
-            return 0
+    async def _lines(self, sid: str, path: Path, head: int, advance: Any) -> int:
+        """Read the file's parsed chunks (in order) and queue appends of up to BATCH
+        events; they commit while the next lines parse."""
         source = self.rel(path)
-        ids = LineIds(source)
         summary = self.summary
-        tz = self.tz
         batch: list[NewEvent] = []
+        digests: list[bytes] = []
         imported = 0
-        unreported = 0
-        with path.open("rb") as lines:
-            for number, raw in enumerate(lines, start=1):
-                unreported += len(raw)
-                if unreported >= PROGRESS_BYTES:
-                    advance(unreported)
-                    unreported = 0
-                if raw.isspace():  # blank (as `not raw.strip()`; lines are never empty)
-                    continue
-                event_id = ids(number)
-                if event_id in existing:
-                    summary.events_already_present += 1
-                    continue
-                try:
-                    batch.append(event_from_line(raw, Origin(source, number), tz, event_id))
-                except LineError as exc:
-                    summary.lines_skipped += 1
-                    summary.problem(source, str(exc), number)
-                    continue
+        while True:
+            chunk = await self.parser.next()
+            advance(chunk.size)
+            summary.events_already_present += chunk.present
+            for line, reason in chunk.problems:
+                summary.lines_skipped += 1
+                summary.problem(source, reason, line)
+            if chunk.error is not None:
+                summary.problem(source, f"unreadable ({chunk.error}); the rest not imported")
+            for event_id, event_type, data, metadata, digest in chunk.rows:
+                batch.append(NewEvent(event_type, data, metadata, event_id))
+                digests.append(digest)
                 if len(batch) >= BATCH:
-                    await self._queue(sid, batch, head)
+                    await self._queue(sid, batch, head, digests)
                     head += len(batch)
                     imported += len(batch)
-                    batch = []
+                    batch, digests = [], []
+            if chunk.last:
+                break
         if batch:
-            await self._queue(sid, batch, head)
+            await self._queue(sid, batch, head, digests)
             imported += len(batch)
-        advance(unreported)
         return imported
 
-    async def _queue(self, sid: str, batch: list[NewEvent], head: int) -> None:
-        """Queue one append of this session after its previous one."""
+    async def _queue(
+        self, sid: str, batch: list[NewEvent], head: int, digests: list[bytes]
+    ) -> None:
+        """Queue one append of this session after its previous one (on SQLite with the
+        content digests the parsing computed)."""
         if self.bulk is not None and not self.dry_run:
             self.summary.events_imported += len(batch)
-            await self._grouped(BulkAppend(sid, batch, head or NO_STREAM))
+            await self._grouped(BulkAppend(sid, batch, head or NO_STREAM, digests))
             return
         await self._room(len(batch))
         previous = self._last

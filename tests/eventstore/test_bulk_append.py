@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from eventstore import ANY, NO_STREAM, NewEvent, open_store
 from eventstore.bulk import BulkAppend, SQLiteBulkAppender
+from eventstore.chain import content_digest
 from eventstore.types import Expected
 from tools.audit import audit
 from tools.audit_source import open_source
@@ -27,6 +29,10 @@ def events(stream: str, n: int, first: int = 0) -> list[NewEvent]:
         )
         for i in range(first, first + n)
     ]
+
+
+def _digests(batch: list[NewEvent]) -> list[bytes]:
+    return [content_digest(e.data, e.metadata) for e in batch]
 
 
 def rows(path: Path) -> list[tuple[Any, ...]]:
@@ -58,7 +64,12 @@ async def sound(url: str) -> bool:
     )
 
 
-async def test_plain_appends_store_what_the_store_stores(tmp_path: Path) -> None:
+@pytest.mark.parametrize("given_digests", [False, True])
+async def test_plain_appends_store_what_the_store_stores(
+    tmp_path: Path, given_digests: bool
+) -> None:
+    """Also when the caller hands over the content digests (import-hive's parsing
+    process computes them): the same rows, digests and links."""
     plan: list[tuple[str, list[NewEvent], Expected]] = [
         ("s1", events("s1", 5), NO_STREAM),
         ("s2", events("s2", 3), NO_STREAM),
@@ -75,7 +86,8 @@ async def test_plain_appends_store_what_the_store_stores(tmp_path: Path) -> None
     await store.append("s0", events("s0", 2))
     await store.close()
     bulk = SQLiteBulkAppender(str(by_bulk))
-    assert bulk.append_many([BulkAppend(s, b, e) for s, b, e in plan]) == []
+    appends = [BulkAppend(s, b, e, _digests(b) if given_digests else None) for s, b, e in plan]
+    assert bulk.append_many(appends) == []
     bulk.close()
     assert rows(by_bulk) == rows(by_store)
     assert await sound(f"sqlite:///{by_bulk}")
@@ -102,9 +114,10 @@ async def test_what_is_not_plain_is_left_to_the_store(tmp_path: Path) -> None:
             BulkAppend("$imports", events("$imports", 1), ANY),  # a retry of a stored id
             BulkAppend("new", [NewEvent("t", {"not": "bytes"}, None, "x")], 2),  # unencoded
             BulkAppend("old", events("old", 1, first=2), 2),  # plain
+            BulkAppend("two", events("two", 2), NO_STREAM, [b"x" * 32]),  # a digest short
         ]
     )
-    assert left == [1, 2, 3, 4]
+    assert left == [1, 2, 3, 4, 6]
     # an event id already stored in another stream: nothing of the group is written
     before = rows(path)
     assert bulk.append_many(

@@ -1,0 +1,231 @@
+"""Parsing hive's events.jsonl files for `hivelog import-hive`, in a second process.
+
+The import's writing (SQLite's indexes, the chain) and its parsing each want most of a
+core, and in one interpreter they share one lock. So a big import parses in a child
+process (`python -m tools.hive_parse`) while the parent only writes: the parent sends
+jobs (a file, its source name, the event ids already stored), the child answers each
+with chunks of ready rows (event id, type, data bytes, metadata bytes), the lines it
+skipped (line number, reason) and the bytes it read, about one chunk per MiB, in job
+order. Frames both ways: a 4-byte big-endian length, then a pickle; an empty frame
+ends the jobs. The child ignores the terminal (its own session), exits at the end of
+its input or when the parent stops reading, and the parent kills it on any early exit.
+A small import parses in-process (`InlineParser`): the same `parse_file`, no child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Protocol
+
+from eventstore.chain import content_digest
+
+from .hive_lines import LineError, LineIds, Origin, event_row
+
+PROGRESS_BYTES = 1 << 20  # a chunk per MiB read: the progress bar moves per MiB
+CHUNK_ROWS = 10_000  # at most this many rows per chunk (the store's limit per append)
+EXIT_WAIT_S = 10.0  # a child at the end of its input exits at once; this is a bound
+_FRAME = struct.Struct(">I")
+
+# (event id, type, data as JSON bytes, metadata as JSON bytes), as `event_from_line`,
+# and the content digest of data and metadata (`eventstore.chain`), one SHA-256 the
+# writer then need not compute
+Row = tuple[str, str, bytes, bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    path: str
+    source: str  # the file relative to HIVE_HOME (event ids and metadata name it)
+    existing: frozenset[str]  # event ids already stored: those lines are not parsed
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    rows: list[Row]
+    problems: list[tuple[int, str]]  # (line, reason) of lines skipped, in line order
+    size: int  # bytes read since the previous chunk of this job
+    present: int  # lines whose event id is already stored
+    last: bool  # the job's final chunk
+    error: str | None = None  # the file could not be read (the chunk is the last)
+
+
+def parse_file(job: Job, tz: dt.tzinfo | None) -> Iterator[Chunk]:
+    """The chunks of one file (pure but for reading it)."""
+    ids = LineIds(job.source)
+    existing = job.existing
+    source = job.source
+    rows: list[Row] = []
+    problems: list[tuple[int, str]] = []
+    size = present = 0
+    try:
+        with open(job.path, "rb") as lines:
+            for number, raw in enumerate(lines, start=1):
+                size += len(raw)
+                if size >= PROGRESS_BYTES or len(rows) >= CHUNK_ROWS:
+                    yield Chunk(rows, problems, size, present, last=False)
+                    rows, problems, size, present = [], [], 0, 0
+                if raw.isspace():  # blank (as `not raw.strip()`; lines are never empty)
+                    continue
+                event_id = ids(number)
+                if event_id in existing:
+                    present += 1
+                    continue
+                try:
+                    row = event_row(raw, Origin(source, number), tz, event_id)
+                except LineError as exc:
+                    problems.append((number, str(exc)))
+                    continue
+                rows.append((*row, content_digest(row[2], row[3])))
+    except OSError as exc:
+        yield Chunk(rows, problems, size, present, last=True, error=f"{source}: {exc}")
+        return
+    yield Chunk(rows, problems, size, present, last=True)
+
+
+class Parser(Protocol):
+    """Where the files are parsed: `submit` jobs, then `next` their chunks in order."""
+
+    def submit(self, job: Job) -> None: ...
+    async def next(self) -> Chunk: ...
+    def close(self) -> None: ...
+
+
+class InlineParser:
+    """`parse_file` in this process, one job after another (small imports, tests)."""
+
+    def __init__(self, tz: dt.tzinfo | None) -> None:
+        self.tz = tz
+        self._jobs: deque[Job] = deque()
+        self._chunks: Iterator[Chunk] | None = None
+
+    def submit(self, job: Job) -> None:
+        self._jobs.append(job)
+
+    async def next(self) -> Chunk:
+        if self._chunks is None:
+            self._chunks = parse_file(self._jobs.popleft(), self.tz)
+        chunk = next(self._chunks)
+        if chunk.last:
+            self._chunks = None
+        return chunk
+
+    def close(self) -> None:
+        self._jobs.clear()
+        self._chunks = None
+
+
+class ParseWorker:
+    """`parse_file` in a child process; jobs go out through a thread of their own (a
+    job can be bigger than the pipe while the child waits for us to read its chunks)."""
+
+    def __init__(self, tz: dt.tzinfo | None) -> None:
+        self.child = subprocess.Popen(
+            [sys.executable, "-m", "tools.hive_parse"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C reaches the parent only, which stops it
+        )
+        self._jobs: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._open = 0  # jobs submitted whose last chunk has not been read
+        self._sender = threading.Thread(target=self._send, name="hive-parse-jobs", daemon=True)
+        self._sender.start()
+        self._jobs.put(pickle.dumps(tz))
+
+    def submit(self, job: Job) -> None:
+        self._open += 1
+        self._jobs.put(pickle.dumps(job))
+
+    async def next(self) -> Chunk:
+        chunk: Chunk = pickle.loads(await asyncio.to_thread(self._read))
+        if chunk.last:
+            self._open -= 1
+        return chunk
+
+    def _read(self) -> bytes:
+        assert self.child.stdout is not None
+        data = _read_frame(self.child.stdout)
+        if data is None:
+            raise RuntimeError(f"the parsing process ended (exit code {self.child.wait()})")
+        return data
+
+    def _send(self) -> None:
+        pipe = self.child.stdin
+        assert pipe is not None
+        try:
+            while (job := self._jobs.get()) is not None:
+                pipe.write(_FRAME.pack(len(job)) + job)
+                pipe.flush()
+            pipe.write(_FRAME.pack(0))
+            pipe.close()
+        except (BrokenPipeError, ValueError, OSError):  # the child is gone: nothing to do
+            pass
+
+    def close(self) -> None:
+        """Stop the child: at the end of its jobs it exits by itself; before (an error,
+        Ctrl-C) it is killed. Either way it is waited for."""
+        self._jobs.put(None)
+        child = self.child
+        if self._open:
+            child.kill()
+        try:
+            child.wait(timeout=EXIT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        self._sender.join(timeout=EXIT_WAIT_S)
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
+
+def open_parser(tz: dt.tzinfo | None, total_bytes: int, process_min_bytes: int) -> Parser:
+    """A child process when there is enough to parse to pay for starting one."""
+    if total_bytes >= process_min_bytes:
+        return ParseWorker(tz)
+    return InlineParser(tz)
+
+
+def _read_frame(pipe: IO[bytes]) -> bytes | None:
+    """One frame's payload; None at the end of the input (or an empty frame)."""
+    head = pipe.read(_FRAME.size)
+    if len(head) < _FRAME.size:
+        return None
+    (size,) = _FRAME.unpack(head)
+    if size == 0:
+        return None
+    data = pipe.read(size)
+    return data if len(data) == size else None
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """The child: the time zone, then jobs until an empty frame; chunks out in order."""
+    first = _read_frame(stdin)
+    if first is None:
+        return
+    tz: dt.tzinfo | None = pickle.loads(first)
+    while (frame := _read_frame(stdin)) is not None:
+        job: Job = pickle.loads(frame)
+        for chunk in parse_file(job, tz):
+            data = pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
+            stdout.write(_FRAME.pack(len(data)) + data)
+            stdout.flush()
+
+
+if __name__ == "__main__":
+    # the module under its own name, so chunks pickle as tools.hive_parse.Chunk
+    from tools.hive_parse import serve as serve_jobs
+
+    with contextlib.suppress(BrokenPipeError):  # the parent stopped reading: it is leaving
+        serve_jobs(sys.stdin.buffer, sys.stdout.buffer)
