@@ -97,13 +97,14 @@ class ForkedCatalogueCheck(CatalogueCheck):
         if self.reads_itself:  # only note which rows the child must have seen
             if rows and rows[-1][0] <= stop_at:
                 self.seen += len(rows)
-                self.last = _identity(rows[-1])
+                last = rows[-1]
+                self.last = _identity(last[0], last[3], last[9])
                 return
             for row in rows:
                 if row[0] > stop_at:
                     break
                 self.seen += 1
-                self.last = _identity(row)
+                self.last = _identity(row[0], row[3], row[9])
             return
         batch = []
         for row in rows:
@@ -166,39 +167,41 @@ class ForkedCatalogueCheck(CatalogueCheck):
             self.child = None
 
 
-def _identity(row: Sequence[Any]) -> tuple[Any, ...]:
+def _identity(position: int, event_id: str, chain: bytes | None) -> tuple[Any, ...]:
     """What tells two reads of a row apart: position, event id, chain link."""
-    chain = row[9]
-    return row[0], row[3], None if chain is None else bytes(chain)
+    return position, event_id, None if chain is None else bytes(chain)
 
 
 def fold_rows(rows: Iterable[Sequence[Any]]) -> cat.CatalogueState:
-    """The catalogue folded from rows in position order (the audit's first eight columns,
-    only rows the catalogue folds matter), a stream's consecutive events as one run."""
+    """The catalogue folded from rows in position order (the audit's first eight columns;
+    only rows of streams the catalogue folds matter)."""
+    return fold_events(map(recorded, rows))
+
+
+def fold_events(events: Iterable[RecordedEvent]) -> cat.CatalogueState:
+    """The catalogue folded from events in position order, a stream's consecutive events
+    as one run (`catalogue.apply_run`); events of streams it does not fold are skipped
+    (they only move its position, which the caller sets to the checkpoint's)."""
     state = cat.CatalogueState()
     apply_run = cat.apply_run
+    folds: dict[str, bool] = {}
     run: list[RecordedEvent] = []
     stream = None
-    for row in rows:
-        if row[1] != stream or len(run) >= RUN_MAX:
+    for event in events:
+        sid = event[0]
+        if sid != stream or len(run) >= RUN_MAX:
+            folded = folds.get(sid)
+            if folded is None:
+                folded = folds[sid] = sid == cat.SESSIONS_STREAM or is_session_stream(sid)
+            if not folded:
+                continue
             if run:
                 apply_run(state, run)
-            run, stream = [], row[1]
-        run.append(recorded(row))
+            run, stream = [], sid
+        run.append(event)
     if run:
         apply_run(state, run)
     return state
-
-
-def _folded(rows: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
-    """The rows of the streams the catalogue folds (as `CatalogueCheck.folds`)."""
-    folds: dict[str, bool] = {}
-    for row in rows:
-        folded = folds.get(row[1])
-        if folded is None:
-            folded = folds[row[1]] = row[1] == cat.SESSIONS_STREAM or is_session_stream(row[1])
-        if folded:
-            yield row
 
 
 def _read_frame(stream: IO[bytes]) -> bytes:
@@ -221,41 +224,41 @@ def fold_frames(stream: IO[bytes], stop_at: int) -> tuple[dict[str, Any], int, I
     return as_json(state), len(state.sessions), (0, None)
 
 
-class _Counted:
-    """The rows of a SQLite read, counting them and remembering the last one's identity."""
-
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
-        self.cursor = cursor
-        self.seen = 0
-        self.last: tuple[Any, ...] | None = None
-
-    def __iter__(self) -> Iterator[Sequence[Any]]:
-        while rows := self.cursor.fetchmany(FETCH):
-            self.seen += len(rows)
-            self.last = _identity(rows[-1])
-            yield from rows
-
-
 def fold_file(uri: str, stop_at: int) -> tuple[dict[str, Any], int, Identity]:
-    """The child's work on SQLite: read the file (read-only) up to `stop_at` and fold it."""
+    """The child's work on SQLite: read the file (read-only) up to `stop_at` and fold it.
+    The rows come as RecordedEvent's columns (the event id and metadata the fold does not
+    read are left out); the identity of what was read is asked for in the same snapshot."""
     conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     try:
         conn.execute("PRAGMA query_only=1")
         conn.execute("BEGIN")
         columns = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
         chain = "chain" if "chain" in columns else "NULL"
+        last = conn.execute(
+            f"SELECT position, event_id, {chain} FROM events WHERE position <= ? "
+            "ORDER BY position DESC LIMIT 1",
+            (stop_at,),
+        ).fetchone()
+        seen = conn.execute(
+            "SELECT count(*) FROM events WHERE position <= ?", (stop_at,)
+        ).fetchone()[0]
         cursor = conn.execute(
-            "SELECT position, stream_id, version, event_id, type, data, NULL, recorded_at, "
-            f"NULL, {chain} FROM events WHERE position <= ? ORDER BY position",
+            "SELECT stream_id, version, position, '', type, data, NULL, recorded_at "
+            "FROM events WHERE position <= ? ORDER BY position",
             (stop_at,),
         )
-        counted = _Counted(cursor)
-        state = fold_rows(_folded(counted))
-        identity = counted.seen, counted.last
+        state = fold_events(_events(cursor))
     finally:
         conn.close()
     state.position = stop_at
+    identity = int(seen), None if last is None else _identity(*last)
     return as_json(state), len(state.sessions), identity
+
+
+def _events(cursor: sqlite3.Cursor) -> Iterator[RecordedEvent]:
+    make = RecordedEvent._make
+    while rows := cursor.fetchmany(FETCH):
+        yield from map(make, rows)
 
 
 def main(argv: Sequence[str]) -> int:

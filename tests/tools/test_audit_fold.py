@@ -88,8 +88,8 @@ def test_folding_by_runs_equals_folding_event_by_event(
     reference = cat.fold_all(recorded(r) for r in rows)
     previous, audit_fold.RUN_MAX = audit_fold.RUN_MAX, run_max
     try:
-        by_runs = audit_fold.fold_rows(audit_fold._folded(rows))
-        plain = audit_fold.fold_rows(audit_fold._folded(tuple(r) for r in rows))
+        by_runs = audit_fold.fold_rows(rows)
+        plain = audit_fold.fold_rows(tuple(r) for r in rows)
     finally:
         audit_fold.RUN_MAX = previous
     reference.position = by_runs.position = plain.position = len(rows)
