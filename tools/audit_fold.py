@@ -168,8 +168,9 @@ class ForkedCatalogueCheck(CatalogueCheck):
 
 
 def _identity(position: int, event_id: str, chain: bytes | None) -> tuple[Any, ...]:
-    """What tells two reads of a row apart: position, event id, chain link."""
-    return position, event_id, None if chain is None else bytes(chain)
+    """What tells two reads of a row apart: position, event id, chain link (as stored:
+    both reads are of the same SQLite file, through the same driver)."""
+    return position, event_id, chain
 
 
 def fold_rows(rows: Iterable[Sequence[Any]]) -> cat.CatalogueState:
