@@ -25,6 +25,7 @@ sessions, (rows seen, last row's identity))`.
 
 from __future__ import annotations
 
+import gc
 import pickle
 import sqlite3
 import struct
@@ -263,6 +264,10 @@ def _events(cursor: sqlite3.Cursor) -> Iterator[RecordedEvent]:
 
 
 def main(argv: Sequence[str]) -> int:
+    # A one-shot process whose fold keeps nearly everything it allocates (the catalogue)
+    # and makes no cycles worth collecting: the cyclic collector would only rescan the
+    # growing state (~5-10 % of the fold, measured); the memory goes back at exit.
+    gc.disable()
     stop_at = int(argv[0])
     if len(argv) > 1:
         result = fold_file(argv[1], stop_at)
