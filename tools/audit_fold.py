@@ -121,7 +121,10 @@ class ForkedCatalogueCheck(CatalogueCheck):
 
     async def finish(self, source: LogSource, report: Report) -> None:
         if self.child is not None and self.reads_itself:
-            value, count, identity = self._answer()
+            try:
+                value, count, identity = self._answer()
+            except RuntimeError:  # it failed (said why on stderr): fold here instead
+                value, count, identity = {}, 0, (-1, None)
             if identity == (self.seen, self.last):
                 self.answer = value, count
             else:  # the child read another snapshot: fold the parent's own

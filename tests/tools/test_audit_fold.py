@@ -149,6 +149,19 @@ async def test_child_of_another_snapshot_is_not_trusted(
     assert reference["stats"]["projection_sessions"] == 12
 
 
+async def test_failed_child_is_replaced_by_a_fold_here(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(db_url)
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all" * 100)
+    spawned = _spy_spawn(monkeypatch, garbage.resolve().as_uri() + "?mode=ro")
+    forked = await report_of(db_url, fork_fold=True)
+    assert len(spawned) == 1 and spawned[0].returncode != 0
+    _reference(monkeypatch)
+    assert forked == await report_of(db_url)
+
+
 async def test_child_of_the_same_snapshot_is_trusted(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
