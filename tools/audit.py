@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .audit_chain import ChainCheck
-from .audit_checks import CHECKS, EventRow, Fault, LogChecker, Report
+from .audit_checks import CHECKS, EventRow, Fault, LogChecker, Report, as_row
 from .audit_extra import ExtraCheck
 from .audit_source import LogSource, open_source
 from .console import EXIT_OK, EXIT_PROBLEMS, progress, write_json
@@ -155,7 +155,7 @@ async def _pass(
     nxt = next(pending, None)
     with progress("audit", head) as advance:
         done = 0
-        async for rows in source.events():
+        async for rows in source.events(plain=True):
             if nxt is None:  # no archived events to merge in: each check takes the chunk
                 report.stage()
                 try:
@@ -164,10 +164,10 @@ async def _pass(
                         extra.rows(rows, order)
                 finally:
                     report.flush()
-                advance(rows[-1].position - done)
-                done = rows[-1].position
+                advance(rows[-1][0] - done)
+                done = rows[-1][0]
                 continue
-            for row in rows:
+            for row in map(as_row, rows):
                 while nxt is not None and nxt.position < row.position:
                     for fold in folds:
                         fold.event(nxt)
@@ -175,8 +175,8 @@ async def _pass(
                 checker.event(row)
                 for extra in extras:
                     extra.event(row)
-            advance(rows[-1].position - done)
-            done = rows[-1].position
+            advance(rows[-1][0] - done)
+            done = rows[-1][0]
     while nxt is not None:
         for fold in folds:
             fold.event(nxt)
@@ -191,7 +191,7 @@ async def _pass(
 async def _chain_only(source: LogSource, report: Report, from_position: int) -> None:
     chain = ChainCheck(report, start_after=from_position - 1)
     await chain.start(source)
-    async for rows in source.events(after=from_position - 1):
+    async for rows in source.events(after=from_position - 1, plain=True):
         chain.rows(rows)
     await chain.finish(source, report)
     for check in CHECKS:

@@ -17,10 +17,11 @@ from typing import NamedTuple
 
 from eventstore.chain import DOMAIN, GENESIS, content_digest, link
 
-from .audit_checks import EventRow, Fault, Report
+from .audit_checks import EventRow, Fault, Report, as_row
 from .audit_source import LogSource
 
 _U64 = struct.Struct(">q")
+_U64X2 = struct.Struct(">qq")
 
 
 def _lp(text: str) -> bytes:
@@ -100,16 +101,20 @@ class ChainCheck:
     def rows(self, rows: Sequence[EventRow], order: int = 1) -> None:
         """`event` for each row of a chunk. A link that verifies (content digest and link
         hash as `eventstore.chain` defines them, computed inline: one SHA-256 call each,
-        no per-row objects) only moves the chain on; any other row goes through `event`,
-        which finds and words the fault exactly as it does row by row."""
+        each input one bytes join, no per-row objects) only moves the chain on; any other
+        row goes through `event`, which finds and words the fault exactly as it does row
+        by row. A row may be a plain tuple in EventRow's column order."""
         if not self.enabled:
             return
-        sha256, pack, report = hashlib.sha256, _U64.pack, self.report
+        sha256, pack, pack2, report = hashlib.sha256, _U64.pack, _U64X2.pack, self.report
+        join = b"".join
         texts = self._texts
         erased = (
             self.erased[self.next_erased].position if self.next_erased < len(self.erased) else None
         )
-        prev, links = self.prev_stored, self.links
+        # rows up to `start_after` go through `event` (which skips them)
+        floor = self.start_after
+        prev, links, prev_position = self.prev_stored, self.links, self.prev_position
         for index, row in enumerate(rows):
             (
                 position,
@@ -124,15 +129,20 @@ class ChainCheck:
                 chain,
             ) = row
             if (
-                digest is not None
-                and chain is not None
-                and position > self.start_after
+                chain is not None
+                and digest is not None
+                and position > floor
                 and (erased is None or erased >= position)
             ):
-                raw = data.encode() if isinstance(data, str) else data
-                extra = meta.encode() if isinstance(meta, str) else meta
-                tail = b"\x00" if extra is None else b"\x01" + pack(len(extra)) + extra
-                if sha256(pack(len(raw)) + raw + tail).digest() == digest:
+                if type(data) is not bytes:
+                    data = data.encode() if isinstance(data, str) else bytes(data)
+                if meta is None:
+                    content = join((pack(len(data)), data, b"\x00"))
+                else:
+                    if type(meta) is not bytes:
+                        meta = meta.encode() if isinstance(meta, str) else bytes(meta)
+                    content = join((pack(len(data)), data, b"\x01", pack(len(meta)), meta))
+                if sha256(content).digest() == digest:
                     sid = texts.get(stream_id)
                     if sid is None:
                         sid = texts[stream_id] = _lp(stream_id)
@@ -141,21 +151,21 @@ class ChainCheck:
                         kind = texts[type_] = _lp(type_)
                     eid = event_id.encode()
                     expected = sha256(
-                        b"".join((
-                            DOMAIN, prev, pack(position), sid, pack(version),
-                            pack(len(eid)), eid, kind, pack(recorded_at), digest,
+                        join((
+                            DOMAIN, prev, pack(position), sid, pack2(version, len(eid)),
+                            eid, kind, pack(recorded_at), digest,
                         ))
                     ).digest()  # fmt: skip
                     if expected == chain:
-                        prev = chain = bytes(chain)
+                        prev = chain if type(chain) is bytes else bytes(chain)
                         links += 1
-                        self.prev_position = position
+                        prev_position = position
                         continue
             self.prev_stored = self.prev_expected = prev
-            self.links = links
+            self.links, self.prev_position = links, prev_position
             report.at(index, order)
-            self.event(row)
-            prev, links = self.prev_stored, self.links
+            self.event(as_row(row))
+            prev, links, prev_position = self.prev_stored, self.links, self.prev_position
             erased = (
                 self.erased[self.next_erased].position
                 if self.next_erased < len(self.erased)
@@ -163,7 +173,7 @@ class ChainCheck:
             )
         # a verified link leaves the stored and the recomputed hash equal
         self.prev_stored = self.prev_expected = prev
-        self.links = links
+        self.links, self.prev_position = links, prev_position
 
     def _erased_before(self, position: int) -> None:
         while self.next_erased < len(self.erased) and self.erased[self.next_erased].position < (

@@ -19,7 +19,7 @@ from eventstore import RecordedEvent
 from projections import catalogue as cat
 from projections.ids import is_session_stream
 
-from .audit_checks import EventRow, Fault, Report
+from .audit_checks import EventRow, Fault, Report, as_row
 from .audit_extra import ExtraCheck
 from .audit_source import LogSource
 from .projection_compare import as_json, differences
@@ -35,14 +35,13 @@ def projection_checks(report: Report, *, fork: bool = False) -> list[ExtraCheck]
     return [CatalogueCheck(report), TriggerFireCheck(report)]
 
 
-def recorded(row: EventRow) -> RecordedEvent:
-    """An audit row as the RecordedEvent the folds take."""
-    data = row.data.encode() if isinstance(row.data, str) else bytes(row.data)
-    meta = row.metadata.encode() if isinstance(row.metadata, str) else row.metadata
-    return RecordedEvent(
-        row.stream_id, row.version, row.position, row.event_id, row.type, data, meta,
-        row.recorded_at_us,
-    )  # fmt: skip
+def recorded(row: Sequence[Any]) -> RecordedEvent:
+    """An audit row (EventRow, or a plain tuple in its column order) as the RecordedEvent
+    the folds take."""
+    position, stream_id, version, event_id, type_, data, meta, recorded_at = row[:8]
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    extra = meta.encode() if isinstance(meta, str) else meta
+    return RecordedEvent(stream_id, version, position, event_id, type_, raw, extra, recorded_at)
 
 
 class CatalogueCheck:
@@ -127,7 +126,7 @@ class TriggerFireCheck:
         for index, row in enumerate(rows):
             if row[4] == "trigger_fired":
                 report.at(index, order)
-                self.event(row)
+                self.event(as_row(row))
 
     def event(self, row: EventRow) -> None:
         if row.type != "trigger_fired":

@@ -44,7 +44,12 @@ DUPLICATE_IDS_SQL = (
 class LogSource(Protocol):
     async def head(self) -> int: ...
     async def event_count(self) -> int: ...
-    def events(self, after: int = 0) -> AsyncIterator[list[EventRow]]: ...
+    def events(self, after: int = 0, *, plain: bool = False) -> AsyncIterator[list[EventRow]]:
+        """Every event row after `after` in position order, in chunks. `plain`: the rows
+        may be plain tuples in EventRow's column order (for callers that index them and
+        make an EventRow with `audit_checks.as_row` only where they need the names)."""
+        ...
+
     async def storage_problems(self) -> list[str]: ...
     async def chain_missing(self) -> str | None: ...
     async def link_before(self, position: int) -> tuple[int, bytes] | None: ...
@@ -93,7 +98,7 @@ class SQLiteSource:
     async def event_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
-    async def events(self, after: int = 0) -> AsyncIterator[list[EventRow]]:
+    async def events(self, after: int = 0, *, plain: bool = False) -> AsyncIterator[list[EventRow]]:
         chain = "digest, chain" if self.chained else "NULL, NULL"
         cursor = self.conn.execute(
             "SELECT position, stream_id, version, event_id, type, data, metadata, recorded_at, "
@@ -101,7 +106,7 @@ class SQLiteSource:
             (after,),
         )
         while rows := cursor.fetchmany(FETCH):
-            yield list(map(EventRow._make, rows))
+            yield rows if plain else list(map(EventRow._make, rows))
 
     async def storage_problems(self) -> list[str]:
         return quick_check_problems(self.conn)
@@ -238,7 +243,7 @@ class PostgresSource:
     async def event_count(self) -> int:
         return int(await self.conn.fetchval(f"SELECT count(*) FROM {self.q}.events"))
 
-    async def events(self, after: int = 0) -> AsyncIterator[list[EventRow]]:
+    async def events(self, after: int = 0, *, plain: bool = False) -> AsyncIterator[list[EventRow]]:
         chain = "digest, chain" if self.chained else "NULL::bytea, NULL::bytea"
         cursor = self.conn.cursor(
             "SELECT position, stream_id, version, event_id, type, data::text, metadata::text, "

@@ -19,7 +19,7 @@ from tests.support.tools_support import hive_event, sqlite_path
 from tools import audit_fold, audit_source
 from tools.audit import audit
 from tools.audit_chain import ChainCheck
-from tools.audit_checks import EventRow, LogChecker
+from tools.audit_checks import EventRow, LogChecker, as_row
 from tools.audit_projections import CatalogueCheck, TriggerFireCheck
 from tools.audit_source import open_source
 
@@ -27,7 +27,7 @@ from tools.audit_source import open_source
 def _row_by_row(self: Any, rows: list[EventRow], order: int = 0) -> None:
     for index, row in enumerate(rows):
         self.report.at(index, order)
-        self.event(row)
+        self.event(as_row(row))
 
 
 async def seed(db_url: str, sessions: int = 12, per: int = 40) -> None:
@@ -99,9 +99,9 @@ async def test_chunks_and_forked_fold_report_as_row_by_row(
     spawned: list[int] = []
     spawn = audit_fold.ForkedCatalogueCheck._spawn
 
-    def counted(self: audit_fold.ForkedCatalogueCheck) -> Any:
+    def counted(self: audit_fold.ForkedCatalogueCheck, uri: str | None = None) -> Any:
         spawned.append(1)
-        return spawn(self)
+        return spawn(self, uri)
 
     monkeypatch.setattr(audit_fold.ForkedCatalogueCheck, "_spawn", counted)
     forked = await report_of(url, fork_fold=True)
