@@ -36,10 +36,9 @@ from typing import IO, Any
 
 from eventstore import RecordedEvent
 from projections import catalogue as cat
-from projections.ids import is_session_stream
 
 from .audit_checks import EventRow, Report
-from .audit_projections import CatalogueCheck, recorded
+from .audit_projections import CatalogueCheck, catalogue_folds, recorded
 from .audit_source import LogSource
 from .projection_compare import as_json
 
@@ -111,7 +110,7 @@ class ForkedCatalogueCheck(CatalogueCheck):
         for row in rows:
             if row[0] > stop_at:
                 break
-            if self.folds(row[1]):
+            if catalogue_folds(row[1]):
                 batch.append(row[:8])
         if batch:
             frame = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
@@ -137,7 +136,7 @@ class ForkedCatalogueCheck(CatalogueCheck):
             for row in rows:
                 if row[0] > stop_at:
                     return
-                if self.folds(row[1]):
+                if catalogue_folds(row[1]):
                     cat.apply(state, recorded(row))
 
     def rebuilt(self) -> tuple[dict[str, Any], int]:
@@ -189,16 +188,12 @@ def fold_events(events: Iterable[RecordedEvent]) -> cat.CatalogueState:
     (they only move its position, which the caller sets to the checkpoint's)."""
     state = cat.CatalogueState()
     apply_run = cat.apply_run
-    folds: dict[str, bool] = {}
     run: list[RecordedEvent] = []
     stream = None
     for event in events:
         sid = event[0]
         if sid != stream or len(run) >= RUN_MAX:
-            folded = folds.get(sid)
-            if folded is None:
-                folded = folds[sid] = sid == cat.SESSIONS_STREAM or is_session_stream(sid)
-            if not folded:
+            if not catalogue_folds(sid):
                 continue
             if run:
                 apply_run(state, run)

@@ -10,6 +10,7 @@ recorded twice means two nodes (or a crash and a retry) both fired it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +45,13 @@ def recorded(row: Sequence[Any]) -> RecordedEvent:
     return RecordedEvent(stream_id, version, position, event_id, type_, raw, extra, recorded_at)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def catalogue_folds(stream_id: str) -> bool:
+    """Whether the catalogue folds this stream's events (remembered per stream id: the
+    audit asks once per row)."""
+    return stream_id == cat.SESSIONS_STREAM or is_session_stream(stream_id)
+
+
 class CatalogueCheck:
     """The sessions catalogue checkpoint equals a fold from position 0 up to its position."""
 
@@ -52,7 +60,6 @@ class CatalogueCheck:
         self.state = cat.CatalogueState()
         self.stop_at = -1  # no checkpoint: nothing to compare, no folding needed
         self.stored: bytes | None = None
-        self._folds: dict[str, bool] = {}  # stream id -> does the catalogue fold it
 
     async def start(self, source: LogSource) -> None:
         checkpoint = await source.checkpoint_state(cat.CHECKPOINT_NAME)
@@ -70,16 +77,8 @@ class CatalogueCheck:
         for row in rows:
             if row[0] > stop_at:
                 return
-            if self.folds(row[1]):
+            if catalogue_folds(row[1]):
                 cat.apply(state, recorded(row))
-
-    def folds(self, stream_id: str) -> bool:
-        """Whether the catalogue folds this stream's events (remembered per stream)."""
-        folded = self._folds.get(stream_id)
-        if folded is None:
-            folded = stream_id == cat.SESSIONS_STREAM or is_session_stream(stream_id)
-            self._folds[stream_id] = folded
-        return folded
 
     async def finish(self, source: LogSource, report: Report) -> None:
         if self.stored is None:
