@@ -68,5 +68,9 @@ class Leases(abc.ABC):
         """Every unexpired lease whose name starts with `prefix`."""
 
     @abc.abstractmethod
+    async def settle(self) -> None:
+        """Let calls still in flight finish before the store closes."""
+
+    @abc.abstractmethod
     async def is_current(self, lease: Lease) -> bool:
         """Whether `lease` is still held, unexpired, under its fence (check before acting)."""

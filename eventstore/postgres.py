@@ -45,7 +45,6 @@ from .base import (
     validate_window,
 )
 from .chain import GENESIS
-from .pg_leases import PostgresLeases
 from .pg_schema import (
     APPENDED,
     DEFAULT_SCHEMA,
@@ -656,7 +655,7 @@ class PostgresStore(EventStore):
         if committer is not None and not committer.done():
             with contextlib.suppress(Exception):
                 await committer  # appends already queued are committed and answered
-        if isinstance(self._leases, PostgresLeases):
+        if self._leases is not None:
             await self._leases.settle()  # no claim task outlives the pool
         writer, self._writer = self._writer, None
         if writer is not None and not writer.is_closed():

@@ -57,6 +57,9 @@ class SQLiteLeases(Leases):
 
         return await self._submit(job)
 
+    async def settle(self) -> None:
+        """Nothing of its own in flight: its calls are writer jobs, which closing drains."""
+
     async def renew(self, lease: Lease, ttl: float) -> Lease | None:
         validate_lease_args([lease.name], lease.owner, ttl)
 
