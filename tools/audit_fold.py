@@ -16,8 +16,8 @@ Where the child gets its rows:
     (position, event id, chain link). The parent compares that with its own pass and,
     should they differ, folds its own snapshot in-process instead: the comparison is
     always against the parent's snapshot.
-  - PostgreSQL: the parent feeds it the rows it reads on stdin. Frames: a 4-byte
-    big-endian length, then a pickled list of rows (the audit's first eight columns);
+  - PostgreSQL: the parent feeds it the rows it reads on stdin, in frames
+    (tools/frames.py): each a pickled list of rows (the audit's first eight columns);
     an empty frame ends the input.
 The child answers on stdout with one pickle `(state as the checkpoint's JSON, number of
 sessions, (rows seen, last row's identity))`.
@@ -28,7 +28,6 @@ from __future__ import annotations
 import gc
 import pickle
 import sqlite3
-import struct
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -40,12 +39,12 @@ from projections import catalogue as cat
 from .audit_checks import EventRow, Report
 from .audit_projections import CatalogueCheck, catalogue_folds, recorded
 from .audit_source import LogSource
+from .frames import END, frame, read_frame
 from .projection_compare import as_json
 
 FORK_MIN_EVENTS = 100_000  # below this a second interpreter costs more than it saves
 RUN_MAX = 1_000  # events folded as one run at most (bounds the child's memory)
 FETCH = 5_000
-_FRAME = struct.Struct(">I")
 Identity = tuple[int, tuple[Any, ...] | None]  # rows up to the checkpoint, the last one's ids
 
 
@@ -113,10 +112,8 @@ class ForkedCatalogueCheck(CatalogueCheck):
             if catalogue_folds(row[1]):
                 batch.append(row[:8])
         if batch:
-            frame = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
             assert child.stdin is not None
-            child.stdin.write(_FRAME.pack(len(frame)))
-            child.stdin.write(frame)
+            child.stdin.write(frame(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)))
 
     async def finish(self, source: LogSource, report: Report) -> None:
         if self.child is not None and self.reads_itself:
@@ -152,7 +149,7 @@ class ForkedCatalogueCheck(CatalogueCheck):
         assert child is not None and child.stdout is not None
         try:
             if child.stdin is not None:
-                child.stdin.write(_FRAME.pack(0))
+                child.stdin.write(END)
                 child.stdin.close()
             answer = child.stdout.read()
         finally:
@@ -204,17 +201,9 @@ def fold_events(events: Iterable[RecordedEvent]) -> cat.CatalogueState:
     return state
 
 
-def _read_frame(stream: IO[bytes]) -> bytes:
-    head = stream.read(_FRAME.size)
-    if len(head) < _FRAME.size:
-        return b""
-    (size,) = _FRAME.unpack(head)
-    return stream.read(size) if size else b""
-
-
 def _frames(stream: IO[bytes]) -> Iterator[Sequence[Any]]:
-    while frame := _read_frame(stream):
-        yield from pickle.loads(frame)
+    while (payload := read_frame(stream)) is not None:
+        yield from pickle.loads(payload)
 
 
 def fold_frames(stream: IO[bytes], stop_at: int) -> tuple[dict[str, Any], int, Identity]:

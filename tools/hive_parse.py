@@ -6,9 +6,9 @@ process (`python -m tools.hive_parse`) while the parent only writes: the parent 
 jobs (a file, its source name, the event ids already stored), the child answers each
 with chunks of ready rows (event id, type, data bytes, metadata bytes), the lines it
 skipped (line number, reason) and the bytes it read, about one chunk per MiB, in job
-order. Frames both ways: a 4-byte big-endian length, then a pickle; an empty frame
-ends the jobs. The child ignores the terminal (its own session), exits at the end of
-its input or when the parent stops reading, and the parent kills it on any early exit.
+order. Pickles in frames both ways (tools/frames.py); an empty frame ends the jobs.
+The child ignores the terminal (its own session), exits at the end of its input or
+when the parent stops reading, and the parent kills it on any early exit.
 A small import parses in-process (`InlineParser`): the same `parse_file`, no child.
 """
 
@@ -19,7 +19,6 @@ import contextlib
 import datetime as dt
 import pickle
 import queue
-import struct
 import subprocess
 import sys
 import threading
@@ -30,12 +29,12 @@ from typing import IO, Protocol
 
 from eventstore.chain import content_digest
 
+from .frames import END, frame, read_frame
 from .hive_lines import LineError, LineIds, Origin, event_row
 
 PROGRESS_BYTES = 1 << 20  # a chunk per MiB read: the progress bar moves per MiB
 CHUNK_ROWS = 10_000  # at most this many rows per chunk (the store's limit per append)
 EXIT_WAIT_S = 10.0  # a child at the end of its input exits at once; this is a bound
-_FRAME = struct.Struct(">I")
 
 # (event id, type, data as JSON bytes, metadata as JSON bytes), as `event_from_line`,
 # and the content digest of data and metadata (`eventstore.chain`), one SHA-256 the
@@ -154,7 +153,7 @@ class ParseWorker:
 
     def _read(self) -> bytes:
         assert self.child.stdout is not None
-        data = _read_frame(self.child.stdout)
+        data = read_frame(self.child.stdout)
         if data is None:
             raise RuntimeError(f"the parsing process ended (exit code {self.child.wait()})")
         return data
@@ -164,9 +163,9 @@ class ParseWorker:
         assert pipe is not None
         try:
             while (job := self._jobs.get()) is not None:
-                pipe.write(_FRAME.pack(len(job)) + job)
+                pipe.write(frame(job))
                 pipe.flush()
-            pipe.write(_FRAME.pack(0))
+            pipe.write(END)
             pipe.close()
         except (BrokenPipeError, ValueError, OSError):  # the child is gone: nothing to do
             pass
@@ -197,29 +196,17 @@ def open_parser(tz: dt.tzinfo | None, total_bytes: int, process_min_bytes: int) 
     return InlineParser(tz)
 
 
-def _read_frame(pipe: IO[bytes]) -> bytes | None:
-    """One frame's payload; None at the end of the input (or an empty frame)."""
-    head = pipe.read(_FRAME.size)
-    if len(head) < _FRAME.size:
-        return None
-    (size,) = _FRAME.unpack(head)
-    if size == 0:
-        return None
-    data = pipe.read(size)
-    return data if len(data) == size else None
-
-
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """The child: the time zone, then jobs until an empty frame; chunks out in order."""
-    first = _read_frame(stdin)
+    first = read_frame(stdin)
     if first is None:
         return
     tz: dt.tzinfo | None = pickle.loads(first)
-    while (frame := _read_frame(stdin)) is not None:
-        job: Job = pickle.loads(frame)
+    while (payload := read_frame(stdin)) is not None:
+        job: Job = pickle.loads(payload)
         for chunk in parse_file(job, tz):
             data = pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
-            stdout.write(_FRAME.pack(len(data)) + data)
+            stdout.write(frame(data))
             stdout.flush()
 
 
