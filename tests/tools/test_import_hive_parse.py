@@ -170,11 +170,21 @@ def test_the_child_is_killed_when_the_import_leaves_early(tmp_path: Path) -> Non
 
 
 def _children(pid: int) -> list[int]:
+    """The parsing processes `pid` has started (its other children are not: at start-up
+    croniter's import runs `file` through `platform.architecture`)."""
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     except OSError:
         return []
-    return [int(n) for n in text.split()]
+    return [int(n) for n in text.split() if _is_parser(int(n))]
+
+
+def _is_parser(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"tools.hive_parse" in argv
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
