@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import sqlite3
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from . import sqlite_checkpoints as checkpoints
 from .base import (
     Doorbell,
     EventStore,
@@ -198,6 +200,8 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE streams ADD COLUMN truncated_before INTEGER NOT NULL DEFAULT 0;
     """,
+    # 6: a large checkpoint is stored in parts (eventstore/sqlite_checkpoints.py).
+    checkpoints.MIGRATION,
 ]
 
 EVENT_COLUMNS = "stream_id, version, position, event_id, type, data, metadata, recorded_at"
@@ -248,6 +252,7 @@ class SQLiteStore(EventStore):
         self.batch_sizes: list[int] = []  # recent group-commit sizes, for metrics and bench
         self._heads: dict[str, tuple[int, bool]] = {}  # writer thread only (BatchContext)
         self._data_version = -1
+        self._checkpoint_saves: dict[str, asyncio.Lock] = {}
         self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="hivelog-checkpoint")
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._checkpoint_lock = threading.Lock()  # a checkpoint, or an erase's WAL truncation
@@ -490,19 +495,38 @@ class SQLiteStore(EventStore):
         await self._submit(lambda ctx: _delete_job(ctx, stream_id))
 
     async def save_checkpoint(self, name: str, position: int, state: bytes) -> None:
+        """Written in parts when large, each in its own transaction, so appends keep
+        committing meanwhile (see eventstore/sqlite_checkpoints.py)."""
         validate_count("position", position)
         if not isinstance(state, bytes):
             raise InvalidEvent("checkpoint state must be bytes")
-
-        def job(ctx: BatchContext) -> None:
-            ctx.conn.execute(
-                "INSERT INTO checkpoints (name, position, state, saved_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
-                "state = excluded.state, saved_at = excluded.saved_at",
-                (name, position, state, ctx.now_us),
+        lock = self._checkpoint_saves.setdefault(name, asyncio.Lock())
+        async with lock:  # this store's saves of one name take turns
+            generation = time.time_ns()
+            parts = checkpoints.split(state)
+            for index, data in enumerate(parts):
+                await self._submit(
+                    functools.partial(
+                        checkpoints.write_part,
+                        name=name,
+                        generation=generation,
+                        part=index,
+                        data=data,
+                    )
+                )
+            await self._submit(
+                functools.partial(
+                    checkpoints.publish,
+                    name=name,
+                    position=position,
+                    state=state,
+                    generation=generation,
+                    parts=parts,
+                )
             )
-
-        await self._submit(job)
+            drop = functools.partial(checkpoints.drop_stale, name=name, generation=generation)
+            while await self._submit(drop):
+                pass
 
     # ---- reads ---------------------------------------------------------------------
 
@@ -706,12 +730,10 @@ class SQLiteStore(EventStore):
         return ChainHead(int(position), bytes(chain_hash) if chain_hash else GENESIS)
 
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
-        rows = await self._fetch(
-            "SELECT name, position, state FROM checkpoints WHERE name = ?", (name,)
-        )
-        if not rows:
+        found = checkpoints.join_parts(await self._fetch(checkpoints.STATE_SQL, (name,)))
+        if found is None:
             return None
-        return Checkpoint(rows[0][0], rows[0][1], bytes(rows[0][2]))
+        return Checkpoint(name, *found)
 
     async def close(self) -> None:
         if self._closed:

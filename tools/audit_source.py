@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from eventstore import InvalidEvent
+from eventstore import sqlite_checkpoints as checkpoints
 from eventstore.sqlite_verify import SQLITE_MAGIC, quick_check_problems
 
 from .audit_checks import CheckpointRow, EventRow, StreamRow
@@ -90,6 +91,7 @@ class SQLiteSource:
             self.conn.close()
             raise UsageError(f"{file} is not a hivelog database (tables missing)")
         self.chained = "chain" in columns and "erased_links" in tables
+        self.parted = "checkpoint_parts" in tables  # large checkpoints in parts (migration 6)
 
     async def head(self) -> int:
         row = self.conn.execute("SELECT last_position FROM log_head").fetchone()
@@ -174,10 +176,12 @@ class SQLiteSource:
         return [CheckpointRow(n, p) for n, p in rows]
 
     async def checkpoint_state(self, name: str) -> tuple[int, bytes] | None:
-        row = self.conn.execute(
-            "SELECT position, state FROM checkpoints WHERE name = ?", (name,)
-        ).fetchone()
-        return None if row is None else (int(row[0]), bytes(row[1]))
+        sql = checkpoints.STATE_SQL if self.parted else checkpoints.UNPARTED_STATE_SQL
+        rows = self.conn.execute(sql, (name,)).fetchall()
+        joined = checkpoints.join_parts(rows)
+        if joined is None and rows:  # parts missing: an unreadable state, a projection fault
+            return int(rows[0][0]), b""
+        return joined
 
     async def duplicate_ids(self) -> list[tuple[str, int]]:
         return [(str(i), int(n)) for i, n in self.conn.execute(DUPLICATE_IDS_SQL)]

@@ -314,6 +314,24 @@ class StoreContract(FreshStore):
         cp = await store.load_checkpoint("p")
         assert cp is not None and (cp.position, cp.state) == (9, b"state-2")
 
+    async def test_large_checkpoints_round_trip_while_appends_commit(
+        self, store: EventStore
+    ) -> None:
+        """Sizes around and far past the size SQLite splits at (256 KiB), each save
+        overlapping appends; the last save is what loads, byte for byte."""
+        sizes = [3 * 262_144 + 7, 262_144, 262_145, 0, 1_000_003, 5]
+        for i, size in enumerate(sizes):
+            state = bytes((i + j) % 251 for j in range(size))
+            saving = asyncio.ensure_future(store.save_checkpoint("big", i, state))
+            results = await asyncio.gather(*[store.append(f"cp-{i}", [ev(j=j)]) for j in range(20)])
+            await saving
+            versions = [r.first_version for r in results]
+            assert versions == list(range(1, 21)), versions
+            cp = await store.load_checkpoint("big")
+            assert cp is not None and (cp.position, cp.state) == (i, state)
+        other = await store.load_checkpoint("other")
+        assert other is None
+
     # ---- leases ------------------------------------------------------------------------
 
     async def test_lease_grant_renew_and_fence(self, store: EventStore) -> None:
