@@ -93,7 +93,8 @@ class SessionService:
         self._saved_position = 0
         self._saved_at = time.monotonic()
         self._save_cost = 0.0  # seconds the last checkpoint took (encode and write)
-        self._encoded: dict[str, tuple[SessionState, bytes]] = {}
+        # each session's last checkpoint bytes, by the stream version they encode
+        self._encoded: dict[str, tuple[int, bytes]] = {}
         self._stopping = False
         self.restored_from_checkpoint = False
         self.events_folded_at_start = 0
@@ -383,27 +384,32 @@ class SessionService:
                 await self.save_checkpoint()  # a failure goes to the supervisor (backoff)
 
 
-Encoded = tuple[bytes, dict[str, tuple[SessionState, bytes]]]
+Encoded = tuple[bytes, dict[str, tuple[int, bytes]]]
 
 
 def _encode_catalogue(
     catalogue: CatalogueState,
-    cache: dict[str, tuple[SessionState, bytes]],
+    cache: dict[str, tuple[int, bytes]],
     slice_seconds: float = float("inf"),
 ) -> Generator[None, None, Encoded]:
     """`catalogue.encode` bytes, reusing `cache` for sessions whose state is unchanged;
     a generator that pauses (yields) every `slice_seconds` of work, returning the bytes
-    and the new cache (`_finish` runs it through, `_finish_sliced` yields to the loop)."""
+    and the new cache (`_finish` runs it through, `_finish_sliced` yields to the loop).
+
+    The cache is keyed by the session's stream version: a session's state is the fold
+    of its own stream, so one version is one state (a deleted id is never reused).
+    Keeping the states themselves kept every replaced state alive until the next
+    checkpoint: twice the objects for the garbage collector to walk."""
     parts: list[bytes] = []
-    fresh: dict[str, tuple[SessionState, bytes]] = {}
+    fresh: dict[str, tuple[int, bytes]] = {}
     clock = time.perf_counter
     pause_at = clock() + slice_seconds
     for n, (sid, state) in enumerate(catalogue.sessions.items()):
         cached = cache.get(sid)
-        raw = cached[1] if cached is not None and cached[0] is state else None
+        raw = cached[1] if cached is not None and cached[0] == state.version else None
         if raw is None:
             raw = orjson.dumps(state.to_dict())
-        fresh[sid] = (state, raw)
+        fresh[sid] = (state.version, raw)
         parts.append(raw)
         if n % 16 == 15 and clock() >= pause_at:
             yield
