@@ -83,8 +83,18 @@ class ActivityState(NamedTuple):
         return cls(**value)
 
 
+_FIELDS = ActivityState._fields
+_WORKER_COUNT = _FIELDS.index("worker_count")  # the worker fields are the last three
+assert _FIELDS[_WORKER_COUNT:] == ("worker_count", "queen_at", "worker_at")
+_make = ActivityState._make
+
+
 def _with(state: ActivityState, changes: dict[str, Any]) -> ActivityState:
-    return state._replace(**changes)
+    """`state._replace(**changes)` without its keyword packing (a rebuild calls this for
+    most events); no changes: the state itself (a tuple, equal either way)."""
+    if not changes:
+        return state
+    return _make([changes.get(name, value) for name, value in zip(_FIELDS, state, strict=True)])
 
 
 def _str(value: object) -> str | None:
@@ -110,7 +120,7 @@ def fold_activity(
         elif event_type in ("execution_completed", "execution_failed"):
             count = max(0, count - 1)
         queen_at = state.last_queen_event_at(last_active_at)
-        return _with(state, {"worker_count": count, "queen_at": queen_at, "worker_at": ts})
+        return _make((*state[:_WORKER_COUNT], count, queen_at, ts))
     changes: dict[str, Any] = {}
     if event_type not in ACTIVITY_TYPES:
         return state
