@@ -67,7 +67,7 @@ def apply_run(catalogue: CatalogueState, events: Sequence[RecordedEvent]) -> Cat
         or sid == SESSIONS_STREAM
         or not is_session_stream(sid)
         or sid in catalogue.deleted
-        or any(event.stream_id != sid for event in events)
+        or [event.stream_id for event in events].count(sid) != len(events)
     ):
         for event in events:
             apply(catalogue, event)
@@ -75,7 +75,7 @@ def apply_run(catalogue: CatalogueState, events: Sequence[RecordedEvent]) -> Cat
     run = [_session_event(event) for event in events]
     previous = catalogue.sessions.get(sid) or SessionState(session_id=sid)
     catalogue.sessions[sid] = fold_session_run(previous, run)
-    catalogue.position = max(catalogue.position, *(event.position for event in events))
+    catalogue.position = max(catalogue.position, max([event.position for event in events]))
     return catalogue
 
 

@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from projections.activity import FOLDED_TYPES, ActivityState, fold_activity, is_worker, touches
+from projections.activity import (
+    FOLDED_TYPES,
+    ActivityState,
+    fold_activity,
+    fold_worker,
+    is_worker,
+    touches,
+)
 from projections.envelope import payload
 from projections.triggers import TRIGGER_EVENT_TYPES, TriggerState, fold_trigger
 
@@ -183,7 +190,10 @@ def fold_session_run(state: SessionState, events: Sequence[SessionEvent]) -> Ses
             continue
         counts[event_type] = counts.get(event_type, 0) + 1
         stream = body.get("stream_id")
-        if event_type in FOLDED_TYPES or (isinstance(stream, str) and stream.startswith("worker")):
+        if isinstance(stream, str) and stream.startswith("worker"):  # activity.is_worker
+            # (the reset types, which fold_activity checks first, are _GENERAL kinds)
+            activity = fold_worker(activity, event_type, ts, last_active or None)
+        elif event_type in FOLDED_TYPES:
             activity = fold_activity(
                 activity, event_type, body, event_version, ts, last_active or None
             )
