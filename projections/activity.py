@@ -83,12 +83,37 @@ class ActivityState(NamedTuple):
         return cls(**value)
 
 
+_FIELDS = ActivityState._fields
+_WORKER_COUNT = _FIELDS.index("worker_count")  # the worker fields are the last three
+assert _FIELDS[_WORKER_COUNT:] == ("worker_count", "queen_at", "worker_at")
+_make = ActivityState._make
+
+
 def _with(state: ActivityState, changes: dict[str, Any]) -> ActivityState:
-    return state._replace(**changes)
+    """`state._replace(**changes)` without its keyword packing (a rebuild calls this for
+    most events); no changes: the state itself (a tuple, equal either way)."""
+    if not changes:
+        return state
+    return _make([changes.get(name, value) for name, value in zip(_FIELDS, state, strict=True)])
 
 
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def fold_worker(
+    state: ActivityState, event_type: str, ts: float, last_active_at: float | None = None
+) -> ActivityState:
+    """`fold_activity` for an event of a worker stream (not a reset type): the worker
+    count and times. Its own function so a fold that already knows the stream is a
+    worker's (the session fold of a run) does not ask again."""
+    count = state.worker_count
+    if event_type == "execution_started":
+        count += 1
+    elif event_type in ("execution_completed", "execution_failed"):
+        count = max(0, count - 1)
+    queen_at = state.last_queen_event_at(last_active_at)
+    return _make((*state[:_WORKER_COUNT], count, queen_at, ts))
 
 
 def fold_activity(
@@ -104,13 +129,7 @@ def fold_activity(
     if event_type in RESET_TYPES:
         return ActivityState()
     if is_worker(body):
-        count = state.worker_count
-        if event_type == "execution_started":
-            count += 1
-        elif event_type in ("execution_completed", "execution_failed"):
-            count = max(0, count - 1)
-        queen_at = state.last_queen_event_at(last_active_at)
-        return _with(state, {"worker_count": count, "queen_at": queen_at, "worker_at": ts})
+        return fold_worker(state, event_type, ts, last_active_at)
     changes: dict[str, Any] = {}
     if event_type not in ACTIVITY_TYPES:
         return state

@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 
 from eventstore import RecordedEvent
-from projections.envelope import decode, event_time, payload
+from projections.envelope import decode, event_time, parse_iso, payload
 from projections.ids import is_session_stream
-from projections.session import SessionState, fold_session, fold_session_run
+from projections.session import SessionEvent, SessionState, fold_session, fold_session_run
 
 CHECKPOINT_NAME = "sessions-catalogue"
 STATE_FORMAT = 2  # 2: SessionState gained `activity` (projections/activity.py)
@@ -67,19 +67,37 @@ def apply_run(catalogue: CatalogueState, events: Sequence[RecordedEvent]) -> Cat
         or sid == SESSIONS_STREAM
         or not is_session_stream(sid)
         or sid in catalogue.deleted
-        or any(event.stream_id != sid for event in events)
+        or [event.stream_id for event in events].count(sid) != len(events)
     ):
         for event in events:
             apply(catalogue, event)
         return catalogue
-    run = []
-    for event in events:
-        body = decode(event)
-        run.append((event.type, body, event.version, event_time(body, event)))
+    run = [_session_event(event) for event in events]
     previous = catalogue.sessions.get(sid) or SessionState(session_id=sid)
     catalogue.sessions[sid] = fold_session_run(previous, run)
-    catalogue.position = max(catalogue.position, *(event.position for event in events))
+    catalogue.position = max(catalogue.position, max([event.position for event in events]))
     return catalogue
+
+
+def _session_event(event: RecordedEvent) -> SessionEvent:
+    """(type, envelope, version, time) of a session event: `decode` and `event_time`
+    inline (a rebuild calls this once per event)."""
+    try:
+        body = _loads(event.data_json)
+    except orjson.JSONDecodeError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    ts = parse_iso(body.get("timestamp"))
+    return (
+        event.type,
+        body,
+        event.version,
+        ts if ts is not None else event.recorded_at_us / 1_000_000,
+    )
+
+
+_loads = orjson.loads
 
 
 def _apply_system(catalogue: CatalogueState, event: RecordedEvent) -> None:

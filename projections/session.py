@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from projections.activity import ActivityState, fold_activity, is_worker, touches
+from projections.activity import (
+    FOLDED_TYPES,
+    ActivityState,
+    fold_activity,
+    fold_worker,
+    is_worker,
+    touches,
+)
 from projections.envelope import payload
 from projections.triggers import TRIGGER_EVENT_TYPES, TriggerState, fold_trigger
 
@@ -156,16 +163,104 @@ SessionEvent = tuple[str, dict[str, Any], int, float]  # (type, envelope, versio
 def fold_session_run(state: SessionState, events: Sequence[SessionEvent]) -> SessionState:
     """`fold_session` over consecutive events of one session's stream, one at a time:
     the same state, but copied once for the run instead of once per event (a timer
-    round appends several fires to a session at once). The copy is private until it
-    is returned, so updating it in place between events is not observable."""
+    round appends several fires to a session at once; a rebuild folds a session's
+    events in runs). The copy is private until it is returned, so updating it in place
+    between events is not observable.
+
+    Most events (deltas, turns, tool calls) change only the version, the times, the
+    counts and maybe the activity, message count or last message: those fields are
+    kept in locals and the other fields are not touched. Any other event goes through
+    `_changes` on the draft with those locals written back first, exactly as
+    `fold_session` would fold it (a property test compares the two)."""
     if len(events) == 1:
         return fold_session(state, *events[0])
     draft = _evolve(state, {"event_counts": dict(state.event_counts)})
     counts = draft.event_counts  # the draft's own: counted in place
-    for event_type, body, version, ts in events:
-        for name, value in _changes(draft, event_type, body, version, ts, counts).items():
-            _set(draft, name, value)
+    version, last_active, created = draft.version, draft.last_active_at, draft.created_at
+    activity, message_count, last_message = draft.activity, draft.message_count, draft.last_message
+    for event_type, body, event_version, ts in events:
+        kind = _RUN_KIND.get(event_type, _OTHER)
+        if kind is _GENERAL:  # the general path, on the draft brought up to date
+            _store(draft, version, last_active, created, activity, message_count, last_message)
+            for name, value in _changes(draft, event_type, body, event_version, ts, counts).items():
+                _set(draft, name, value)
+            version, last_active, created = draft.version, draft.last_active_at, draft.created_at
+            activity, message_count = draft.activity, draft.message_count
+            last_message = draft.last_message
+            continue
+        counts[event_type] = counts.get(event_type, 0) + 1
+        stream = body.get("stream_id")
+        if isinstance(stream, str) and stream.startswith("worker"):  # activity.is_worker
+            # (the reset types, which fold_activity checks first, are _GENERAL kinds)
+            activity = fold_worker(activity, event_type, ts, last_active or None)
+        elif event_type in FOLDED_TYPES:
+            activity = fold_activity(
+                activity, event_type, body, event_version, ts, last_active or None
+            )
+        version = event_version
+        last_active = max(last_active, ts)
+        if not created:
+            created = ts
+        if kind is _OTHER:
+            continue
+        data = body.get("data")
+        if not isinstance(data, dict):
+            data = {}
+        if kind == "client_input_received":
+            message_count += 1
+            last_message = _text(data, "content")[:LAST_MESSAGE_CHARS]
+        elif kind == "llm_turn_complete":
+            message_count += 1
+        else:  # client_output_delta
+            snapshot = _text(data, "snapshot") or _text(data, "content")
+            if snapshot:
+                last_message = snapshot[:LAST_MESSAGE_CHARS]
+    _store(draft, version, last_active, created, activity, message_count, last_message)
     return draft
+
+
+def _store(
+    draft: SessionState,
+    version: int,
+    last_active: float,
+    created: float,
+    activity: ActivityState,
+    message_count: int,
+    last_message: str,
+) -> None:
+    """Write the run's local fields back into its private draft."""
+    _set(draft, "version", version)
+    _set(draft, "last_active_at", last_active)
+    _set(draft, "created_at", created)
+    _set(draft, "activity", activity)
+    _set(draft, "message_count", message_count)
+    _set(draft, "last_message", last_message)
+
+
+# How the run folds an event type: _GENERAL through `_changes` (the types that change
+# more than the version, times, counts, activity, message count and last message);
+# the three types that change the message count or last message by name; _OTHER
+# (every other type) only the version, times, counts and activity.
+_GENERAL, _OTHER = "general", "other"
+_RUN_KIND = {
+    **dict.fromkeys(
+        [
+            *TRIGGER_EVENT_TYPES,
+            "session_created",
+            "session_resumed",
+            "session_adopted",
+            "session_stopped",
+            "queen_identity_selected",
+            "queen_phase_changed",
+            "worker_colony_loaded",
+            "colony_unloaded",
+            "colony_metadata_updated",
+            "colony_created",
+        ],
+        _GENERAL,
+    ),
+    **{t: t for t in ("client_input_received", "llm_turn_complete", "client_output_delta")},
+}
 
 
 def _changes(

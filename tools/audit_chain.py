@@ -109,9 +109,7 @@ class ChainCheck:
         sha256, pack, pack2, report = hashlib.sha256, _U64.pack, _U64X2.pack, self.report
         join = b"".join
         texts = self._texts
-        erased = (
-            self.erased[self.next_erased].position if self.next_erased < len(self.erased) else None
-        )
+        erased = self._next_erased()
         # rows up to `start_after` go through `event` (which skips them)
         floor = self.start_after
         prev, links, prev_position = self.prev_stored, self.links, self.prev_position
@@ -128,12 +126,8 @@ class ChainCheck:
                 digest,
                 chain,
             ) = row
-            if (
-                chain is not None
-                and digest is not None
-                and position > floor
-                and (erased is None or erased >= position)
-            ):
+            # (a row without a digest or link fails the comparisons: `event` words it)
+            if floor < position <= erased:
                 if type(data) is not bytes:
                     data = data.encode() if isinstance(data, str) else bytes(data)
                 if meta is None:
@@ -143,11 +137,13 @@ class ChainCheck:
                         meta = meta.encode() if isinstance(meta, str) else bytes(meta)
                     content = join((pack(len(data)), data, b"\x01", pack(len(meta)), meta))
                 if sha256(content).digest() == digest:
-                    sid = texts.get(stream_id)
-                    if sid is None:
+                    try:
+                        sid = texts[stream_id]
+                    except KeyError:
                         sid = texts[stream_id] = _lp(stream_id)
-                    kind = texts.get(type_)
-                    if kind is None:
+                    try:
+                        kind = texts[type_]
+                    except KeyError:
                         kind = texts[type_] = _lp(type_)
                     eid = event_id.encode()
                     expected = sha256(
@@ -166,14 +162,16 @@ class ChainCheck:
             report.at(index, order)
             self.event(as_row(row))
             prev, links, prev_position = self.prev_stored, self.links, self.prev_position
-            erased = (
-                self.erased[self.next_erased].position
-                if self.next_erased < len(self.erased)
-                else None
-            )
+            erased = self._next_erased()
         # a verified link leaves the stored and the recomputed hash equal
         self.prev_stored = self.prev_expected = prev
         self.links, self.prev_position = links, prev_position
+
+    def _next_erased(self) -> int:
+        """The position of the next erased link to merge in (beyond any: 2**63)."""
+        if self.next_erased < len(self.erased):
+            return self.erased[self.next_erased].position
+        return 2**63
 
     def _erased_before(self, position: int) -> None:
         while self.next_erased < len(self.erased) and self.erased[self.next_erased].position < (

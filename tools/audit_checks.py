@@ -175,16 +175,17 @@ class LogChecker:
         A row may be a plain tuple in EventRow's column order (see `as_row`)."""
         streams, report, loads = self.streams, self.report, orjson.loads
         session, required, fromiso, utc = self._session, _REQUIRED, _fromiso, _UTC
+        utc_zone = dt.UTC
         last = self.last_position
         passed = 0
         for index, row in enumerate(rows):
-            position, stream_id, version = row[0], row[1], row[2]
+            position, stream_id, version, _, type_, data, meta, _, _, _ = row
             seen = streams.get(stream_id)
             if position == last + 1 and seen is not None and version == seen.version + 1:
                 try:
-                    body = loads(row[5])
-                    if row[6] is not None:
-                        loads(row[6])
+                    body = loads(data)
+                    if meta is not None:
+                        loads(meta)
                 except orjson.JSONDecodeError:
                     body = _SLOW
                 is_session = session.get(stream_id)
@@ -196,12 +197,13 @@ class LogChecker:
                     if type(body) is dict and body.keys() >= required:
                         stamp = body["timestamp"]
                         if (
-                            body["type"] == row[4]
+                            body["type"] == type_
                             and type(body["data"]) is dict
                             and type(stamp) is str
                         ):
-                            try:
-                                sound = fromiso(stamp).utcoffset() == utc
+                            try:  # "+00:00" parses to the UTC singleton: no offset asked
+                                moment = fromiso(stamp)
+                                sound = moment.tzinfo is utc_zone or moment.utcoffset() == utc
                             except ValueError:
                                 sound = False  # not ISO-8601: `event` words it
                 if sound:

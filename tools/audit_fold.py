@@ -31,6 +31,8 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import groupby, islice
+from operator import itemgetter
 from typing import IO, Any
 
 from eventstore import RecordedEvent
@@ -185,20 +187,14 @@ def fold_events(events: Iterable[RecordedEvent]) -> cat.CatalogueState:
     (they only move its position, which the caller sets to the checkpoint's)."""
     state = cat.CatalogueState()
     apply_run = cat.apply_run
-    run: list[RecordedEvent] = []
-    stream = None
-    for event in events:
-        sid = event[0]
-        if sid != stream or len(run) >= RUN_MAX:
-            if not catalogue_folds(sid):
-                continue
-            if run:
+    for stream_id, group in groupby(events, key=_stream_id):
+        if catalogue_folds(stream_id):
+            while run := list(islice(group, RUN_MAX)):
                 apply_run(state, run)
-            run, stream = [], sid
-        run.append(event)
-    if run:
-        apply_run(state, run)
     return state
+
+
+_stream_id = itemgetter(0)  # RecordedEvent.stream_id
 
 
 def _frames(stream: IO[bytes]) -> Iterator[Sequence[Any]]:

@@ -106,3 +106,103 @@ def test_a_run_of_other_streams_or_mixed_streams_is_applied_one_by_one() -> None
     mixed = [events[0], events[1]._replace(stream_id="s2")]
     assert cat.encode(cat.apply_run(cat.CatalogueState(), mixed)) == cat.encode(cat.fold_all(mixed))
     assert cat.apply_run(cat.CatalogueState(), []).position == 0
+
+
+# Every type the session fold names (and two it does not), for envelopes of any shape.
+ALL_TYPES = [
+    *TYPES,
+    "session_adopted",
+    "queen_identity_selected",
+    "colony_created",
+    "client_input_requested",
+    "execution_completed",
+    "execution_failed",
+    "trigger_updated",
+    "webhook_received",
+    "trigger_missed_resolved",
+    "hive_session_imported",
+]
+STAMPS = [
+    None,  # no envelope time: the commit time is used
+    "2026-03-28T22:30:00.123456+00:00",
+    "2026-03-28T22:30:00",  # naive (taken as UTC)
+    "2026-03-29T01:30:00+02:00",
+    "not a time",
+    17,
+]
+odd_specs = st.tuples(
+    st.sampled_from(ALL_TYPES),
+    st.sampled_from(STAMPS),
+    st.sampled_from(["queen", "worker", "worker:2", None, 3]),
+    st.integers(0, 3),  # shape: 0-1 an envelope, 2 data not an object, 3 not an object
+    st.integers(0, 4),
+    st.sampled_from(["", "hi", "x" * 200, None]),
+    st.integers(0, 10**9),
+)
+
+
+def _odd(specs: list[tuple[Any, ...]], sid: str = "s1") -> list[RecordedEvent]:
+    out = []
+    for i, (kind, stamp, stream, shape, n, text, recorded_us) in enumerate(specs, start=1):
+        data: Any = {
+            **_data(kind, "t1", n, text if isinstance(text, str) else ""),
+            "tool_use_id": f"u{n % 2}",  # started and completed calls meet
+            "content": text,
+            "snapshot": text if n % 2 else "",
+            "activity": ["executing", "awaiting_user", None][n % 3],
+            "questions": [text] if n else None,
+            "model": text,
+            "runner_node": text,
+        }
+        body: Any = {"type": kind, "stream_id": stream, "data": data, "execution_id": f"e{n}"}
+        if stamp is not None:
+            body["timestamp"] = stamp
+        if shape == 2:
+            body["data"] = [n]
+        elif shape == 3:
+            body = [kind, n]
+        raw = orjson.dumps(body)
+        out.append(RecordedEvent(sid, i, i, f"id{i}", kind, raw, None, recorded_us + i))
+    return out
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(odd_specs, max_size=30),
+    st.lists(st.integers(1, 8), max_size=30),
+    st.lists(odd_specs, max_size=6),
+)
+def test_runs_fold_like_single_folds_for_any_envelope(
+    specs: list[tuple[Any, ...]], cuts: list[int], before: list[tuple[Any, ...]]
+) -> None:
+    """Any mix of types, times (none, naive, offset, garbage), worker and queen streams,
+    payloads that are not objects: the runs give the same catalogue byte for byte,
+    also when a run continues a state folded one event at a time."""
+    prefix = _odd(before)
+    events = [
+        e._replace(version=e.version + len(prefix), position=e.position + len(prefix))
+        for e in _odd(specs)
+    ]
+    one_by_one = cat.fold_all([*prefix, *events])
+    runs = cat.fold_all(prefix)
+    i = 0
+    for size in [*cuts, len(events)]:
+        if i >= len(events):
+            break
+        cat.apply_run(runs, events[i : i + size])
+        i += size
+    assert runs.position == one_by_one.position
+    assert runs.sessions == one_by_one.sessions
+    assert cat.encode(runs) == cat.encode(one_by_one)
+
+
+def test_a_run_does_not_change_the_state_it_started_from() -> None:
+    """The run's copy is private: the state before it (held by a reader) stays as it was."""
+    events = _odd([("session_created", None, "queen", 0, 1, "hi", 5)] * 3)
+    before = cat.fold_all(events[:1])
+    held = before.sessions["s1"]
+    encoded = orjson.dumps(held.to_dict())
+    cat.apply_run(before, events[1:])
+    assert before.sessions["s1"] is not held
+    assert orjson.dumps(held.to_dict()) == encoded
+    assert before.sessions["s1"].version == 3

@@ -59,6 +59,11 @@ FAULTS = (
     "UPDATE events SET recorded_at = recorded_at + 1 WHERE position = 91",
     "UPDATE events SET data = CAST(REPLACE(CAST(data AS TEXT), '+00:00', '') AS BLOB) "
     "WHERE position IN (120, 121)",
+    # another offset is not UTC (a payload fault); "Z" is UTC (only the chain sees it)
+    "UPDATE events SET data = CAST(REPLACE(CAST(data AS TEXT), '+00:00', '+02:00') AS BLOB) "
+    "WHERE position = 130",
+    "UPDATE events SET data = CAST(REPLACE(CAST(data AS TEXT), '+00:00', 'Z') AS BLOB) "
+    "WHERE position = 131",
     "UPDATE events SET type = 'other' WHERE position = 150",
     "UPDATE streams SET head_version = 99 WHERE stream_id = 'session_3'",
     "DROP INDEX events_event_id",
@@ -120,6 +125,10 @@ async def test_chunks_and_forked_fold_report_as_row_by_row(
     else:
         assert {"chain", "stream_versions", "payloads", "global_positions"} <= failing
         assert {"stream_heads", "event_ids", "projections", "trigger_fires"} <= failing
+        payloads = {
+            f["position"]: f["message"] for f in reference["faults"] if f["check"] == "payloads"
+        }
+        assert "is not UTC" in payloads[130] and 131 not in payloads
         # faults of different checks interleave by row, as a row-by-row pass adds them
         checks = [f["check"] for f in reference["faults"]]
         assert checks != sorted(checks, key=list(reference["fault_counts"]).index)
