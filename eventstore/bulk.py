@@ -286,12 +286,92 @@ class SQLiteBulkAppender:
         self.conn.execute("PRAGMA busy_timeout=10000")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+        self.conn.execute("PRAGMA temp_store=MEMORY")  # the index build's sort
+        # A load (`begin_load`): the events table's index definitions, dropped until
+        # `finish_load` builds them again, and the hashes of the event ids it wrote.
+        self._rebuild: list[str] | None = None
+        self._loaded: set[int] = set()
+
+    @property
+    def loading(self) -> bool:
+        return self._rebuild is not None
+
+    def begin_load(self) -> bool:
+        """Start a load, if the log is empty: one transaction until `finish_load`, with
+        the events table's secondary indexes dropped and built once at the end from
+        sorted keys (SQLite maintaining them row by row, the random event-id index
+        above all, cost most of a big import's writing).
+
+        Only into an empty log: every event id the load writes is then one it wrote
+        itself, so its own check (`_clashes`) keeps ids unique until the unique indexes
+        are back, and the build reads only what the load wrote. The drop, the rows and
+        the build are one transaction: a crash, a kill or an error anywhere leaves the
+        log as it was (indexes and all), and other connections never see the log
+        without its indexes. The indexes are rebuilt from their own stored definitions
+        (`sqlite_master`), so the schema (eventstore/sqlite.py) stays their one source.
+        The write lock is held for the whole load: other writers wait. False (nothing
+        started) if the log is not empty."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            empty = (
+                c.execute("SELECT last_position FROM log_head").fetchone()[0] == 0
+                and c.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
+                and c.execute("SELECT 1 FROM streams LIMIT 1").fetchone() is None
+            )
+            if not empty:
+                c.execute("ROLLBACK")
+                return False
+            indexes = c.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'events' AND sql IS NOT NULL ORDER BY name"
+            ).fetchall()
+            for name, _ in indexes:
+                c.execute(f'DROP INDEX "{name}"')
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
+        self._rebuild = [sql for _, sql in indexes]
+        self._loaded = set()
+        return True
+
+    def finish_load(self) -> None:
+        """Build the dropped indexes (the unique ones check every row once more) and
+        commit the load. Any failure rolls the whole load back and is raised."""
+        rebuild = self._rebuild
+        if rebuild is None:
+            return
+        c = self.conn
+        self._rebuild, self._loaded = None, set()
+        try:
+            for sql in rebuild:
+                c.execute(sql)
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
 
     def append_many(self, appends: Sequence[BulkAppend]) -> list[int]:
         """Write every append it can in one transaction; the indexes of those it left
         (in order) for `EventStore.append`. All or nothing: if a row is refused, nothing
-        is written and every index is returned."""
+        is written and every index is returned.
+
+        During a load the rows join the load's transaction instead; if any append is
+        left, the load is finished (committed) first, so the store can take it."""
         c = self.conn
+        if self._rebuild is not None:
+            try:
+                left = self._write(c, appends)
+            except BaseException:
+                self._rebuild, self._loaded = None, set()
+                if c.in_transaction:
+                    c.execute("ROLLBACK")  # the whole load: nothing of it was committed
+                raise
+            if left:
+                self.finish_load()
+            return left
         c.execute("BEGIN IMMEDIATE")
         try:
             left = self._write(c, appends)
@@ -317,6 +397,7 @@ class SQLiteBulkAppender:
         rows: list[tuple[Any, ...]] = []
         left: list[int] = []
         position = last_position
+        loading = self._rebuild is not None
         for index, append in enumerate(appends):
             stream_id = append.stream_id
             head = heads.get(stream_id)
@@ -330,7 +411,9 @@ class SQLiteBulkAppender:
                     continue
                 head = (found[0], found[1]) if found else (0, 0)
             if not _plain(append, head[0]) or (
-                append.expected is ExpectedState.ANY and _any_stored(c, append.events)
+                self._clashes(append.events)
+                if loading
+                else append.expected is ExpectedState.ANY and _any_stored(c, append.events)
             ):
                 left.append(index)
                 continue
@@ -380,7 +463,21 @@ class SQLiteBulkAppender:
         )
         return left
 
+    def _clashes(self, events: Sequence[NewEvent]) -> bool:
+        """During a load (no event-id index): whether an event id may be one this load
+        wrote already, or repeats within the append; if not, its ids are noted. Kept as
+        hashes (a third of the memory of the ids): a hash shared by two different ids
+        only leaves that append to the store, which looks the id up properly."""
+        hashes = {hash(e.event_id) for e in events}
+        loaded = self._loaded
+        if len(hashes) != len(events) or not loaded.isdisjoint(hashes):
+            return True
+        loaded.update(hashes)
+        return False
+
     def close(self) -> None:
+        """Close; a load not finished is rolled back (nothing of it was committed)."""
+        self._rebuild, self._loaded = None, set()
         self.conn.close()
 
 
