@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import sqlite3
 import struct
 import time
@@ -253,6 +254,11 @@ class PostgresLoader:
 # ---- appending many streams' events in one transaction (hivelog import-hive) -------------
 
 BULK_CACHE_KIB = 256 * 1024  # the event-id index of a big import stays in memory
+# A load (`begin_load`) defers the events indexes whose first column is this one: import
+# ids are uuid5 of file and line, so each row's key lands on a random index page. The
+# stream indexes get their keys in order within each session; they stay maintained row
+# by row (measured: deferring them too saved no CPU and lengthened the final build).
+RANDOM_KEY = "event_id"
 _U64 = struct.Struct(">q")  # eventstore.chain's u64
 
 
@@ -287,10 +293,11 @@ class SQLiteBulkAppender:
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
         self.conn.execute("PRAGMA temp_store=MEMORY")  # the index build's sort
-        # A load (`begin_load`): the events table's index definitions, dropped until
+        # A load (`begin_load`): the definitions of the indexes it dropped until
         # `finish_load` builds them again, and the hashes of the event ids it wrote.
         self._rebuild: list[str] | None = None
         self._loaded: set[int] = set()
+        self._wal_path = f"{path}-wal"
 
     @property
     def loading(self) -> bool:
@@ -298,19 +305,20 @@ class SQLiteBulkAppender:
 
     def begin_load(self) -> bool:
         """Start a load, if the log is empty: one transaction until `finish_load`, with
-        the events table's secondary indexes dropped and built once at the end from
-        sorted keys (SQLite maintaining them row by row, the random event-id index
-        above all, cost most of a big import's writing).
+        the index on event ids (RANDOM_KEY) dropped and built once at the end from
+        sorted keys; SQLite maintaining it row by row, a random page per row, rewritten
+        at every commit, cost most of a big import's writing.
 
         Only into an empty log: every event id the load writes is then one it wrote
-        itself, so its own check (`_clashes`) keeps ids unique until the unique indexes
-        are back, and the build reads only what the load wrote. The drop, the rows and
-        the build are one transaction: a crash, a kill or an error anywhere leaves the
-        log as it was (indexes and all), and other connections never see the log
-        without its indexes. The indexes are rebuilt from their own stored definitions
-        (`sqlite_master`), so the schema (eventstore/sqlite.py) stays their one source.
-        The write lock is held for the whole load: other writers wait. False (nothing
-        started) if the log is not empty."""
+        itself, so its own check (`_clashes`) keeps ids unique until the unique index
+        is back (and the build checks every row once more), and the build reads only
+        what the load wrote. The drop, the rows and the build are one transaction: a
+        crash, a kill or an error anywhere leaves the log as it was (indexes and all),
+        and other connections never see it without its index. The index is rebuilt
+        from its own stored definition (`sqlite_master`), so the schema
+        (eventstore/sqlite.py) stays its one source. The write lock is held for the
+        whole load: other writers wait. False (nothing started) if the log is not
+        empty."""
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
@@ -326,6 +334,11 @@ class SQLiteBulkAppender:
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
                 "AND tbl_name = 'events' AND sql IS NOT NULL ORDER BY name"
             ).fetchall()
+            indexes = [
+                (name, sql)
+                for name, sql in indexes
+                if c.execute(f'PRAGMA index_info("{name}")').fetchone()[2] == RANDOM_KEY
+            ]
             for name, _ in indexes:
                 c.execute(f'DROP INDEX "{name}"')
         except BaseException:
@@ -371,6 +384,8 @@ class SQLiteBulkAppender:
                 raise
             if left:
                 self.finish_load()
+            else:
+                self._flush_wal()
             return left
         c.execute("BEGIN IMMEDIATE")
         try:
@@ -462,6 +477,20 @@ class SQLiteBulkAppender:
             (position, position, chain),
         )
         return left
+
+    def _flush_wal(self) -> None:
+        """During a load: write the pages SQLite spilled into the WAL to disk now, as
+        each group's commit did before, so the final commit does not wait for the
+        whole load's bytes at once. Only flushing (SQLite takes no lock on the WAL
+        file, so opening and closing it here releases none of its locks)."""
+        try:
+            fd = os.open(self._wal_path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
     def _clashes(self, events: Sequence[NewEvent]) -> bool:
         """During a load (no event-id index): whether an event id may be one this load
