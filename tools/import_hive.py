@@ -426,14 +426,23 @@ class Importer:
             if self.bulk is not None:
                 await self._commit_group()
                 await self._commit_group()  # the last group
-                if self.bulk.loading:  # build the indexes, commit the load
-                    await asyncio.to_thread(self.bulk.finish_load)
+                if self.bulk.loading:  # build the event-id index, commit the load
+                    await self._finish_load()
             while self._in_flight:
                 task, count = self._in_flight.popleft()
                 self._queued_events -= count
                 await task
         finally:
             self.cancel()
+
+    async def _finish_load(self) -> None:
+        """`finish_load` in a thread, tracked as a commit: if this is cancelled (Ctrl-C),
+        `close` still waits for it before closing the connection it runs on."""
+        assert self.bulk is not None
+        finishing = asyncio.ensure_future(asyncio.to_thread(self.bulk.finish_load))
+        self._committing = finishing
+        await asyncio.shield(finishing)
+        self._committing = None
 
     async def close(self) -> None:
         """Drop what is queued; a group mid-commit finishes (in its thread) first."""
