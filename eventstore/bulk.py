@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import sqlite3
 import struct
 import time
@@ -253,6 +254,11 @@ class PostgresLoader:
 # ---- appending many streams' events in one transaction (hivelog import-hive) -------------
 
 BULK_CACHE_KIB = 256 * 1024  # the event-id index of a big import stays in memory
+# A load (`begin_load`) defers the events indexes whose first column is this one: import
+# ids are uuid5 of file and line, so each row's key lands on a random index page. The
+# stream indexes get their keys in order within each session; they stay maintained row
+# by row (measured: deferring them too saved no CPU and lengthened the final build).
+RANDOM_KEY = "event_id"
 _U64 = struct.Struct(">q")  # eventstore.chain's u64
 
 
@@ -286,12 +292,101 @@ class SQLiteBulkAppender:
         self.conn.execute("PRAGMA busy_timeout=10000")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+        self.conn.execute("PRAGMA temp_store=MEMORY")  # the index build's sort
+        # A load (`begin_load`): the definitions of the indexes it dropped until
+        # `finish_load` builds them again, and the hashes of the event ids it wrote.
+        self._rebuild: list[str] | None = None
+        self._loaded: set[int] = set()
+        self._wal_path = f"{path}-wal"
+
+    @property
+    def loading(self) -> bool:
+        return self._rebuild is not None
+
+    def begin_load(self) -> bool:
+        """Start a load, if the log is empty: one transaction until `finish_load`, with
+        the index on event ids (RANDOM_KEY) dropped and built once at the end from
+        sorted keys; SQLite maintaining it row by row, a random page per row, rewritten
+        at every commit, cost most of a big import's writing.
+
+        Only into an empty log: every event id the load writes is then one it wrote
+        itself, so its own check (`_clashes`) keeps ids unique until the unique index
+        is back (and the build checks every row once more), and the build reads only
+        what the load wrote. The drop, the rows and the build are one transaction: a
+        crash, a kill or an error anywhere leaves the log as it was (indexes and all),
+        and other connections never see it without its index. The index is rebuilt
+        from its own stored definition (`sqlite_master`), so the schema
+        (eventstore/sqlite.py) stays its one source. The write lock is held for the
+        whole load: other writers wait. False (nothing started) if the log is not
+        empty."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            empty = (
+                c.execute("SELECT last_position FROM log_head").fetchone()[0] == 0
+                and c.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
+                and c.execute("SELECT 1 FROM streams LIMIT 1").fetchone() is None
+            )
+            if not empty:
+                c.execute("ROLLBACK")
+                return False
+            indexes = c.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'events' AND sql IS NOT NULL ORDER BY name"
+            ).fetchall()
+            indexes = [
+                (name, sql)
+                for name, sql in indexes
+                if c.execute(f'PRAGMA index_info("{name}")').fetchone()[2] == RANDOM_KEY
+            ]
+            for name, _ in indexes:
+                c.execute(f'DROP INDEX "{name}"')
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
+        self._rebuild = [sql for _, sql in indexes]
+        self._loaded = set()
+        return True
+
+    def finish_load(self) -> None:
+        """Build the dropped indexes (the unique ones check every row once more) and
+        commit the load. Any failure rolls the whole load back and is raised."""
+        rebuild = self._rebuild
+        if rebuild is None:
+            return
+        c = self.conn
+        self._rebuild, self._loaded = None, set()
+        try:
+            for sql in rebuild:
+                c.execute(sql)
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
 
     def append_many(self, appends: Sequence[BulkAppend]) -> list[int]:
         """Write every append it can in one transaction; the indexes of those it left
         (in order) for `EventStore.append`. All or nothing: if a row is refused, nothing
-        is written and every index is returned."""
+        is written and every index is returned.
+
+        During a load the rows join the load's transaction instead; if any append is
+        left, the load is finished (committed) first, so the store can take it."""
         c = self.conn
+        if self._rebuild is not None:
+            try:
+                left = self._write(c, appends)
+            except BaseException:
+                self._rebuild, self._loaded = None, set()
+                if c.in_transaction:
+                    c.execute("ROLLBACK")  # the whole load: nothing of it was committed
+                raise
+            if left:
+                self.finish_load()
+            else:
+                self._flush_wal()
+            return left
         c.execute("BEGIN IMMEDIATE")
         try:
             left = self._write(c, appends)
@@ -317,6 +412,7 @@ class SQLiteBulkAppender:
         rows: list[tuple[Any, ...]] = []
         left: list[int] = []
         position = last_position
+        loading = self._rebuild is not None
         for index, append in enumerate(appends):
             stream_id = append.stream_id
             head = heads.get(stream_id)
@@ -330,7 +426,9 @@ class SQLiteBulkAppender:
                     continue
                 head = (found[0], found[1]) if found else (0, 0)
             if not _plain(append, head[0]) or (
-                append.expected is ExpectedState.ANY and _any_stored(c, append.events)
+                self._clashes(append.events)
+                if loading
+                else append.expected is ExpectedState.ANY and _any_stored(c, append.events)
             ):
                 left.append(index)
                 continue
@@ -380,7 +478,35 @@ class SQLiteBulkAppender:
         )
         return left
 
+    def _flush_wal(self) -> None:
+        """During a load: write the pages SQLite spilled into the WAL to disk now, as
+        each group's commit did before, so the final commit does not wait for the
+        whole load's bytes at once. Only flushing (SQLite takes no lock on the WAL
+        file, so opening and closing it here releases none of its locks)."""
+        try:
+            fd = os.open(self._wal_path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    def _clashes(self, events: Sequence[NewEvent]) -> bool:
+        """During a load (no event-id index): whether an event id may be one this load
+        wrote already, or repeats within the append; if not, its ids are noted. Kept as
+        hashes (a third of the memory of the ids): a hash shared by two different ids
+        only leaves that append to the store, which looks the id up properly."""
+        hashes = {hash(e.event_id) for e in events}
+        loaded = self._loaded
+        if len(hashes) != len(events) or not loaded.isdisjoint(hashes):
+            return True
+        loaded.update(hashes)
+        return False
+
     def close(self) -> None:
+        """Close; a load not finished is rolled back (nothing of it was committed)."""
+        self._rebuild, self._loaded = None, set()
         self.conn.close()
 
 

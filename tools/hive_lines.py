@@ -82,10 +82,37 @@ def utc_timestamp(value: object, tz: dt.tzinfo | None) -> tuple[str, str | None]
     except ValueError:
         raise LineError(f"timestamp {value!r} is not ISO-8601") from None
     if moment.tzinfo is None:
+        if tz is not None and (offset := _hour_offset(moment, tz)) is not None:
+            # what astimezone(UTC) computes (moment - utcoffset), without the zone look-up
+            return (moment - offset).isoformat() + "+00:00", value
         moment = moment.replace(tzinfo=tz) if tz is not None else moment.astimezone()
     elif moment.utcoffset() == dt.timedelta(0):
         return value, None  # already UTC: kept byte for byte
     return moment.astimezone(dt.UTC).isoformat(), value
+
+
+_OFFSETS: dict[tuple[dt.tzinfo, int, int, int, int], dt.timedelta | None] = {}
+MAX_REMEMBERED_HOURS = 1 << 16
+
+
+def _hour_offset(moment: dt.datetime, tz: dt.tzinfo) -> dt.timedelta | None:
+    """The UTC offset `tz` gives every naive time in `moment`'s hour (fold 0, as
+    `replace(tzinfo=tz)`), or None if it is not the same at the hour's first and last
+    microsecond (a transition inside the hour, as Lord Howe's 30-minute shift). Looked up
+    once per hour: a zone look-up per line cost a third of parsing it."""
+    key = (tz, moment.year, moment.month, moment.day, moment.hour)
+    try:
+        return _OFFSETS[key]
+    except KeyError:
+        pass
+    first = moment.replace(minute=0, second=0, microsecond=0, tzinfo=tz, fold=0)
+    last = first.replace(minute=59, second=59, microsecond=999_999)
+    offset = first.utcoffset()
+    found = offset if offset is not None and offset == last.utcoffset() else None
+    if len(_OFFSETS) >= MAX_REMEMBERED_HOURS:
+        _OFFSETS.clear()
+    _OFFSETS[key] = found
+    return found
 
 
 def envelope_from_line(raw: bytes, tz: dt.tzinfo | None) -> tuple[dict[str, Any], str | None]:

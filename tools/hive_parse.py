@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import pickle
 import queue
+import struct
 import subprocess
 import sys
 import threading
@@ -27,14 +29,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Protocol
 
-from eventstore.chain import content_digest
-
 from .frames import END, frame, read_frame
 from .hive_lines import LineError, LineIds, Origin, event_row
 
 PROGRESS_BYTES = 1 << 20  # a chunk per MiB read: the progress bar moves per MiB
 CHUNK_ROWS = 10_000  # at most this many rows per chunk (the store's limit per append)
 EXIT_WAIT_S = 10.0  # a child at the end of its input exits at once; this is a bound
+READ_AHEAD_CHUNKS = 32  # parsed chunks held for `next` (each from about 1 MiB of lines)
 
 # (event id, type, data as JSON bytes, metadata as JSON bytes), as `event_from_line`,
 # and the content digest of data and metadata (`eventstore.chain`), one SHA-256 the
@@ -59,8 +60,14 @@ class Chunk:
     error: str | None = None  # the file could not be read (the chunk is the last)
 
 
+_U64 = struct.Struct(">q")  # eventstore.chain's u64
+
+
 def parse_file(job: Job, tz: dt.tzinfo | None) -> Iterator[Chunk]:
     """The chunks of one file (pure but for reading it)."""
+    # eventstore.chain.content_digest inlined (metadata is never null here); a test
+    # checks the two agree
+    sha256, pack = hashlib.sha256, _U64.pack
     ids = LineIds(job.source)
     existing = job.existing
     source = job.source
@@ -81,11 +88,12 @@ def parse_file(job: Job, tz: dt.tzinfo | None) -> Iterator[Chunk]:
                     present += 1
                     continue
                 try:
-                    row = event_row(raw, Origin(source, number), tz, event_id)
+                    _, kind, data, metadata = event_row(raw, Origin(source, number), tz, event_id)
                 except LineError as exc:
                     problems.append((number, str(exc)))
                     continue
-                rows.append((*row, content_digest(row[2], row[3])))
+                digest = sha256(pack(len(data)) + data + b"\x01" + pack(len(metadata)) + metadata)
+                rows.append((event_id, kind, data, metadata, digest.digest()))
     except OSError as exc:
         yield Chunk(rows, problems, size, present, last=True, error=f"{source}: {exc}")
         return
@@ -126,7 +134,10 @@ class InlineParser:
 
 class ParseWorker:
     """`parse_file` in a child process; jobs go out through a thread of their own (a
-    job can be bigger than the pipe while the child waits for us to read its chunks)."""
+    job can be bigger than the pipe while the child waits for us to read its chunks),
+    and chunks come in through another, up to READ_AHEAD_CHUNKS ahead of `next`: the
+    child parses on while this process writes a group, instead of waiting on a full
+    pipe for the group's commit."""
 
     def __init__(self, tz: dt.tzinfo | None) -> None:
         self.child = subprocess.Popen(
@@ -140,23 +151,46 @@ class ParseWorker:
         self._sender = threading.Thread(target=self._send, name="hive-parse-jobs", daemon=True)
         self._sender.start()
         self._jobs.put(pickle.dumps(tz))
+        # frames read ahead; None: the child's output ended
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(READ_AHEAD_CHUNKS)
+        self._stopping = threading.Event()
+        self._ended = False
+        self._receiver = threading.Thread(
+            target=self._receive, name="hive-parse-chunks", daemon=True
+        )
+        self._receiver.start()
 
     def submit(self, job: Job) -> None:
         self._open += 1
         self._jobs.put(pickle.dumps(job))
 
     async def next(self) -> Chunk:
-        chunk: Chunk = pickle.loads(await asyncio.to_thread(self._read))
+        data = None if self._ended else await asyncio.to_thread(self._chunks.get)
+        if data is None:
+            self._ended = True
+            raise RuntimeError(f"the parsing process ended (exit code {self.child.wait()})")
+        chunk: Chunk = pickle.loads(data)
         if chunk.last:
             self._open -= 1
         return chunk
 
-    def _read(self) -> bytes:
-        assert self.child.stdout is not None
-        data = read_frame(self.child.stdout)
-        if data is None:
-            raise RuntimeError(f"the parsing process ended (exit code {self.child.wait()})")
-        return data
+    def _receive(self) -> None:
+        """Read the child's frames into `_chunks` until its output ends (then None)."""
+        pipe = self.child.stdout
+        assert pipe is not None
+        while not self._stopping.is_set():
+            try:
+                data = read_frame(pipe)
+            except (OSError, ValueError):  # the pipe closed under us: the end
+                data = None
+            while not self._stopping.is_set():
+                try:
+                    self._chunks.put(data, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if data is None:
+                return
 
     def _send(self) -> None:
         pipe = self.child.stdin
@@ -183,6 +217,10 @@ class ParseWorker:
             child.kill()
             child.wait()
         self._sender.join(timeout=EXIT_WAIT_S)
+        self._stopping.set()  # the receiver stops at its next frame or within 0.1 s
+        self._receiver.join(timeout=EXIT_WAIT_S)
+        with contextlib.suppress(queue.Full):  # a `next` still waiting returns (an error)
+            self._chunks.put_nowait(None)
         for pipe in (child.stdin, child.stdout):
             if pipe is not None:
                 with contextlib.suppress(OSError):

@@ -150,6 +150,7 @@ async def _main(args: argparse.Namespace) -> int:
     bulk = None
     if url.startswith("sqlite:///") and not args.dry_run:
         bulk = SQLiteBulkAppender(sqlite_path_from_url(url))
+        bulk.begin_load()  # into an empty log: one transaction, indexes built at the end
     total = sum(_size(s.path / "events.jsonl") for s in sessions)
     parser = open_parser(tz, total, PARSE_PROCESS_MIN_BYTES)
     importer = Importer(store, home, tz, summary, dry_run=args.dry_run, bulk=bulk, parser=parser)
@@ -425,12 +426,23 @@ class Importer:
             if self.bulk is not None:
                 await self._commit_group()
                 await self._commit_group()  # the last group
+                if self.bulk.loading:  # build the event-id index, commit the load
+                    await self._finish_load()
             while self._in_flight:
                 task, count = self._in_flight.popleft()
                 self._queued_events -= count
                 await task
         finally:
             self.cancel()
+
+    async def _finish_load(self) -> None:
+        """`finish_load` in a thread, tracked as a commit: if this is cancelled (Ctrl-C),
+        `close` still waits for it before closing the connection it runs on."""
+        assert self.bulk is not None
+        finishing = asyncio.ensure_future(asyncio.to_thread(self.bulk.finish_load))
+        self._committing = finishing
+        await asyncio.shield(finishing)
+        self._committing = None
 
     async def close(self) -> None:
         """Drop what is queued; a group mid-commit finishes (in its thread) first."""

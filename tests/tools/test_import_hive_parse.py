@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from eventstore import open_store
+from eventstore.chain import content_digest
 from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
 from tests.support.tools_support import ROOT, hivelog
 from tools.bench_tools import write_hive_home
@@ -220,3 +221,15 @@ def test_a_file_that_cannot_be_read_ends_its_job_with_the_reason(tmp_path: Path)
     chunks = list(parse_file(Job(str(tmp_path), "x/events.jsonl", frozenset()), None))
     assert len(chunks) == 1 and chunks[0].last and not chunks[0].rows
     assert chunks[0].error is not None and chunks[0].error.startswith("x/events.jsonl: ")
+
+
+def test_parse_file_digests_are_the_chain_content_digests(tmp_path: Path) -> None:
+    """parse_file computes `eventstore.chain.content_digest` inline: the same bytes."""
+    home = tmp_path / "hive"
+    write_hive_home(home, 2_000, per_session=2_000)
+    (first,) = home.glob("**/events.jsonl")
+    job = Job(str(first), first.relative_to(home).as_posix(), frozenset())
+    found = [row for chunk in parse_file(job, None) for row in chunk.rows]
+    assert len(found) == 2_000
+    for _, _, data, metadata, digest in found:
+        assert digest == content_digest(data, metadata)

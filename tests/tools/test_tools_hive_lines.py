@@ -26,6 +26,7 @@ from tools.hive_lines import (
     envelope_from_line,
     event_from_line,
     line_event_id,
+    utc_timestamp,
 )
 from tools.import_hive import Importer, Summary, find_sessions
 
@@ -179,3 +180,46 @@ def test_import_of_export_reproduces_sessions_and_events(
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="hivelog-rt-") as folder:
         asyncio.run(_round_trip(log, Path(folder)))
+
+
+# zones with a DST shift, a half-hour shift inside an hour (Lord Howe), odd offsets
+# (St John's, Kathmandu), a date-line jump (Apia) and old local mean times
+ZONES = [
+    ZoneInfo(name)
+    for name in (
+        "Europe/Berlin",
+        "Australia/Lord_Howe",
+        "America/St_Johns",
+        "Asia/Kathmandu",
+        "Pacific/Apia",
+        "America/Sao_Paulo",
+        "Europe/Dublin",
+        "UTC",
+    )
+]
+
+
+def _converted_per_line(value: str, tz: dt.tzinfo) -> str:
+    """The zone looked up for this very time (what utc_timestamp did for every line)."""
+    moment = dt.datetime.fromisoformat(value).replace(tzinfo=tz)
+    return moment.astimezone(dt.UTC).isoformat()
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.sampled_from(ZONES),
+    st.datetimes(min_value=dt.datetime(1850, 1, 1), max_value=dt.datetime(2100, 12, 31)),
+)
+def test_the_offset_remembered_per_hour_converts_as_a_look_up_per_line(
+    tz: dt.tzinfo, moment: dt.datetime
+) -> None:
+    value = moment.isoformat()
+    assert utc_timestamp(value, tz) == (_converted_per_line(value, tz), value)
+
+
+@pytest.mark.parametrize("tz", ZONES)
+def test_every_minute_around_this_years_transitions_converts_as_before(tz: dt.tzinfo) -> None:
+    start = dt.datetime(2026, 1, 1)
+    for minute in range(0, 366 * 24 * 60, 7):  # every 7th minute of the year
+        value = (start + dt.timedelta(minutes=minute, seconds=minute % 60)).isoformat()
+        assert utc_timestamp(value, tz) == (_converted_per_line(value, tz), value)

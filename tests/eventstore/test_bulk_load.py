@@ -1,0 +1,163 @@
+"""`SQLiteBulkAppender.begin_load`: into an empty log, one transaction with the index on
+event ids built at the end. It stores what the store's appends store,
+keeps event ids unique without the index, leaves the log as it was on any way out
+but `finish_load`, and ends with the schema's own indexes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from eventstore import ANY, NO_STREAM, DuplicateEventId, open_store
+from eventstore.bulk import BulkAppend, SQLiteBulkAppender
+from eventstore.types import Expected
+from tests.eventstore.test_bulk_append import events, rows, sound
+
+
+def indexes(path: Path) -> list[tuple[str, str]]:
+    """Every index definition of the file, as SQLite stores it."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            "ORDER BY name"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+async def fresh(path: Path) -> None:
+    store = await open_store(f"sqlite:///{path}")
+    await store.close()
+
+
+PLAN: list[tuple[str, int, int, Expected]] = [
+    ("s1", 5, 0, NO_STREAM),
+    ("s2", 3, 0, NO_STREAM),
+    ("s1", 4, 5, 5),
+    ("$imports", 1, 0, ANY),
+]
+
+
+async def test_a_load_stores_what_the_store_stores(tmp_path: Path) -> None:
+    by_store, by_load = tmp_path / "store.db", tmp_path / "load.db"
+    store = await open_store(f"sqlite:///{by_store}")
+    for stream, n, first, expected in PLAN:
+        await store.append(stream, events(stream, n, first), expected=expected)
+    await store.close()
+    await fresh(by_load)
+    schema = indexes(by_load)
+    assert {name for name, _ in schema} >= {"events_event_id", "events_stream_version"}
+    bulk = SQLiteBulkAppender(str(by_load))
+    assert bulk.begin_load()
+    in_load = {name for (name,) in bulk.conn.execute("SELECT name FROM sqlite_master")}
+    assert "events_event_id" not in in_load  # random keys: built at the end
+    assert "events_stream_version" in in_load  # keys in order: kept row by row
+    # two groups, as import-hive sends them
+    groups = [PLAN[:2], PLAN[2:]]
+    for group in groups:
+        appends = [BulkAppend(s, events(s, n, f), e) for s, n, f, e in group]
+        assert bulk.append_many(appends) == []
+    assert bulk.loading
+    bulk.finish_load()
+    assert not bulk.loading
+    bulk.close()
+    assert rows(by_load) == rows(by_store)
+    assert indexes(by_load) == schema  # the schema's own definitions, all of them
+    assert await sound(f"sqlite:///{by_load}")
+    store = await open_store(f"sqlite:///{by_load}")  # the store appends on after it
+    await store.append("s2", events("s2", 1, first=3), expected=3)
+    with pytest.raises(DuplicateEventId):  # the unique index is back in force
+        await store.append("other", events("s1", 1))
+    await store.close()
+    assert await sound(f"sqlite:///{by_load}")
+
+
+async def test_no_load_into_a_log_that_is_not_empty(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    store = await open_store(f"sqlite:///{path}")
+    await store.append("old", events("old", 2))
+    await store.close()
+    before, schema = rows(path), indexes(path)
+    bulk = SQLiteBulkAppender(str(path))
+    assert not bulk.begin_load()
+    assert not bulk.loading
+    # appends commit group by group, as without a load
+    assert bulk.append_many([BulkAppend("new", events("new", 1), NO_STREAM)]) == []
+    bulk.close()
+    assert indexes(path) == schema
+    assert len(rows(path)) == len(before) + 2  # the event, its stream head
+
+
+async def test_an_id_written_by_the_load_is_left_to_the_store(tmp_path: Path) -> None:
+    """Without the event-id index the load checks ids itself: an append repeating one
+    (from another append, or within itself) is left, and the load is committed first,
+    so the store can answer it as it always does."""
+    path = tmp_path / "log.db"
+    await fresh(path)
+    bulk = SQLiteBulkAppender(str(path))
+    assert bulk.begin_load()
+    twice = events("twin", 1) * 2
+    left = bulk.append_many(
+        [
+            BulkAppend("a", events("a", 3), NO_STREAM),
+            BulkAppend("b", events("a", 1, first=2), NO_STREAM),  # a's third id again
+            BulkAppend("c", events("c", 2), NO_STREAM),  # plain: written
+            BulkAppend("twin", twice, NO_STREAM),  # one id twice in one append
+        ]
+    )
+    assert left == [1, 3]
+    assert not bulk.loading  # committed: the store takes the rest
+    bulk.close()
+    stored = rows(path)
+    assert [r[1] for r in stored if len(r) > 7] == ["a", "a", "a", "c", "c"]
+    assert {name for name, _ in indexes(path)} >= {"events_event_id"}
+    store = await open_store(f"sqlite:///{path}")
+    with pytest.raises(DuplicateEventId):
+        await store.append("b", events("a", 1, first=2), expected=NO_STREAM)
+    await store.close()
+    assert await sound(f"sqlite:///{path}")
+
+
+async def test_the_unique_index_build_refuses_a_duplicate_and_undoes_the_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should the load's own check miss a repeated id, rebuilding the unique index
+    refuses it, and the whole load is rolled back: the log is as it was."""
+    path = tmp_path / "log.db"
+    await fresh(path)
+    before, schema = rows(path), indexes(path)
+    bulk = SQLiteBulkAppender(str(path))
+    monkeypatch.setattr(bulk, "_clashes", lambda _events: False)  # the check, defeated
+    assert bulk.begin_load()
+    assert bulk.append_many([BulkAppend("a", events("a", 2), NO_STREAM)]) == []
+    assert bulk.append_many([BulkAppend("b", events("a", 1), NO_STREAM)]) == []
+    with pytest.raises(sqlite3.IntegrityError):
+        bulk.finish_load()
+    assert not bulk.loading
+    bulk.close()
+    assert rows(path) == before
+    assert indexes(path) == schema
+    assert await sound(f"sqlite:///{path}")
+
+
+async def test_a_load_not_finished_leaves_the_log_as_it_was(tmp_path: Path) -> None:
+    """Closed (an error, Ctrl-C) before `finish_load`: nothing of it is in the log, the
+    indexes are all there, and a store opened meanwhile saw none of it."""
+    path = tmp_path / "log.db"
+    await fresh(path)
+    before, schema = rows(path), indexes(path)
+    bulk = SQLiteBulkAppender(str(path))
+    assert bulk.begin_load()
+    assert bulk.append_many([BulkAppend("a", events("a", 50), NO_STREAM)]) == []
+    assert indexes(path) == schema  # other connections: the committed schema
+    assert rows(path) == before
+    bulk.close()
+    assert rows(path) == before
+    assert indexes(path) == schema
+    store = await open_store(f"sqlite:///{path}")
+    await store.append("a", events("a", 1), expected=NO_STREAM)
+    await store.close()
+    assert await sound(f"sqlite:///{path}")
