@@ -317,8 +317,9 @@ class SQLiteBulkAppender:
         and other connections never see it without its index. The index is rebuilt
         from its own stored definition (`sqlite_master`), so the schema
         (eventstore/sqlite.py) stays its one source. The write lock is held for the
-        whole load: other writers wait. False (nothing started) if the log is not
-        empty."""
+        whole load: other writers wait, so no load while a lease on the log is live
+        (a service is running on it). False (nothing started) if the log is not
+        empty or in use."""
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
@@ -327,7 +328,13 @@ class SQLiteBulkAppender:
                 and c.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
                 and c.execute("SELECT 1 FROM streams LIMIT 1").fetchone() is None
             )
-            if not empty:
+            # A running service holds leases (its node's liveness, renewed every few
+            # seconds): its writes would wait for the whole load and time out, so
+            # while one is live the import commits group by group instead.
+            in_use = c.execute(
+                "SELECT 1 FROM leases WHERE expires_at > ? LIMIT 1", (time.time(),)
+            ).fetchone()
+            if not empty or in_use is not None:
                 c.execute("ROLLBACK")
                 return False
             indexes = c.execute(

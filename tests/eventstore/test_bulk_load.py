@@ -5,6 +5,7 @@ but `finish_load`, and ends with the schema's own indexes."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -89,6 +90,31 @@ async def test_no_load_into_a_log_that_is_not_empty(tmp_path: Path) -> None:
     bulk.close()
     assert indexes(path) == schema
     assert len(rows(path)) == len(before) + 2  # the event, its stream head
+
+
+async def test_no_load_while_a_service_holds_a_lease_on_the_log(tmp_path: Path) -> None:
+    """A running service renews its node lease; a load would hold the write lock for the
+    whole import and its writes would time out. An expired lease does not count."""
+    path = tmp_path / "log.db"
+    store = await open_store(f"sqlite:///{path}")
+    lease = await store.leases.acquire("node:a", "a", 30)
+    assert lease is not None
+    bulk = SQLiteBulkAppender(str(path))
+    assert not bulk.begin_load()
+    assert bulk.append_many([BulkAppend("new", events("new", 1), NO_STREAM)]) == []
+    assert len(await store.read("new")) == 1  # committed by the group, not held
+    await store.leases.release(lease)
+    bulk.close()
+    await store.close()
+
+    path2 = tmp_path / "log2.db"
+    store = await open_store(f"sqlite:///{path2}")
+    assert await store.leases.acquire("node:b", "b", 0.01) is not None
+    await store.close()
+    await asyncio.sleep(0.05)
+    bulk = SQLiteBulkAppender(str(path2))
+    assert bulk.begin_load()  # that lease has expired: nobody is using the log
+    bulk.close()
 
 
 async def test_an_id_written_by_the_load_is_left_to_the_store(tmp_path: Path) -> None:
