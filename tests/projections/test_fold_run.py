@@ -49,6 +49,18 @@ event_specs = st.tuples(
 )
 
 
+def _apply_in_runs(
+    catalogue: cat.CatalogueState, events: list[RecordedEvent], cuts: list[int]
+) -> None:
+    """`apply_run` over `events` cut into runs of the sizes in `cuts`, then the rest."""
+    i = 0
+    for size in [*cuts, len(events)]:
+        if i >= len(events):
+            break
+        cat.apply_run(catalogue, events[i : i + size])
+        i += size
+
+
 def _data(kind: str, trigger: str, n: int, text: str) -> dict[str, Any]:
     return {
         "trigger_id": trigger,
@@ -90,12 +102,7 @@ def test_runs_fold_to_the_catalogue_of_single_folds(
     events = _recorded(specs)
     one_by_one = cat.fold_all(events)
     runs = cat.CatalogueState()
-    i = 0
-    for size in [*cuts, len(events)]:
-        if i >= len(events):
-            break
-        cat.apply_run(runs, events[i : i + size])
-        i += size
+    _apply_in_runs(runs, events, cuts)
     assert runs.position == one_by_one.position
     assert runs.sessions == one_by_one.sessions
     assert cat.encode(runs) == cat.encode(one_by_one)  # also the order of every dict
@@ -185,12 +192,7 @@ def test_runs_fold_like_single_folds_for_any_envelope(
     ]
     one_by_one = cat.fold_all([*prefix, *events])
     runs = cat.fold_all(prefix)
-    i = 0
-    for size in [*cuts, len(events)]:
-        if i >= len(events):
-            break
-        cat.apply_run(runs, events[i : i + size])
-        i += size
+    _apply_in_runs(runs, events, cuts)
     assert runs.position == one_by_one.position
     assert runs.sessions == one_by_one.sessions
     assert cat.encode(runs) == cat.encode(one_by_one)
