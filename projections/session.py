@@ -189,9 +189,7 @@ def fold_session_run(state: SessionState, events: Sequence[SessionEvent]) -> Ses
             last_message = draft.last_message
             continue
         counts[event_type] = counts.get(event_type, 0) + 1
-        stream = body.get("stream_id")
-        if isinstance(stream, str) and stream.startswith("worker"):  # activity.is_worker
-            # (the reset types, which fold_activity checks first, are _GENERAL kinds)
+        if is_worker(body):  # (the reset types, which fold_activity checks first, are _GENERAL)
             activity = fold_worker(activity, event_type, ts, last_active or None)
         elif event_type in FOLDED_TYPES:
             activity = fold_activity(
@@ -201,20 +199,10 @@ def fold_session_run(state: SessionState, events: Sequence[SessionEvent]) -> Ses
         last_active = max(last_active, ts)
         if not created:
             created = ts
-        if kind is _OTHER:
-            continue
-        data = body.get("data")
-        if not isinstance(data, dict):
-            data = {}
-        if kind == "client_input_received":
-            message_count += 1
-            last_message = _text(data, "content")[:LAST_MESSAGE_CHARS]
-        elif kind == "llm_turn_complete":
-            message_count += 1
-        else:  # client_output_delta
-            snapshot = _text(data, "snapshot") or _text(data, "content")
-            if snapshot:
-                last_message = snapshot[:LAST_MESSAGE_CHARS]
+        if kind is _MESSAGE:
+            message_count, last_message = _messages(
+                event_type, payload(body), message_count, last_message
+            )
     _store(draft, version, last_active, created, activity, message_count, last_message)
     return draft
 
@@ -237,11 +225,25 @@ def _store(
     _set(draft, "last_message", last_message)
 
 
+MESSAGE_TYPES = ("client_input_received", "llm_turn_complete", "client_output_delta")
+
+
+def _messages(event_type: str, data: dict[str, Any], count: int, last: str) -> tuple[int, str]:
+    """The message count and last message after a message event (one of MESSAGE_TYPES):
+    the one rule for `_changes` and the run fold."""
+    if event_type == "client_input_received":
+        return count + 1, _text(data, "content")[:LAST_MESSAGE_CHARS]
+    if event_type == "llm_turn_complete":
+        return count + 1, last
+    snapshot = _text(data, "snapshot") or _text(data, "content")  # client_output_delta
+    return count, snapshot[:LAST_MESSAGE_CHARS] if snapshot else last
+
+
 # How the run folds an event type: _GENERAL through `_changes` (the types that change
 # more than the version, times, counts, activity, message count and last message);
-# the three types that change the message count or last message by name; _OTHER
-# (every other type) only the version, times, counts and activity.
-_GENERAL, _OTHER = "general", "other"
+# _MESSAGE also through `_messages`; _OTHER (every other type) only the version,
+# times, counts and activity.
+_GENERAL, _MESSAGE, _OTHER = "general", "message", "other"
 _RUN_KIND = {
     **dict.fromkeys(
         [
@@ -259,7 +261,7 @@ _RUN_KIND = {
         ],
         _GENERAL,
     ),
-    **{t: t for t in ("client_input_received", "llm_turn_complete", "client_output_delta")},
+    **dict.fromkeys(MESSAGE_TYPES, _MESSAGE),
 }
 
 
@@ -320,13 +322,8 @@ def _changes(
         # 54fd8db's payload has only `colony_id`; hivelog's fork writes both (equal)
         spawned = _text(data, "colony_name") or _text(data, "colony_id") or None
         changes.update(colony_spawned=True, spawned_colony_name=spawned)
-    elif event_type == "client_input_received":
-        changes["message_count"] = state.message_count + 1
-        changes["last_message"] = _text(data, "content")[:LAST_MESSAGE_CHARS]
-    elif event_type == "llm_turn_complete":
-        changes["message_count"] = state.message_count + 1
-    elif event_type == "client_output_delta":
-        snapshot = _text(data, "snapshot") or _text(data, "content")
-        if snapshot:
-            changes["last_message"] = snapshot[:LAST_MESSAGE_CHARS]
+    elif event_type in MESSAGE_TYPES:
+        changes["message_count"], changes["last_message"] = _messages(
+            event_type, data, state.message_count, state.last_message
+        )
     return changes

@@ -12,6 +12,13 @@ from hypothesis import strategies as st
 from eventstore import RecordedEvent
 from projections import catalogue as cat
 from projections.envelope import new_event
+from projections.session import (
+    LAST_MESSAGE_CHARS,
+    SessionEvent,
+    SessionState,
+    fold_session,
+    fold_session_run,
+)
 
 T0 = 1_790_000_000.0
 TYPES = [
@@ -208,3 +215,27 @@ def test_a_run_does_not_change_the_state_it_started_from() -> None:
     assert before.sessions["s1"] is not held
     assert orjson.dumps(held.to_dict()) == encoded
     assert before.sessions["s1"].version == 3
+
+
+def test_message_events_set_the_count_and_the_last_message() -> None:
+    """The message rule itself (the single and the run fold share it, so the properties
+    above cannot catch a change to it): input counts and shows its content, truncated; a
+    turn counts; a delta shows its snapshot, else its content, and an empty one nothing."""
+    long = "x" * (LAST_MESSAGE_CHARS + 5)
+    steps: list[tuple[str, dict[str, Any], int, str]] = [
+        ("client_input_received", {"content": long}, 1, long[:LAST_MESSAGE_CHARS]),
+        ("llm_turn_complete", {}, 2, long[:LAST_MESSAGE_CHARS]),
+        ("client_output_delta", {"snapshot": "snap", "content": "c"}, 2, "snap"),
+        ("client_output_delta", {"content": "only content"}, 2, "only content"),
+        ("client_output_delta", {"snapshot": "", "content": ""}, 2, "only content"),
+        ("client_output_delta", {"content": 7}, 2, "only content"),
+    ]
+    singly = SessionState(session_id="s1")
+    run: list[SessionEvent] = []
+    for version, (kind, data, count, last) in enumerate(steps, start=1):
+        body = {"type": kind, "stream_id": "queen", "data": data}
+        singly = fold_session(singly, kind, body, version, T0 + version)
+        run.append((kind, body, version, T0 + version))
+        assert (singly.message_count, singly.last_message) == (count, last), kind
+    folded = fold_session_run(SessionState(session_id="s1"), run)
+    assert (folded.message_count, folded.last_message) == (2, "only content")
