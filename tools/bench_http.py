@@ -14,7 +14,7 @@ Rows:
 Every figure is the median of alternating rounds (ours, baseline, ours, ...: 5, or 2
 with --quick), so the machine's noise falls on both alike.
 Both servers run under uvicorn in this process on `hivelog serve`'s stack (its loop
-and its h11 protocol with the head timeout, `tools.serve.STACK`, named in the table),
+and its protocol with the head guards, `tools.serve.STACK`, named in the table),
 so the ratio compares like with like; the load comes from another
 process: wrk when installed (`apt-get install wrk`), else a Python httpx loader
 (named in the table; it is slower than wrk, so absolute req/s are lower, the ratio

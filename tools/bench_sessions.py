@@ -7,7 +7,7 @@ Rows (medians within this one run):
   - the first start on the 1M-event log (no checkpoint: full fold from 0), for scale;
   - POST /api/sessions on a real `hivelog serve` vs a bare Starlette endpoint that
     parses the same body, both under uvicorn on 127.0.0.1 on `hivelog serve`'s stack
-    (its loop and its h11 protocol with the head timeout: `tools.serve.STACK`), same
+    (its loop and its protocol with the head guards: `tools.serve.STACK`), same
     client, same run, at 1, 16 and 64 keep-alive connections (group commit shares
     fsyncs as load grows);
   - at 16 connections, the CPU each request costs the server process (all its
@@ -58,8 +58,8 @@ async def create(request):
                     media_type="application/json")
 
 app = Starlette(routes=[Route("/api/sessions", create, methods=["POST"])])
-# `hivelog serve`'s stack (uvloop where installed, h11 with the head timeout), so the
-# ratio measures the app, not a faster HTTP parser (httptools serves this ~2x faster)
+# `hivelog serve`'s stack (uvloop and httptools where installed, with the head guards),
+# so the ratio measures the app, not a different HTTP parser
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
             loop=LOOP, http=protocol_with_head_timeout(10.0))
 """

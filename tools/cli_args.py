@@ -41,6 +41,12 @@ def serve(parser: argparse.ArgumentParser) -> None:
         help="seconds to receive a request head, else close (default 10)",
     )
     parser.add_argument(
+        "--http",
+        choices=["httptools", "h11"],
+        default=None,
+        help="HTTP protocol (default httptools where installed, else h11)",
+    )
+    parser.add_argument(
         "--body-timeout",
         type=float,
         default=30.0,

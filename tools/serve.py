@@ -4,17 +4,16 @@ SIGTERM (and Ctrl-C) stop it gracefully with exit code 0 (see `Server`). hivelog
 own log lines (logger `hivelog`) go to uvicorn's console handler at the chosen level.
 
 Slow or silent clients cannot hold connections forever (issue 12): uvicorn closes
-idle keep-alive connections after `--keep-alive-timeout`, caps a request head at
-`h11_max_incomplete_event_size` bytes and answers 503 beyond `--max-connections`
-(`limit_concurrency`). uvicorn has no request-head timeout (a connection that
-sends nothing, or half a head, stays open), so `HeadTimeoutH11Protocol` adds one;
-and no body timeout, which the app's `BodyTimeoutMiddleware` adds (408).
+idle keep-alive connections after `--keep-alive-timeout` and answers 503 beyond
+`--max-connections` (`limit_concurrency`); `tools/http_protocols.py` adds what
+uvicorn lacks, a request-head timeout (`--header-timeout`) and, on httptools, a
+16 KiB cap on a request head (h11 has its own); the app's `BodyTimeoutMiddleware`
+adds the body timeout (408).
 
-The stack (issue 15): uvloop for the event loop where installed (`uvicorn[standard]`
-brings it on CPython off Windows), h11 for the protocol. httptools parses faster,
-but uvicorn's head-size cap (`h11_max_incomplete_event_size`) exists only for h11,
-and the head timeout above hooks h11's state; keeping h11 keeps both guarantees.
-`STACK` says what runs; `hivelog bench` runs its bare baselines on the same.
+The stack (issue 15): uvloop for the event loop and httptools for the protocol where
+installed (`uvicorn[standard]` brings both on CPython off Windows), else asyncio and
+h11 (`--http h11` asks for h11). `STACK` says what runs by default; `hivelog bench`
+runs its bare baselines on the same.
 """
 
 from __future__ import annotations
@@ -29,10 +28,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import h11
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api.app import create_app
 from api.core.settings import Settings
@@ -40,12 +37,11 @@ from eventstore import EventStoreError
 from eventstore.preflight import verify_store
 from tools.config import db_url
 from tools.console import EXIT_USAGE, error
+from tools.http_protocols import DEFAULT_HTTP, MAX_HEAD_BYTES, protocol_for
 from tools.startup_check import recent_chain_faults
 
-HEADER_TIMEOUT_SECONDS = 10.0
 KEEP_ALIVE_SECONDS = 5.0
 MAX_CONNECTIONS = 4096
-MAX_HEAD_BYTES = 16 * 1024  # h11's default, stated: a request head larger than this is refused
 # In-flight requests get this long to finish after SIGTERM, then are cancelled (a
 # cancelled append was never acknowledged); the app's own stop follows.
 GRACEFUL_SECONDS = 2.0
@@ -60,7 +56,7 @@ def _loop_name() -> str:
 
 
 LOOP = _loop_name()
-STACK = f"uvicorn, {LOOP} loop, h11"
+STACK = f"uvicorn, {LOOP} loop, {DEFAULT_HTTP}"
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -91,47 +87,6 @@ class Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-class HeadTimeoutH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose request head is not complete
-    within `head_timeout` seconds of the connection opening (or of the first byte of a
-    later request on a kept-alive connection)."""
-
-    head_timeout = HEADER_TIMEOUT_SECONDS
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._head_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_head_timer()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.conn.their_state is h11.IDLE:
-            self._arm_head_timer()  # a head still (partly) to come: keep its deadline
-        else:
-            self._disarm_head_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
-        super().connection_lost(exc)
-
-    def _arm_head_timer(self) -> None:
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
-
-    def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.transport.close()
-
-
 def log_config(level: str) -> dict[str, Any]:
     """uvicorn's logging set-up, plus the `hivelog` logger on its console handler."""
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
@@ -143,8 +98,9 @@ def log_config(level: str) -> dict[str, Any]:
     return config
 
 
-def protocol_with_head_timeout(seconds: float) -> type[HeadTimeoutH11Protocol]:
-    return type("HeadTimeoutH11Protocol", (HeadTimeoutH11Protocol,), {"head_timeout": seconds})
+def protocol_with_head_timeout(seconds: float, kind: str = DEFAULT_HTTP) -> type[asyncio.Protocol]:
+    """`serve`'s protocol (httptools where installed, else h11) with its head guards."""
+    return protocol_for(kind, seconds)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,6 +123,11 @@ def run(args: argparse.Namespace) -> int:
             + ". Not serving; run `hivelog audit` for the full report, restore from a backup"
         )
         return EXIT_USAGE
+    try:
+        protocol = protocol_with_head_timeout(args.header_timeout, args.http or DEFAULT_HTTP)
+    except ValueError as exc:
+        error(str(exc))
+        return EXIT_USAGE
     settings = dataclasses.replace(settings, body_timeout=args.body_timeout)
     app = create_app(settings, address=f"http://{args.host}:{args.port}")
     config = uvicorn.Config(
@@ -177,9 +138,9 @@ def run(args: argparse.Namespace) -> int:
         log_config=log_config(args.log_level),
         lifespan="on",
         loop=LOOP,
-        http=protocol_with_head_timeout(args.header_timeout),
+        http=protocol,
         timeout_keep_alive=max(1, round(args.keep_alive_timeout)),
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,  # h11's cap (httptools': the protocol's)
         limit_concurrency=args.max_connections,
         timeout_graceful_shutdown=max(1, round(GRACEFUL_SECONDS)),
     )

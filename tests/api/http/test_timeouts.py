@@ -1,5 +1,7 @@
 """Slow and silent clients against a real `hivelog serve`: heads and bodies that never
-complete, idle connections, and clients that leave mid-request.
+complete, heads too large, idle connections, and clients that leave mid-request. Every
+test runs on both protocols `serve` can run (httptools, the default where installed,
+and h11), since each carries its own head guards (tools/http_protocols.py).
 
 The server runs with 1 s timeouts so the test is quick; every socket read has a
 generous bound (a hang detector, not a timing assertion).
@@ -7,6 +9,7 @@ generous bound (a hang detector, not a timing assertion).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -16,14 +19,24 @@ import httpx
 import pytest
 
 from tests.support.server import Server, running_server
+from tools.http_protocols import HTTPTOOLS, MAX_HEAD_BYTES
 
 FAST = ["--header-timeout", "1", "--body-timeout", "1", "--keep-alive-timeout", "1"]
 BOUND = 20.0  # seconds: far beyond the 1 s timeouts; only a hang reaches it
 
 
-@pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
-    with running_server(db_url, tmp_path, FAST) as s:
+PROTOCOLS = [
+    pytest.param(
+        "httptools",
+        marks=pytest.mark.skipif(not HTTPTOOLS, reason="httptools is not installed"),
+    ),
+    "h11",
+]
+
+
+@pytest.fixture(params=PROTOCOLS)
+def server(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator[Server]:
+    with running_server(db_url, tmp_path, [*FAST, "--http", request.param]) as s:
         yield s
 
 
@@ -110,3 +123,90 @@ def test_a_live_event_stream_outlives_the_body_timeout(server: Server) -> None:
             lines = stream.iter_lines()
             first = next(line for line in lines if line.startswith("data:"))
             assert sid in first and "session_stopped" in first
+
+
+def _post_with_head_of(size: int) -> bytes:
+    """A create request whose head is `size` bytes long (a padding header fills it)."""
+    start = b"POST /api/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+    pad_name = b"X-Pad: "
+    fill = size - len(start) - len(pad_name) - 4  # the pad line's CRLF and the blank line
+    return start + pad_name + b"a" * fill + b"\r\n\r\n" + b"{}"
+
+
+def _refused(sock: socket.socket) -> bytes:
+    """What the server answers before closing, after refusing what we sent."""
+    try:
+        return _read_until_closed(sock)
+    except ConnectionResetError:  # closed while our bytes were still arriving
+        return b""
+    finally:
+        sock.close()
+
+
+def test_an_endless_head_is_refused_and_appends_nothing(server: Server) -> None:
+    """More than the cap of a head that has not ended: both protocols refuse it (h11's
+    cap is uvicorn's, answering 400; httptools' is ours, answering 431)."""
+    before = _head(server)
+    sock = _connect(server)
+    head = _post_with_head_of(4 * MAX_HEAD_BYTES)
+    with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+        sock.sendall(head[: 2 * MAX_HEAD_BYTES])  # no blank line: the head goes on
+    answer = _refused(sock)
+    assert answer == b"" or answer.startswith((b"HTTP/1.1 431 ", b"HTTP/1.1 400 ")), answer
+    assert _head(server) == before
+    assert httpx.get(f"{server.base_url}/api/health").status_code == 200
+
+
+@pytest.mark.skipif(not HTTPTOOLS, reason="httptools is not installed")
+def test_a_whole_head_over_the_cap_is_refused_on_httptools(db_url: str, tmp_path: Path) -> None:
+    """A complete head over the cap arriving in one read is measured and refused before
+    the app runs (h11 measures only heads still incomplete, as uvicorn configures it)."""
+    with running_server(db_url, tmp_path, [*FAST, "--http", "httptools"]) as server:
+        before = _head(server)
+        for size in (MAX_HEAD_BYTES + 1024, 3 * MAX_HEAD_BYTES):
+            sock = _connect(server)
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                sock.sendall(_post_with_head_of(size))
+            answer = _refused(sock)
+            assert answer.startswith(b"HTTP/1.1 431 ") or answer == b"", answer[:200]
+        assert _head(server) == before
+        assert httpx.get(f"{server.base_url}/api/health").status_code == 200
+
+
+def test_a_head_under_the_cap_is_served(server: Server) -> None:
+    sock = _connect(server)
+    sock.sendall(_post_with_head_of(MAX_HEAD_BYTES - 1024))
+    first = _read_response(sock)
+    sock.close()
+    assert first.startswith(b"HTTP/1.1 201 "), first[:200]
+
+
+def test_the_head_deadline_applies_again_on_a_kept_alive_connection(server: Server) -> None:
+    """After one request, half of a second head is not enough to keep the connection."""
+    sock = _connect(server)
+    sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    first = _read_response(sock)
+    assert first.startswith(b"HTTP/1.1 200 ")
+    sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127")  # half a head, then nothing
+    assert _read_until_closed(sock) == b""
+    sock.close()
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole response (Content-Length framed) from a kept-alive connection."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before a response head"
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "closed mid-body"
+        body += chunk
+    return head + b"\r\n\r\n" + body
