@@ -273,6 +273,30 @@ class BulkAppend:
     # already (import-hive's parsing process does, beside the writing); else computed here
     digests: Sequence[bytes] | None = None
 
+    def new_events(self) -> Sequence[NewEvent]:
+        """The events, for `EventStore.append` (if the appender left this append)."""
+        return self.events
+
+
+# One encoded event as import-hive's parsing process sends it: (event id, type, data
+# as JSON bytes, metadata as JSON bytes or None, its `eventstore.chain.content_digest`).
+EventRow = tuple[str, str, bytes, "bytes | None", bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkRows:
+    """One append of events as rows (`EventRow`): what `BulkAppend` says, without a
+    `NewEvent` per event (building one cost as much as half of writing its row)."""
+
+    stream_id: str
+    rows: Sequence[EventRow]
+    expected: Expected
+
+    def new_events(self) -> list[NewEvent]:
+        """The events, for `EventStore.append` (if the appender left this append)."""
+        return [NewEvent(kind, data, metadata, event_id) for event_id, kind, data, metadata, _
+                in self.rows]  # fmt: skip
+
 
 class SQLiteBulkAppender:
     """Appends for many streams in one transaction on its own connection, exactly as the
@@ -373,7 +397,7 @@ class SQLiteBulkAppender:
                 c.execute("ROLLBACK")
             raise
 
-    def append_many(self, appends: Sequence[BulkAppend]) -> list[int]:
+    def append_many(self, appends: Sequence[BulkAppend | BulkRows]) -> list[int]:
         """Write every append it can in one transaction; the indexes of those it left
         (in order) for `EventStore.append`. All or nothing: if a row is refused, nothing
         is written and every index is returned.
@@ -407,7 +431,7 @@ class SQLiteBulkAppender:
             raise
         return left
 
-    def _write(self, c: sqlite3.Connection, appends: Sequence[BulkAppend]) -> list[int]:
+    def _write(self, c: sqlite3.Connection, appends: Sequence[BulkAppend | BulkRows]) -> list[int]:
         last_position, _, chain_hash = c.execute(
             "SELECT last_position, chain_position, chain_hash FROM log_head"
         ).fetchone()
@@ -420,6 +444,7 @@ class SQLiteBulkAppender:
         left: list[int] = []
         position = last_position
         loading = self._rebuild is not None
+        kinds: dict[str, bytes] = {}  # type -> its length-prefixed bytes in the link
         for index, append in enumerate(appends):
             stream_id = append.stream_id
             head = heads.get(stream_id)
@@ -432,40 +457,64 @@ class SQLiteBulkAppender:
                     left.append(index)  # deleted: the store raises StreamDeleted
                     continue
                 head = (found[0], found[1]) if found else (0, 0)
-            if not _plain(append, head[0]) or (
-                self._clashes(append.events)
-                if loading
-                else append.expected is ExpectedState.ANY and _any_stored(c, append.events)
-            ):
+            rows_in = append.rows if isinstance(append, BulkRows) else _event_rows(append)
+            if rows_in is None or not _plain(stream_id, append.expected, head[0], len(rows_in)):
                 left.append(index)
                 continue
+            # eventstore.chain's digest and link, inlined (one SHA-256 call per event),
+            # and the checks that each event is one the store takes as is (the types of
+            # `EventRow`, ids and types within bounds) in the same pass
+            start_position, start_chain, mark = position, chain, len(rows)
             version = head[0]
-            # eventstore.chain's digest and link, inlined (one SHA-256 call each per event)
             sid = stream_id.encode()
             sid_lp = pack(len(sid)) + sid
-            digests = append.digests
-            for n, event in enumerate(append.events):
+            for event_id, type_, data, metadata, digest in rows_in:
+                if (
+                    type(data) is not bytes
+                    or type(event_id) is not str
+                    or type(type_) is not str
+                    or type(digest) is not bytes
+                    or not 0 < len(event_id) <= MAX_EVENT_ID_LENGTH
+                ):
+                    break
+                kind_lp = kinds.get(type_)
+                if kind_lp is None:
+                    kind_lp = _kind_lp(type_)
+                    if kind_lp is None:
+                        break
+                    kinds[type_] = kind_lp
+                if metadata is None:
+                    if len(data) > MAX_EVENT_BYTES:
+                        break
+                elif type(metadata) is not bytes or len(data) + len(metadata) > MAX_EVENT_BYTES:
+                    break
                 position += 1
                 version += 1
-                data, metadata = event.data, event.metadata
-                if digests is not None:
-                    digest = digests[n]
-                else:
-                    tail = b"\x00" if metadata is None else b"\x01" + pack(len(metadata)) + metadata
-                    digest = sha256(pack(len(data)) + data + tail).digest()
-                event_id, type_ = str(event.event_id), event.type
-                eid, kind = event_id.encode(), type_.encode()
+                eid = event_id.encode()
                 chain = sha256(
                     b"".join((
                         DOMAIN, chain, pack(position), sid_lp, pack(version),
-                        pack(len(eid)), eid, pack(len(kind)), kind, now, digest,
+                        pack(len(eid)), eid, kind_lp, now, digest,
                     ))
                 ).digest()  # fmt: skip
                 rows.append(
                     (position, stream_id, version, event_id, type_, data, metadata, now_us,
                      digest, chain)
                 )  # fmt: skip
-            heads[stream_id] = (version, position)
+            else:
+                if not (
+                    self._clashes([r[0] for r in rows_in])
+                    if loading
+                    else append.expected is ExpectedState.ANY
+                    and _any_stored(c, [r[0] for r in rows_in])
+                ):
+                    heads[stream_id] = (version, position)
+                    continue
+            # an event the store must judge, or an id that may be stored: all of this
+            # append goes to the store
+            del rows[mark:]
+            position, chain = start_position, start_chain
+            left.append(index)
         if not rows:
             return left
         c.executemany(
@@ -499,14 +548,14 @@ class SQLiteBulkAppender:
         finally:
             os.close(fd)
 
-    def _clashes(self, events: Sequence[NewEvent]) -> bool:
+    def _clashes(self, event_ids: Sequence[str]) -> bool:
         """During a load (no event-id index): whether an event id may be one this load
         wrote already, or repeats within the append; if not, its ids are noted. Kept as
         hashes (a third of the memory of the ids): a hash shared by two different ids
         only leaves that append to the store, which looks the id up properly."""
-        hashes = {hash(e.event_id) for e in events}
+        hashes = set(map(hash, event_ids))
         loaded = self._loaded
-        if len(hashes) != len(events) or not loaded.isdisjoint(hashes):
+        if len(hashes) != len(event_ids) or not loaded.isdisjoint(hashes):
             return True
         loaded.update(hashes)
         return False
@@ -517,42 +566,60 @@ class SQLiteBulkAppender:
         self.conn.close()
 
 
-def _any_stored(c: sqlite3.Connection, events: Sequence[NewEvent]) -> bool:
+def _any_stored(c: sqlite3.Connection, event_ids: Sequence[str]) -> bool:
     """Whether an event id is stored already: a retry, which the store answers."""
     return any(
-        c.execute("SELECT 1 FROM events WHERE event_id = ?", (str(e.event_id),)).fetchone()
-        for e in events
+        c.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        for event_id in event_ids
     )
 
 
-def _plain(append: BulkAppend, head: int) -> bool:
-    """An append the store would take as is: its expectation met, events already encoded
-    (JSON bytes, an id, a type within bounds), the stream id one the store accepts.
-    Anything else goes to the store (which refuses or retries it in its own words)."""
-    expected = append.expected
+def _event_rows(append: BulkAppend) -> list[EventRow] | None:
+    """A `BulkAppend`'s events as rows, with their content digests (given or computed
+    here), or None if one is not encoded already (JSON bytes, a text id)."""
+    digests = append.digests
+    if digests is not None and len(digests) != len(append.events):
+        return None
+    sha256, pack = hashlib.sha256, _U64.pack
+    rows: list[EventRow] = []
+    for n, event in enumerate(append.events):
+        data, metadata, event_id = event.data, event.metadata, event.event_id
+        if not (
+            type(data) is bytes
+            and (metadata is None or type(metadata) is bytes)
+            and type(event_id) is str
+        ):
+            return None
+        if digests is not None:
+            digest = digests[n]
+        else:
+            tail = b"\x00" if metadata is None else b"\x01" + pack(len(metadata)) + metadata
+            digest = sha256(pack(len(data)) + data + tail).digest()
+        rows.append((event_id, event.type, data, metadata, digest))
+    return rows
+
+
+def _kind_lp(type_: str) -> bytes | None:
+    """An event type's length-prefixed bytes in the chain link, or None if the store
+    would refuse the type (blank, too long)."""
+    if not type_.strip() or len(type_) > MAX_TYPE_LENGTH:
+        return None
+    kind = type_.encode()
+    return _U64.pack(len(kind)) + kind
+
+
+def _plain(stream_id: str, expected: Expected, head: int, count: int) -> bool:
+    """An append the store would take as is, as far as the append goes: its expectation
+    met, the stream id one the store accepts, not empty and not too many events (each
+    event is checked as it is written). Anything else goes to the store (which refuses
+    or retries it in its own words)."""
     if expected is ExpectedState.NO_STREAM:
         if head != 0:
             return False
     elif expected is not ExpectedState.ANY and expected != head:
         return False
     try:
-        validate_stream_id(append.stream_id)
+        validate_stream_id(stream_id)
     except InvalidEvent:
         return False
-    if not 0 < len(append.events) <= MAX_EVENTS_PER_APPEND:
-        return False
-    if append.digests is not None and len(append.digests) != len(append.events):
-        return False
-    for event in append.events:
-        if not (
-            type(event.data) is bytes
-            and (event.metadata is None or type(event.metadata) is bytes)
-            and type(event.event_id) is str
-            and 0 < len(event.event_id) <= MAX_EVENT_ID_LENGTH
-            and type(event.type) is str
-            and event.type.strip()
-            and len(event.type) <= MAX_TYPE_LENGTH
-            and len(event.data) + len(event.metadata or b"") <= MAX_EVENT_BYTES
-        ):
-            return False
-    return True
+    return 0 < count <= MAX_EVENTS_PER_APPEND

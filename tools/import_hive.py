@@ -43,7 +43,7 @@ from api.core.agent_files import (
 )
 from api.core.colonies import MAX_TRIGGERS
 from eventstore import NO_STREAM, EventStore, NewEvent, StreamDeleted
-from eventstore.bulk import BulkAppend, SQLiteBulkAppender
+from eventstore.bulk import BulkAppend, BulkRows, SQLiteBulkAppender
 from eventstore.sqlite import sqlite_path_from_url
 from eventstore.types import ExpectedState
 from projections.envelope import new_event
@@ -52,7 +52,7 @@ from projections.trigger_config import ConfigError, validate_config
 
 from .console import EXIT_OK, EXIT_PROBLEMS, progress, write_json
 from .hive_lines import IMPORT_NAMESPACE
-from .hive_parse import InlineParser, Job, Parser, open_parser
+from .hive_parse import InlineParser, Job, Parser, Row, open_parser
 from .logio import UsageError, connect, resolve_url, run_tool
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ class Importer:
         self._seen: dict[str, Path] = {}  # session id -> its folder (imported once)
         self._held: list[tuple[str, str, int | None]] | None = None
         self.bulk = bulk
-        self._group: list[BulkAppend] = []
+        self._group: list[BulkAppend | BulkRows] = []
         self._group_events = 0
         self._committing: asyncio.Future[None] | None = None
         self.home = home
@@ -358,7 +358,7 @@ class Importer:
         }
         if self.bulk is not None and not self.dry_run:
             event = self._record_event("hive_session_imported", source, record)
-            await self._grouped(BulkAppend(IMPORTS_STREAM, [event], ExpectedState.ANY))
+            await self._grouped(BulkAppend(IMPORTS_STREAM, [event], ExpectedState.ANY), 1)
             return
         self._after_session(self._record("hive_session_imported", source, record))
 
@@ -387,10 +387,11 @@ class Importer:
             self._queued_events -= count
             await task
 
-    async def _grouped(self, append: BulkAppend) -> None:
-        """Add one append to the group; a full group is committed (while the next parses)."""
+    async def _grouped(self, append: BulkAppend | BulkRows, events: int) -> None:
+        """Add one append (of `events` events) to the group; a full group is committed
+        (while the next parses)."""
         self._group.append(append)
-        self._group_events += len(append.events)
+        self._group_events += events
         if self._group_events >= GROUP_EVENTS:
             await self._commit_group()
 
@@ -403,18 +404,19 @@ class Importer:
             group, self._group, self._group_events = self._group, [], 0
             self._committing = asyncio.ensure_future(self._commit(group))
 
-    async def _commit(self, group: Sequence[BulkAppend]) -> None:
+    async def _commit(self, group: Sequence[BulkAppend | BulkRows]) -> None:
         """One transaction for the group; what it leaves goes through the store, in order
         (an expectation not met, a stored event id: the store decides as it always does)."""
         assert self.bulk is not None
         left = await asyncio.to_thread(self.bulk.append_many, group)
         for index in left:
             append = group[index]
+            events = append.new_events()
             if append.stream_id == IMPORTS_STREAM:
-                await self.store.append(IMPORTS_STREAM, append.events)
+                await self.store.append(IMPORTS_STREAM, events)
                 continue
             try:
-                await self.store.append(append.stream_id, append.events, expected=append.expected)
+                await self.store.append(append.stream_id, events, expected=append.expected)
             except StreamDeleted:
                 raise UsageError(
                     f"session {append.stream_id} was deleted while importing"
@@ -490,8 +492,7 @@ class Importer:
         events; they commit while the next lines parse."""
         source = self.rel(path)
         summary = self.summary
-        batch: list[NewEvent] = []
-        digests: list[bytes] = []
+        batch: list[Row] = []
         imported = 0
         while True:
             chunk = await self.parser.next()
@@ -502,40 +503,42 @@ class Importer:
                 summary.problem(source, reason, line)
             if chunk.error is not None:
                 summary.problem(source, f"unreadable ({chunk.error}); the rest not imported")
-            for event_id, event_type, data, metadata, digest in chunk.rows:
-                batch.append(NewEvent(event_type, data, metadata, event_id))
-                digests.append(digest)
-                if len(batch) >= BATCH:
-                    await self._queue(sid, batch, head, digests)
-                    head += len(batch)
-                    imported += len(batch)
-                    batch, digests = [], []
+            rows, taken = chunk.rows, 0
+            while len(batch) + len(rows) - taken >= BATCH:
+                cut = taken + BATCH - len(batch)
+                batch.extend(rows[taken:cut])
+                taken = cut
+                await self._queue(sid, batch, head)
+                head += len(batch)
+                imported += len(batch)
+                batch = []
+            batch.extend(rows[taken:] if taken else rows)
             if chunk.last:
                 break
         if batch:
-            await self._queue(sid, batch, head, digests)
+            await self._queue(sid, batch, head)
             imported += len(batch)
         return imported
 
-    async def _queue(
-        self, sid: str, batch: list[NewEvent], head: int, digests: list[bytes]
-    ) -> None:
-        """Queue one append of this session after its previous one (on SQLite with the
-        content digests the parsing computed)."""
+    async def _queue(self, sid: str, batch: list[Row], head: int) -> None:
+        """Queue one append of this session after its previous one (on SQLite the rows
+        as parsed, with the content digests the parsing computed)."""
         if self.bulk is not None and not self.dry_run:
             self.summary.events_imported += len(batch)
-            await self._grouped(BulkAppend(sid, batch, head or NO_STREAM, digests))
+            await self._grouped(BulkRows(sid, batch, head or NO_STREAM), len(batch))
             return
-        await self._room(len(batch))
+        events = [NewEvent(kind, data, metadata, event_id)
+                  for event_id, kind, data, metadata, _ in batch]  # fmt: skip
+        await self._room(len(events))
         previous = self._last
 
         async def append() -> None:
             if previous is not None:
                 await previous
-            await self._append(sid, batch, head)
+            await self._append(sid, events, head)
 
         self._last = asyncio.ensure_future(append())
-        self._track(self._last, len(batch))
+        self._track(self._last, len(events))
 
     async def _append(self, sid: str, batch: list[NewEvent], head: int) -> None:
         """Append at the version we expect (another writer makes this fail loudly)."""
