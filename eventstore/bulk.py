@@ -322,12 +322,15 @@ class SQLiteBulkAppender:
         self._rebuild: list[str] | None = None
         self._loaded: set[int] = set()
         self._wal_path = f"{path}-wal"
+        # a load in a rollback journal (`begin_load(own_file=True)`): the file is the
+        # load's alone until `finish_load` puts it back into WAL mode
+        self._journal = False
 
     @property
     def loading(self) -> bool:
         return self._rebuild is not None
 
-    def begin_load(self) -> bool:
+    def begin_load(self, *, own_file: bool = False) -> bool:
         """Start a load, if the log is empty: one transaction until `finish_load`, with
         the index on event ids (RANDOM_KEY) dropped and built once at the end from
         sorted keys; SQLite maintaining it row by row, a random page per row, rewritten
@@ -343,9 +346,20 @@ class SQLiteBulkAppender:
         (eventstore/sqlite.py) stays its one source. The write lock is held for the
         whole load: other writers wait, so no load while a lease on the log is live
         (a service is running on it). False (nothing started) if the log is not
-        empty or in use."""
+        empty or in use.
+
+        `own_file`: the caller has no other connection open on the file. The load then
+        runs in a rollback journal with the file locked for it alone (`_own_file`): the
+        pages go into the file once, instead of into the WAL and again into the file at
+        the final checkpoint. If another connection has the file open, the load runs
+        in the WAL as without it."""
         c = self.conn
-        c.execute("BEGIN IMMEDIATE")
+        self._journal = own_file and self._own_file()
+        try:
+            c.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._back_to_wal()
+            raise
         try:
             empty = (
                 c.execute("SELECT last_position FROM log_head").fetchone()[0] == 0
@@ -360,6 +374,7 @@ class SQLiteBulkAppender:
             ).fetchone()
             if not empty or in_use is not None:
                 c.execute("ROLLBACK")
+                self._back_to_wal()
                 return False
             indexes = c.execute(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
@@ -375,6 +390,7 @@ class SQLiteBulkAppender:
         except BaseException:
             if c.in_transaction:
                 c.execute("ROLLBACK")
+            self._back_to_wal()
             raise
         self._rebuild = [sql for _, sql in indexes]
         self._loaded = set()
@@ -396,6 +412,60 @@ class SQLiteBulkAppender:
             if c.in_transaction:
                 c.execute("ROLLBACK")
             raise
+        finally:
+            self._back_to_wal()
+
+    @property
+    def journal(self) -> bool:
+        """Whether the load runs in a rollback journal (the file is its alone)."""
+        return self._journal
+
+    def _own_file(self) -> bool:
+        """Lock the file for this connection alone (`locking_mode=EXCLUSIVE`: once taken,
+        the lock is kept until `_back_to_wal`) and leave WAL mode for a rollback journal:
+        a load's new pages are written straight into the file (only the few pages the
+        empty log had go to the journal). A crash or kill mid-load leaves a hot journal,
+        which the next connection that opens the file rolls back (SQLite's own
+        recovery), and the store puts the file back into WAL mode when it opens it.
+        False, and WAL mode as before, if another connection has the file open (leaving
+        WAL mode needs the file alone: SQLite refuses it then, and it is not waited for).
+        `synchronous=EXTRA`: in DELETE mode the commit is the journal's unlinking, so its
+        folder is synced too (FULL does not), or a power loss could bring it back."""
+        c = self.conn
+        c.execute("PRAGMA busy_timeout=0")
+        c.execute("PRAGMA locking_mode=EXCLUSIVE")
+        try:
+            mode = c.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+        except sqlite3.OperationalError:  # locked: another connection has the file open
+            mode = None
+        finally:
+            c.execute("PRAGMA busy_timeout=10000")
+        if mode != "delete":
+            self._journal = True  # so that `_back_to_wal` releases the lock
+            self._back_to_wal()
+            return False
+        c.execute("PRAGMA synchronous=EXTRA")
+        return True
+
+    def _back_to_wal(self) -> None:
+        """After a load in a rollback journal: WAL mode again and the lock released
+        (`locking_mode=NORMAL` releases it at the next access, the mode change). If the
+        change fails (another connection got in after the commit), the file stays in
+        rollback mode until the store opens it (it sets WAL mode on every open)."""
+        if not self._journal:
+            return
+        self._journal = False
+        c = self.conn
+        c.execute("PRAGMA locking_mode=NORMAL")
+        c.execute("PRAGMA synchronous=FULL")
+        c.execute("PRAGMA busy_timeout=0")
+        try:
+            c.execute("PRAGMA journal_mode=WAL").fetchone()
+        except sqlite3.OperationalError:
+            pass
+        finally:
+            c.execute("PRAGMA busy_timeout=10000")
+        c.execute("SELECT 1 FROM log_head").fetchone()  # an access: the lock goes
 
     def append_many(self, appends: Sequence[BulkAppend | BulkRows]) -> list[int]:
         """Write every append it can in one transaction; the indexes of those it left
@@ -412,6 +482,7 @@ class SQLiteBulkAppender:
                 self._rebuild, self._loaded = None, set()
                 if c.in_transaction:
                     c.execute("ROLLBACK")  # the whole load: nothing of it was committed
+                self._back_to_wal()
                 raise
             if left:
                 self.finish_load()
@@ -538,7 +609,12 @@ class SQLiteBulkAppender:
         """During a load: write the pages SQLite spilled into the WAL to disk now, as
         each group's commit did before, so the final commit does not wait for the
         whole load's bytes at once. Only flushing (SQLite takes no lock on the WAL
-        file, so opening and closing it here releases none of its locks)."""
+        file, so opening and closing it here releases none of its locks). Not in a
+        rollback journal: there the spilled pages are in the database file, and
+        closing a descriptor of it here would drop SQLite's POSIX locks on it (they
+        belong to the process and the file, not to a descriptor)."""
+        if self._journal:
+            return
         try:
             fd = os.open(self._wal_path, os.O_RDONLY)
         except OSError:
@@ -561,9 +637,18 @@ class SQLiteBulkAppender:
         return False
 
     def close(self) -> None:
-        """Close; a load not finished is rolled back (nothing of it was committed)."""
+        """Close; a load not finished is rolled back (nothing of it was committed), and
+        a file locked for it is in WAL mode again."""
         self._rebuild, self._loaded = None, set()
-        self.conn.close()
+        c = self.conn
+        try:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            self._back_to_wal()
+        except sqlite3.Error:  # closing rolls back all the same; the store sets WAL mode
+            pass
+        finally:
+            c.close()
 
 
 def _any_stored(c: sqlite3.Connection, event_ids: Sequence[str]) -> bool:

@@ -45,7 +45,7 @@ from api.core.colonies import MAX_TRIGGERS
 from eventstore import NO_STREAM, EventStore, NewEvent, StreamDeleted
 from eventstore.bulk import BulkAppend, BulkRows, SQLiteBulkAppender
 from eventstore.sqlite import sqlite_path_from_url
-from eventstore.types import ExpectedState
+from eventstore.types import AppendResult, Expected, ExpectedState, RecordedEvent, StreamInfo
 from projections.envelope import new_event
 from projections.ids import is_valid_id
 from projections.trigger_config import ConfigError, validate_config
@@ -53,6 +53,7 @@ from projections.trigger_config import ConfigError, validate_config
 from .console import EXIT_OK, EXIT_PROBLEMS, progress, write_json
 from .hive_lines import IMPORT_NAMESPACE
 from .hive_parse import InlineParser, Job, Parser, Row, open_parser
+from .import_beside import BesideFile
 from .logio import UsageError, connect, resolve_url, run_tool
 
 if TYPE_CHECKING:
@@ -144,13 +145,55 @@ async def _main(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown time zone {args.timezone!r}") from None
     sessions = find_sessions(home)
     colonies = sorted(p for p in (home / "colonies").glob("*") if p.is_dir())
-    summary = Summary(sessions_found=len(sessions))
     url = resolve_url(args.db, must_exist=False)
-    store = await connect(url)
+    summary = None
+    beside = None
+    if url.startswith("sqlite:///") and not args.dry_run:
+        beside = BesideFile.for_absent(sqlite_path_from_url(url))
+    if beside is not None:  # no log there yet: built beside it, then linked into place
+        published = False
+        try:
+            summary = await _import(
+                args, home, tz, sessions, colonies, f"sqlite:///{beside.temp}", own_file=True
+            )
+            published = beside.publish()
+        finally:
+            if not published:
+                beside.drop()
+        if not published:  # something created the log meanwhile: import into it
+            summary = None
+    if summary is None:
+        summary = await _import(args, home, tz, sessions, colonies, url, own_file=False)
+    if args.json:
+        write_json(summary.to_dict())
+    else:
+        sys.stdout.write(render(summary, dry_run=args.dry_run))
+    return EXIT_OK if summary.problem_count == 0 else EXIT_PROBLEMS
+
+
+async def _import(
+    args: argparse.Namespace,
+    home: Path,
+    tz: dt.tzinfo | None,
+    sessions: list[SessionDir],
+    colonies: list[Path],
+    url: str,
+    *,
+    own_file: bool,
+) -> Summary:
+    """One import into `url`. `own_file`: a SQLite file no one else can have open (built
+    beside the log's path): the load runs in a rollback journal, with the import's store
+    closed until the load is committed."""
+    summary = Summary(sessions_found=len(sessions))
+    store: EventStore | StoreWhenFree = await connect(url)  # creates or migrates the schema
     bulk = None
     if url.startswith("sqlite:///") and not args.dry_run:
         bulk = SQLiteBulkAppender(sqlite_path_from_url(url))
-        bulk.begin_load()  # into an empty log: one transaction, indexes built at the end
+        if own_file:
+            await store.close()
+            store = StoreWhenFree(url)
+        # into an empty log: one transaction, indexes built at the end
+        bulk.begin_load(own_file=own_file)
     total = sum(_size(s.path / "events.jsonl") for s in sessions)
     parser = open_parser(tz, total, PARSE_PROCESS_MIN_BYTES)
     importer = Importer(store, home, tz, summary, dry_run=args.dry_run, bulk=bulk, parser=parser)
@@ -163,11 +206,7 @@ async def _main(args: argparse.Namespace) -> int:
         await importer.close()  # an append failed: the queued ones are not waited for
         parser.close()  # a parsing process is stopped (killed if it was not done)
         await store.close()
-    if args.json:
-        write_json(summary.to_dict())
-    else:
-        sys.stdout.write(render(summary, dry_run=args.dry_run))
-    return EXIT_OK if summary.problem_count == 0 else EXIT_PROBLEMS
+    return summary
 
 
 def queen_trees(home: Path) -> list[Path]:
@@ -215,10 +254,44 @@ def content_id(kind: str, source: str, content: Any) -> str:
     return str(uuid.uuid5(IMPORT_NAMESPACE, f"{kind}:{source}:{digest}"))
 
 
+class StoreWhenFree:
+    """The import's store, opened at its first use: a load in a rollback journal
+    (`SQLiteBulkAppender.begin_load(own_file=True)`) needs the file to itself, so the
+    store stays closed until the load is committed (the importer asks nothing of it
+    meanwhile: see `Importer._existing_ids`)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._store: EventStore | None = None
+
+    async def _open(self) -> EventStore:
+        if self._store is None:
+            self._store = await connect(self.url)
+        return self._store
+
+    async def stream_info(self, stream_id: str) -> StreamInfo | None:
+        return await (await self._open()).stream_info(stream_id)
+
+    async def read(
+        self, stream_id: str, after_version: int = 0, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        return await (await self._open()).read(stream_id, after_version, limit)
+
+    async def append(
+        self, stream_id: str, events: Sequence[NewEvent], expected: Expected = ExpectedState.ANY
+    ) -> AppendResult:
+        return await (await self._open()).append(stream_id, events, expected)
+
+    async def close(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            await store.close()
+
+
 class Importer:
     def __init__(
         self,
-        store: EventStore,
+        store: EventStore | StoreWhenFree,
         home: Path,
         tz: dt.tzinfo | None,
         summary: Summary,
@@ -466,7 +539,11 @@ class Importer:
         self._last = None
 
     async def _existing_ids(self, sid: str, source: str) -> set[str] | None:
-        """Ids already in the session's stream; None (reported) if it must not be touched."""
+        """Ids already in the session's stream; None (reported) if it must not be touched.
+        None stored during a load: it began on an empty log and holds the write lock, so
+        the store (which sees only what is committed) would find the stream missing."""
+        if self.bulk is not None and self.bulk.loading:
+            return set()
         info = await self.store.stream_info(sid)
         if info is None:
             return set()
