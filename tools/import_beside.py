@@ -48,6 +48,7 @@ class BesideFile:
         leftovers of killed imports beside it are removed first."""
         if any(_lexists(path + suffix) for suffix in ("", *SIDE_FILES)):
             return None
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # as the store would
         sweep(path)
         return cls(path)
 

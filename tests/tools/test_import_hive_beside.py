@@ -38,11 +38,12 @@ def _count(path: Path) -> int:
 async def test_an_import_into_no_log_links_the_finished_file_into_place(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    home, path = tmp_path / "hive", tmp_path / "log.db"
+    """Also into a folder not there yet (created, as the store creates it)."""
+    home, path = tmp_path / "hive", tmp_path / "new" / "log.db"
     sessions = write_hive_home(home, EVENTS, per_session=50)
     assert await import_hive._main(_args(home, f"sqlite:///{path}")) == 0
     assert orjson.loads(capsys.readouterr().out)["events_imported"] == EVENTS
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hive", "log.db"]  # nothing beside
+    assert [p.name for p in path.parent.iterdir()] == ["log.db"]  # nothing beside
     assert _count(path) == EVENTS + sessions + 3  # a record per session and colony
     assert await sound(f"sqlite:///{path}")
 
