@@ -426,7 +426,10 @@ class SQLiteBulkAppender:
         a load's new pages are written straight into the file (only the few pages the
         empty log had go to the journal). A crash or kill mid-load leaves a hot journal,
         which the next connection that opens the file rolls back (SQLite's own
-        recovery), and the store puts the file back into WAL mode when it opens it.
+        recovery; a read-only one cannot, and refuses the file until then), and the
+        store puts the file back into WAL mode when it opens it. So import-hive uses it
+        only for a file no one else opens: a new log built beside its path
+        (tools/import_beside.py), dropped if the import does not finish.
         False, and WAL mode as before, if another connection has the file open (leaving
         WAL mode needs the file alone: SQLite refuses it then, and it is not waited for).
         `synchronous=EXTRA`: in DELETE mode the commit is the journal's unlinking, so its
