@@ -273,6 +273,30 @@ class BulkAppend:
     # already (import-hive's parsing process does, beside the writing); else computed here
     digests: Sequence[bytes] | None = None
 
+    def new_events(self) -> Sequence[NewEvent]:
+        """The events, for `EventStore.append` (if the appender left this append)."""
+        return self.events
+
+
+# One encoded event as import-hive's parsing process sends it: (event id, type, data
+# as JSON bytes, metadata as JSON bytes or None, its `eventstore.chain.content_digest`).
+EventRow = tuple[str, str, bytes, "bytes | None", bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkRows:
+    """One append of events as rows (`EventRow`): what `BulkAppend` says, without a
+    `NewEvent` per event (building one cost as much as half of writing its row)."""
+
+    stream_id: str
+    rows: Sequence[EventRow]
+    expected: Expected
+
+    def new_events(self) -> list[NewEvent]:
+        """The events, for `EventStore.append` (if the appender left this append)."""
+        return [NewEvent(kind, data, metadata, event_id) for event_id, kind, data, metadata, _
+                in self.rows]  # fmt: skip
+
 
 class SQLiteBulkAppender:
     """Appends for many streams in one transaction on its own connection, exactly as the
@@ -298,12 +322,15 @@ class SQLiteBulkAppender:
         self._rebuild: list[str] | None = None
         self._loaded: set[int] = set()
         self._wal_path = f"{path}-wal"
+        # a load in a rollback journal (`begin_load(own_file=True)`): the file is the
+        # load's alone until `finish_load` puts it back into WAL mode
+        self._journal = False
 
     @property
     def loading(self) -> bool:
         return self._rebuild is not None
 
-    def begin_load(self) -> bool:
+    def begin_load(self, *, own_file: bool = False) -> bool:
         """Start a load, if the log is empty: one transaction until `finish_load`, with
         the index on event ids (RANDOM_KEY) dropped and built once at the end from
         sorted keys; SQLite maintaining it row by row, a random page per row, rewritten
@@ -319,9 +346,20 @@ class SQLiteBulkAppender:
         (eventstore/sqlite.py) stays its one source. The write lock is held for the
         whole load: other writers wait, so no load while a lease on the log is live
         (a service is running on it). False (nothing started) if the log is not
-        empty or in use."""
+        empty or in use.
+
+        `own_file`: the caller has no other connection open on the file. The load then
+        runs in a rollback journal with the file locked for it alone (`_own_file`): the
+        pages go into the file once, instead of into the WAL and again into the file at
+        the final checkpoint. If another connection has the file open, the load runs
+        in the WAL as without it."""
         c = self.conn
-        c.execute("BEGIN IMMEDIATE")
+        self._journal = own_file and self._own_file()
+        try:
+            c.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._back_to_wal()
+            raise
         try:
             empty = (
                 c.execute("SELECT last_position FROM log_head").fetchone()[0] == 0
@@ -336,6 +374,7 @@ class SQLiteBulkAppender:
             ).fetchone()
             if not empty or in_use is not None:
                 c.execute("ROLLBACK")
+                self._back_to_wal()
                 return False
             indexes = c.execute(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
@@ -351,6 +390,7 @@ class SQLiteBulkAppender:
         except BaseException:
             if c.in_transaction:
                 c.execute("ROLLBACK")
+            self._back_to_wal()
             raise
         self._rebuild = [sql for _, sql in indexes]
         self._loaded = set()
@@ -372,8 +412,65 @@ class SQLiteBulkAppender:
             if c.in_transaction:
                 c.execute("ROLLBACK")
             raise
+        finally:
+            self._back_to_wal()
 
-    def append_many(self, appends: Sequence[BulkAppend]) -> list[int]:
+    @property
+    def journal(self) -> bool:
+        """Whether the load runs in a rollback journal (the file is its alone)."""
+        return self._journal
+
+    def _own_file(self) -> bool:
+        """Lock the file for this connection alone (`locking_mode=EXCLUSIVE`: once taken,
+        the lock is kept until `_back_to_wal`) and leave WAL mode for a rollback journal:
+        a load's new pages are written straight into the file (only the few pages the
+        empty log had go to the journal). A crash or kill mid-load leaves a hot journal,
+        which the next connection that opens the file rolls back (SQLite's own
+        recovery; a read-only one cannot, and refuses the file until then), and the
+        store puts the file back into WAL mode when it opens it. So import-hive uses it
+        only for a file no one else opens: a new log built beside its path
+        (tools/import_beside.py), dropped if the import does not finish.
+        False, and WAL mode as before, if another connection has the file open (leaving
+        WAL mode needs the file alone: SQLite refuses it then, and it is not waited for).
+        `synchronous=EXTRA`: in DELETE mode the commit is the journal's unlinking, so its
+        folder is synced too (FULL does not), or a power loss could bring it back."""
+        c = self.conn
+        c.execute("PRAGMA busy_timeout=0")
+        c.execute("PRAGMA locking_mode=EXCLUSIVE")
+        try:
+            mode = c.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+        except sqlite3.OperationalError:  # locked: another connection has the file open
+            mode = None
+        finally:
+            c.execute("PRAGMA busy_timeout=10000")
+        if mode != "delete":
+            self._journal = True  # so that `_back_to_wal` releases the lock
+            self._back_to_wal()
+            return False
+        c.execute("PRAGMA synchronous=EXTRA")
+        return True
+
+    def _back_to_wal(self) -> None:
+        """After a load in a rollback journal: WAL mode again and the lock released
+        (`locking_mode=NORMAL` releases it at the next access, the mode change). If the
+        change fails (another connection got in after the commit), the file stays in
+        rollback mode until the store opens it (it sets WAL mode on every open)."""
+        if not self._journal:
+            return
+        self._journal = False
+        c = self.conn
+        c.execute("PRAGMA locking_mode=NORMAL")
+        c.execute("PRAGMA synchronous=FULL")
+        c.execute("PRAGMA busy_timeout=0")
+        try:
+            c.execute("PRAGMA journal_mode=WAL").fetchone()
+        except sqlite3.OperationalError:
+            pass
+        finally:
+            c.execute("PRAGMA busy_timeout=10000")
+        c.execute("SELECT 1 FROM log_head").fetchone()  # an access: the lock goes
+
+    def append_many(self, appends: Sequence[BulkAppend | BulkRows]) -> list[int]:
         """Write every append it can in one transaction; the indexes of those it left
         (in order) for `EventStore.append`. All or nothing: if a row is refused, nothing
         is written and every index is returned.
@@ -388,6 +485,7 @@ class SQLiteBulkAppender:
                 self._rebuild, self._loaded = None, set()
                 if c.in_transaction:
                     c.execute("ROLLBACK")  # the whole load: nothing of it was committed
+                self._back_to_wal()
                 raise
             if left:
                 self.finish_load()
@@ -407,7 +505,7 @@ class SQLiteBulkAppender:
             raise
         return left
 
-    def _write(self, c: sqlite3.Connection, appends: Sequence[BulkAppend]) -> list[int]:
+    def _write(self, c: sqlite3.Connection, appends: Sequence[BulkAppend | BulkRows]) -> list[int]:
         last_position, _, chain_hash = c.execute(
             "SELECT last_position, chain_position, chain_hash FROM log_head"
         ).fetchone()
@@ -420,6 +518,7 @@ class SQLiteBulkAppender:
         left: list[int] = []
         position = last_position
         loading = self._rebuild is not None
+        kinds: dict[str, bytes] = {}  # type -> its length-prefixed bytes in the link
         for index, append in enumerate(appends):
             stream_id = append.stream_id
             head = heads.get(stream_id)
@@ -432,40 +531,64 @@ class SQLiteBulkAppender:
                     left.append(index)  # deleted: the store raises StreamDeleted
                     continue
                 head = (found[0], found[1]) if found else (0, 0)
-            if not _plain(append, head[0]) or (
-                self._clashes(append.events)
-                if loading
-                else append.expected is ExpectedState.ANY and _any_stored(c, append.events)
-            ):
+            rows_in = append.rows if isinstance(append, BulkRows) else _event_rows(append)
+            if rows_in is None or not _plain(stream_id, append.expected, head[0], len(rows_in)):
                 left.append(index)
                 continue
+            # eventstore.chain's digest and link, inlined (one SHA-256 call per event),
+            # and the checks that each event is one the store takes as is (the types of
+            # `EventRow`, ids and types within bounds) in the same pass
+            start_position, start_chain, mark = position, chain, len(rows)
             version = head[0]
-            # eventstore.chain's digest and link, inlined (one SHA-256 call each per event)
             sid = stream_id.encode()
             sid_lp = pack(len(sid)) + sid
-            digests = append.digests
-            for n, event in enumerate(append.events):
+            for event_id, type_, data, metadata, digest in rows_in:
+                if (
+                    type(data) is not bytes
+                    or type(event_id) is not str
+                    or type(type_) is not str
+                    or type(digest) is not bytes
+                    or not 0 < len(event_id) <= MAX_EVENT_ID_LENGTH
+                ):
+                    break
+                kind_lp = kinds.get(type_)
+                if kind_lp is None:
+                    kind_lp = _kind_lp(type_)
+                    if kind_lp is None:
+                        break
+                    kinds[type_] = kind_lp
+                if metadata is None:
+                    if len(data) > MAX_EVENT_BYTES:
+                        break
+                elif type(metadata) is not bytes or len(data) + len(metadata) > MAX_EVENT_BYTES:
+                    break
                 position += 1
                 version += 1
-                data, metadata = event.data, event.metadata
-                if digests is not None:
-                    digest = digests[n]
-                else:
-                    tail = b"\x00" if metadata is None else b"\x01" + pack(len(metadata)) + metadata
-                    digest = sha256(pack(len(data)) + data + tail).digest()
-                event_id, type_ = str(event.event_id), event.type
-                eid, kind = event_id.encode(), type_.encode()
+                eid = event_id.encode()
                 chain = sha256(
                     b"".join((
                         DOMAIN, chain, pack(position), sid_lp, pack(version),
-                        pack(len(eid)), eid, pack(len(kind)), kind, now, digest,
+                        pack(len(eid)), eid, kind_lp, now, digest,
                     ))
                 ).digest()  # fmt: skip
                 rows.append(
                     (position, stream_id, version, event_id, type_, data, metadata, now_us,
                      digest, chain)
                 )  # fmt: skip
-            heads[stream_id] = (version, position)
+            else:
+                if not (
+                    self._clashes([r[0] for r in rows_in])
+                    if loading
+                    else append.expected is ExpectedState.ANY
+                    and _any_stored(c, [r[0] for r in rows_in])
+                ):
+                    heads[stream_id] = (version, position)
+                    continue
+            # an event the store must judge, or an id that may be stored: all of this
+            # append goes to the store
+            del rows[mark:]
+            position, chain = start_position, start_chain
+            left.append(index)
         if not rows:
             return left
         c.executemany(
@@ -489,7 +612,12 @@ class SQLiteBulkAppender:
         """During a load: write the pages SQLite spilled into the WAL to disk now, as
         each group's commit did before, so the final commit does not wait for the
         whole load's bytes at once. Only flushing (SQLite takes no lock on the WAL
-        file, so opening and closing it here releases none of its locks)."""
+        file, so opening and closing it here releases none of its locks). Not in a
+        rollback journal: there the spilled pages are in the database file, and
+        closing a descriptor of it here would drop SQLite's POSIX locks on it (they
+        belong to the process and the file, not to a descriptor)."""
+        if self._journal:
+            return
         try:
             fd = os.open(self._wal_path, os.O_RDONLY)
         except OSError:
@@ -499,60 +627,87 @@ class SQLiteBulkAppender:
         finally:
             os.close(fd)
 
-    def _clashes(self, events: Sequence[NewEvent]) -> bool:
+    def _clashes(self, event_ids: Sequence[str]) -> bool:
         """During a load (no event-id index): whether an event id may be one this load
         wrote already, or repeats within the append; if not, its ids are noted. Kept as
         hashes (a third of the memory of the ids): a hash shared by two different ids
         only leaves that append to the store, which looks the id up properly."""
-        hashes = {hash(e.event_id) for e in events}
+        hashes = set(map(hash, event_ids))
         loaded = self._loaded
-        if len(hashes) != len(events) or not loaded.isdisjoint(hashes):
+        if len(hashes) != len(event_ids) or not loaded.isdisjoint(hashes):
             return True
         loaded.update(hashes)
         return False
 
     def close(self) -> None:
-        """Close; a load not finished is rolled back (nothing of it was committed)."""
+        """Close; a load not finished is rolled back (nothing of it was committed), and
+        a file locked for it is in WAL mode again."""
         self._rebuild, self._loaded = None, set()
-        self.conn.close()
+        c = self.conn
+        try:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            self._back_to_wal()
+        except sqlite3.Error:  # closing rolls back all the same; the store sets WAL mode
+            pass
+        finally:
+            c.close()
 
 
-def _any_stored(c: sqlite3.Connection, events: Sequence[NewEvent]) -> bool:
+def _any_stored(c: sqlite3.Connection, event_ids: Sequence[str]) -> bool:
     """Whether an event id is stored already: a retry, which the store answers."""
     return any(
-        c.execute("SELECT 1 FROM events WHERE event_id = ?", (str(e.event_id),)).fetchone()
-        for e in events
+        c.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        for event_id in event_ids
     )
 
 
-def _plain(append: BulkAppend, head: int) -> bool:
-    """An append the store would take as is: its expectation met, events already encoded
-    (JSON bytes, an id, a type within bounds), the stream id one the store accepts.
-    Anything else goes to the store (which refuses or retries it in its own words)."""
-    expected = append.expected
+def _event_rows(append: BulkAppend) -> list[EventRow] | None:
+    """A `BulkAppend`'s events as rows, with their content digests (given or computed
+    here), or None if one is not encoded already (JSON bytes, a text id)."""
+    digests = append.digests
+    if digests is not None and len(digests) != len(append.events):
+        return None
+    sha256, pack = hashlib.sha256, _U64.pack
+    rows: list[EventRow] = []
+    for n, event in enumerate(append.events):
+        data, metadata, event_id = event.data, event.metadata, event.event_id
+        if not (
+            type(data) is bytes
+            and (metadata is None or type(metadata) is bytes)
+            and type(event_id) is str
+        ):
+            return None
+        if digests is not None:
+            digest = digests[n]
+        else:
+            tail = b"\x00" if metadata is None else b"\x01" + pack(len(metadata)) + metadata
+            digest = sha256(pack(len(data)) + data + tail).digest()
+        rows.append((event_id, event.type, data, metadata, digest))
+    return rows
+
+
+def _kind_lp(type_: str) -> bytes | None:
+    """An event type's length-prefixed bytes in the chain link, or None if the store
+    would refuse the type (blank, too long)."""
+    if not type_.strip() or len(type_) > MAX_TYPE_LENGTH:
+        return None
+    kind = type_.encode()
+    return _U64.pack(len(kind)) + kind
+
+
+def _plain(stream_id: str, expected: Expected, head: int, count: int) -> bool:
+    """An append the store would take as is, as far as the append goes: its expectation
+    met, the stream id one the store accepts, not empty and not too many events (each
+    event is checked as it is written). Anything else goes to the store (which refuses
+    or retries it in its own words)."""
     if expected is ExpectedState.NO_STREAM:
         if head != 0:
             return False
     elif expected is not ExpectedState.ANY and expected != head:
         return False
     try:
-        validate_stream_id(append.stream_id)
+        validate_stream_id(stream_id)
     except InvalidEvent:
         return False
-    if not 0 < len(append.events) <= MAX_EVENTS_PER_APPEND:
-        return False
-    if append.digests is not None and len(append.digests) != len(append.events):
-        return False
-    for event in append.events:
-        if not (
-            type(event.data) is bytes
-            and (event.metadata is None or type(event.metadata) is bytes)
-            and type(event.event_id) is str
-            and 0 < len(event.event_id) <= MAX_EVENT_ID_LENGTH
-            and type(event.type) is str
-            and event.type.strip()
-            and len(event.type) <= MAX_TYPE_LENGTH
-            and len(event.data) + len(event.metadata or b"") <= MAX_EVENT_BYTES
-        ):
-            return False
-    return True
+    return 0 < count <= MAX_EVENTS_PER_APPEND

@@ -43,16 +43,17 @@ from api.core.agent_files import (
 )
 from api.core.colonies import MAX_TRIGGERS
 from eventstore import NO_STREAM, EventStore, NewEvent, StreamDeleted
-from eventstore.bulk import BulkAppend, SQLiteBulkAppender
+from eventstore.bulk import BulkAppend, BulkRows, SQLiteBulkAppender
 from eventstore.sqlite import sqlite_path_from_url
-from eventstore.types import ExpectedState
+from eventstore.types import AppendResult, Expected, ExpectedState, RecordedEvent, StreamInfo
 from projections.envelope import new_event
 from projections.ids import is_valid_id
 from projections.trigger_config import ConfigError, validate_config
 
 from .console import EXIT_OK, EXIT_PROBLEMS, progress, write_json
 from .hive_lines import IMPORT_NAMESPACE
-from .hive_parse import InlineParser, Job, Parser, open_parser
+from .hive_parse import InlineParser, Job, Parser, Row, open_parser
+from .import_beside import BesideFile
 from .logio import UsageError, connect, resolve_url, run_tool
 
 if TYPE_CHECKING:
@@ -144,13 +145,55 @@ async def _main(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown time zone {args.timezone!r}") from None
     sessions = find_sessions(home)
     colonies = sorted(p for p in (home / "colonies").glob("*") if p.is_dir())
-    summary = Summary(sessions_found=len(sessions))
     url = resolve_url(args.db, must_exist=False)
-    store = await connect(url)
+    summary = None
+    beside = None
+    if url.startswith("sqlite:///") and not args.dry_run:
+        beside = BesideFile.for_absent(sqlite_path_from_url(url))
+    if beside is not None:  # no log there yet: built beside it, then linked into place
+        published = False
+        try:
+            summary = await _import(
+                args, home, tz, sessions, colonies, f"sqlite:///{beside.temp}", own_file=True
+            )
+            published = beside.publish()
+        finally:
+            if not published:
+                beside.drop()
+        if not published:  # something created the log meanwhile: import into it
+            summary = None
+    if summary is None:
+        summary = await _import(args, home, tz, sessions, colonies, url, own_file=False)
+    if args.json:
+        write_json(summary.to_dict())
+    else:
+        sys.stdout.write(render(summary, dry_run=args.dry_run))
+    return EXIT_OK if summary.problem_count == 0 else EXIT_PROBLEMS
+
+
+async def _import(
+    args: argparse.Namespace,
+    home: Path,
+    tz: dt.tzinfo | None,
+    sessions: list[SessionDir],
+    colonies: list[Path],
+    url: str,
+    *,
+    own_file: bool,
+) -> Summary:
+    """One import into `url`. `own_file`: a SQLite file no one else can have open (built
+    beside the log's path): the load runs in a rollback journal, with the import's store
+    closed until the load is committed."""
+    summary = Summary(sessions_found=len(sessions))
+    store: EventStore | StoreWhenFree = await connect(url)  # creates or migrates the schema
     bulk = None
     if url.startswith("sqlite:///") and not args.dry_run:
         bulk = SQLiteBulkAppender(sqlite_path_from_url(url))
-        bulk.begin_load()  # into an empty log: one transaction, indexes built at the end
+        if own_file:
+            await store.close()
+            store = StoreWhenFree(url)
+        # into an empty log: one transaction, indexes built at the end
+        bulk.begin_load(own_file=own_file)
     total = sum(_size(s.path / "events.jsonl") for s in sessions)
     parser = open_parser(tz, total, PARSE_PROCESS_MIN_BYTES)
     importer = Importer(store, home, tz, summary, dry_run=args.dry_run, bulk=bulk, parser=parser)
@@ -163,11 +206,7 @@ async def _main(args: argparse.Namespace) -> int:
         await importer.close()  # an append failed: the queued ones are not waited for
         parser.close()  # a parsing process is stopped (killed if it was not done)
         await store.close()
-    if args.json:
-        write_json(summary.to_dict())
-    else:
-        sys.stdout.write(render(summary, dry_run=args.dry_run))
-    return EXIT_OK if summary.problem_count == 0 else EXIT_PROBLEMS
+    return summary
 
 
 def queen_trees(home: Path) -> list[Path]:
@@ -215,10 +254,44 @@ def content_id(kind: str, source: str, content: Any) -> str:
     return str(uuid.uuid5(IMPORT_NAMESPACE, f"{kind}:{source}:{digest}"))
 
 
+class StoreWhenFree:
+    """The import's store, opened at its first use: a load in a rollback journal
+    (`SQLiteBulkAppender.begin_load(own_file=True)`) needs the file to itself, so the
+    store stays closed until the load is committed (the importer asks nothing of it
+    meanwhile: see `Importer._existing_ids`)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._store: EventStore | None = None
+
+    async def _open(self) -> EventStore:
+        if self._store is None:
+            self._store = await connect(self.url)
+        return self._store
+
+    async def stream_info(self, stream_id: str) -> StreamInfo | None:
+        return await (await self._open()).stream_info(stream_id)
+
+    async def read(
+        self, stream_id: str, after_version: int = 0, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        return await (await self._open()).read(stream_id, after_version, limit)
+
+    async def append(
+        self, stream_id: str, events: Sequence[NewEvent], expected: Expected = ExpectedState.ANY
+    ) -> AppendResult:
+        return await (await self._open()).append(stream_id, events, expected)
+
+    async def close(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            await store.close()
+
+
 class Importer:
     def __init__(
         self,
-        store: EventStore,
+        store: EventStore | StoreWhenFree,
         home: Path,
         tz: dt.tzinfo | None,
         summary: Summary,
@@ -232,7 +305,7 @@ class Importer:
         self._seen: dict[str, Path] = {}  # session id -> its folder (imported once)
         self._held: list[tuple[str, str, int | None]] | None = None
         self.bulk = bulk
-        self._group: list[BulkAppend] = []
+        self._group: list[BulkAppend | BulkRows] = []
         self._group_events = 0
         self._committing: asyncio.Future[None] | None = None
         self.home = home
@@ -358,7 +431,7 @@ class Importer:
         }
         if self.bulk is not None and not self.dry_run:
             event = self._record_event("hive_session_imported", source, record)
-            await self._grouped(BulkAppend(IMPORTS_STREAM, [event], ExpectedState.ANY))
+            await self._grouped(BulkAppend(IMPORTS_STREAM, [event], ExpectedState.ANY), 1)
             return
         self._after_session(self._record("hive_session_imported", source, record))
 
@@ -387,10 +460,11 @@ class Importer:
             self._queued_events -= count
             await task
 
-    async def _grouped(self, append: BulkAppend) -> None:
-        """Add one append to the group; a full group is committed (while the next parses)."""
+    async def _grouped(self, append: BulkAppend | BulkRows, events: int) -> None:
+        """Add one append (of `events` events) to the group; a full group is committed
+        (while the next parses)."""
         self._group.append(append)
-        self._group_events += len(append.events)
+        self._group_events += events
         if self._group_events >= GROUP_EVENTS:
             await self._commit_group()
 
@@ -403,18 +477,19 @@ class Importer:
             group, self._group, self._group_events = self._group, [], 0
             self._committing = asyncio.ensure_future(self._commit(group))
 
-    async def _commit(self, group: Sequence[BulkAppend]) -> None:
+    async def _commit(self, group: Sequence[BulkAppend | BulkRows]) -> None:
         """One transaction for the group; what it leaves goes through the store, in order
         (an expectation not met, a stored event id: the store decides as it always does)."""
         assert self.bulk is not None
         left = await asyncio.to_thread(self.bulk.append_many, group)
         for index in left:
             append = group[index]
+            events = append.new_events()
             if append.stream_id == IMPORTS_STREAM:
-                await self.store.append(IMPORTS_STREAM, append.events)
+                await self.store.append(IMPORTS_STREAM, events)
                 continue
             try:
-                await self.store.append(append.stream_id, append.events, expected=append.expected)
+                await self.store.append(append.stream_id, events, expected=append.expected)
             except StreamDeleted:
                 raise UsageError(
                     f"session {append.stream_id} was deleted while importing"
@@ -464,7 +539,11 @@ class Importer:
         self._last = None
 
     async def _existing_ids(self, sid: str, source: str) -> set[str] | None:
-        """Ids already in the session's stream; None (reported) if it must not be touched."""
+        """Ids already in the session's stream; None (reported) if it must not be touched.
+        None stored during a load: it began on an empty log and holds the write lock, so
+        the store (which sees only what is committed) would find the stream missing."""
+        if self.bulk is not None and self.bulk.loading:
+            return set()
         info = await self.store.stream_info(sid)
         if info is None:
             return set()
@@ -490,8 +569,7 @@ class Importer:
         events; they commit while the next lines parse."""
         source = self.rel(path)
         summary = self.summary
-        batch: list[NewEvent] = []
-        digests: list[bytes] = []
+        batch: list[Row] = []
         imported = 0
         while True:
             chunk = await self.parser.next()
@@ -502,40 +580,42 @@ class Importer:
                 summary.problem(source, reason, line)
             if chunk.error is not None:
                 summary.problem(source, f"unreadable ({chunk.error}); the rest not imported")
-            for event_id, event_type, data, metadata, digest in chunk.rows:
-                batch.append(NewEvent(event_type, data, metadata, event_id))
-                digests.append(digest)
-                if len(batch) >= BATCH:
-                    await self._queue(sid, batch, head, digests)
-                    head += len(batch)
-                    imported += len(batch)
-                    batch, digests = [], []
+            rows, taken = chunk.rows, 0
+            while len(batch) + len(rows) - taken >= BATCH:
+                cut = taken + BATCH - len(batch)
+                batch.extend(rows[taken:cut])
+                taken = cut
+                await self._queue(sid, batch, head)
+                head += len(batch)
+                imported += len(batch)
+                batch = []
+            batch.extend(rows[taken:] if taken else rows)
             if chunk.last:
                 break
         if batch:
-            await self._queue(sid, batch, head, digests)
+            await self._queue(sid, batch, head)
             imported += len(batch)
         return imported
 
-    async def _queue(
-        self, sid: str, batch: list[NewEvent], head: int, digests: list[bytes]
-    ) -> None:
-        """Queue one append of this session after its previous one (on SQLite with the
-        content digests the parsing computed)."""
+    async def _queue(self, sid: str, batch: list[Row], head: int) -> None:
+        """Queue one append of this session after its previous one (on SQLite the rows
+        as parsed, with the content digests the parsing computed)."""
         if self.bulk is not None and not self.dry_run:
             self.summary.events_imported += len(batch)
-            await self._grouped(BulkAppend(sid, batch, head or NO_STREAM, digests))
+            await self._grouped(BulkRows(sid, batch, head or NO_STREAM), len(batch))
             return
-        await self._room(len(batch))
+        events = [NewEvent(kind, data, metadata, event_id)
+                  for event_id, kind, data, metadata, _ in batch]  # fmt: skip
+        await self._room(len(events))
         previous = self._last
 
         async def append() -> None:
             if previous is not None:
                 await previous
-            await self._append(sid, batch, head)
+            await self._append(sid, events, head)
 
         self._last = asyncio.ensure_future(append())
-        self._track(self._last, len(batch))
+        self._track(self._last, len(events))
 
     async def _append(self, sid: str, batch: list[NewEvent], head: int) -> None:
         """Append at the version we expect (another writer makes this fail loudly)."""

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from eventstore import ANY, NO_STREAM, NewEvent, open_store
-from eventstore.bulk import BulkAppend, SQLiteBulkAppender
+from eventstore.bulk import BulkAppend, BulkRows, SQLiteBulkAppender
 from eventstore.chain import content_digest
 from eventstore.types import Expected
 from tools.audit import audit
@@ -64,12 +64,20 @@ async def sound(url: str) -> bool:
     )
 
 
-@pytest.mark.parametrize("given_digests", [False, True])
-async def test_plain_appends_store_what_the_store_stores(
-    tmp_path: Path, given_digests: bool
-) -> None:
+def as_rows(stream: str, batch: list[NewEvent], expected: Expected) -> BulkRows:
+    """The append as import-hive sends it: rows with their content digests."""
+    return BulkRows(
+        stream,
+        [(str(e.event_id), e.type, e.data, e.metadata, content_digest(e.data, e.metadata))
+         for e in batch],
+        expected,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("form", ["events", "digests", "rows"])
+async def test_plain_appends_store_what_the_store_stores(tmp_path: Path, form: str) -> None:
     """Also when the caller hands over the content digests (import-hive's parsing
-    process computes them): the same rows, digests and links."""
+    process computes them), or the events as rows: the same rows, digests and links."""
     plan: list[tuple[str, list[NewEvent], Expected]] = [
         ("s1", events("s1", 5), NO_STREAM),
         ("s2", events("s2", 3), NO_STREAM),
@@ -86,8 +94,13 @@ async def test_plain_appends_store_what_the_store_stores(
     await store.append("s0", events("s0", 2))
     await store.close()
     bulk = SQLiteBulkAppender(str(by_bulk))
-    appends = [BulkAppend(s, b, e, _digests(b) if given_digests else None) for s, b, e in plan]
+    appends: list[BulkAppend | BulkRows] = [
+        as_rows(s, b, e) if form == "rows" else BulkAppend(s, b, e, _digests(b) if form == "digests" else None)
+        for s, b, e in plan
+    ]  # fmt: skip
     assert bulk.append_many(appends) == []
+    if form == "rows":  # what the store is given for an append the appender leaves
+        assert [a.new_events() for a in appends] == [b for _, b, _ in plan]
     bulk.close()
     assert rows(by_bulk) == rows(by_store)
     assert await sound(f"sqlite:///{by_bulk}")
@@ -126,3 +139,41 @@ async def test_what_is_not_plain_is_left_to_the_store(tmp_path: Path) -> None:
     assert rows(path) == before
     bulk.close()
     assert await sound(f"sqlite:///{path}")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("id", "tick", {"not": "bytes"}, None, b"d" * 32),  # data not encoded
+        ("id", "tick", b"{}", {"m": 1}, b"d" * 32),  # metadata not encoded
+        ("id", " ", b"{}", None, b"d" * 32),  # a blank type
+        ("id", "t" * 300, b"{}", None, b"d" * 32),  # a type too long
+        ("", "tick", b"{}", None, b"d" * 32),  # no id
+        ("id", "tick", b"x" * (1 << 20) + b"x", None, b"d" * 32),  # over the size limit
+        ("id", "tick", b"{}", None, None),  # no digest
+    ],
+)
+async def test_a_row_the_store_must_judge_leaves_its_whole_append(
+    tmp_path: Path, bad: tuple[Any, ...]
+) -> None:
+    """The events of an append are checked as they are written: one that is not plain
+    (here the third) leaves the whole append to the store, and the appends after it in
+    the group get the positions and links as if it had not been there."""
+    by_store, by_bulk = tmp_path / "store.db", tmp_path / "bulk.db"
+    store = await open_store(f"sqlite:///{by_store}")
+    await store.append("a", events("a", 3), expected=NO_STREAM)
+    await store.append("c", events("c", 2), expected=NO_STREAM)
+    await store.close()
+    await (await open_store(f"sqlite:///{by_bulk}")).close()
+    middle = as_rows("b", events("b", 4), NO_STREAM)
+    spoilt = BulkRows("b", [*middle.rows[:2], bad, *middle.rows[3:]], NO_STREAM)
+    bulk = SQLiteBulkAppender(str(by_bulk))
+    group = [
+        as_rows("a", events("a", 3), NO_STREAM),
+        spoilt,
+        as_rows("c", events("c", 2), NO_STREAM),
+    ]
+    assert bulk.append_many(group) == [1]
+    bulk.close()
+    assert rows(by_bulk) == rows(by_store)
+    assert await sound(f"sqlite:///{by_bulk}")

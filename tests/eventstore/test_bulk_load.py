@@ -187,3 +187,78 @@ async def test_a_load_not_finished_leaves_the_log_as_it_was(tmp_path: Path) -> N
     await store.append("a", events("a", 1), expected=NO_STREAM)
     await store.close()
     assert await sound(f"sqlite:///{path}")
+
+
+def _journal_mode(path: Path) -> str:
+    """The mode the file's header records (a new connection reads it)."""
+    conn = sqlite3.connect(path)
+    try:
+        mode: str = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        return mode
+    finally:
+        conn.close()
+
+
+async def test_a_load_with_the_file_to_itself_writes_no_wal(tmp_path: Path) -> None:
+    """`own_file`: the load runs in a rollback journal with the file locked for it; the
+    same rows as the store's, the schema's indexes, and the file in WAL mode again."""
+    by_store, by_load = tmp_path / "store.db", tmp_path / "load.db"
+    store = await open_store(f"sqlite:///{by_store}")
+    for stream, n, first, expected in PLAN:
+        await store.append(stream, events(stream, n, first), expected=expected)
+    await store.close()
+    await fresh(by_load)
+    schema = indexes(by_load)
+    bulk = SQLiteBulkAppender(str(by_load))
+    assert bulk.begin_load(own_file=True)
+    assert bulk.journal
+    assert bulk.conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    for stream, n, first, expected in PLAN:
+        assert bulk.append_many([BulkAppend(stream, events(stream, n, first), expected)]) == []
+    assert Path(f"{by_load}-journal").exists()
+    assert not Path(f"{by_load}-wal").exists()
+    other = sqlite3.connect(by_load, timeout=0)  # locked for the load: not even a read
+    with pytest.raises(sqlite3.OperationalError):
+        other.execute("SELECT count(*) FROM events").fetchone()
+    other.close()
+    bulk.finish_load()
+    assert not bulk.journal
+    bulk.close()
+    assert _journal_mode(by_load) == "wal"
+    assert rows(by_load) == rows(by_store)
+    assert indexes(by_load) == schema
+    assert await sound(f"sqlite:///{by_load}")
+
+
+async def test_a_load_that_cannot_have_the_file_to_itself_runs_in_the_wal(
+    tmp_path: Path,
+) -> None:
+    """Another connection has the file open (here the store's): SQLite refuses to leave
+    WAL mode, and the load runs in the WAL as without `own_file`."""
+    path = tmp_path / "log.db"
+    store = await open_store(f"sqlite:///{path}")
+    bulk = SQLiteBulkAppender(str(path))
+    assert bulk.begin_load(own_file=True)
+    assert not bulk.journal
+    assert bulk.append_many([BulkAppend("a", events("a", 2), NO_STREAM)]) == []
+    bulk.finish_load()
+    bulk.close()
+    assert len(await store.read("a")) == 2
+    await store.close()
+    assert _journal_mode(path) == "wal"
+
+
+async def test_a_journal_load_given_up_leaves_the_log_as_it_was(tmp_path: Path) -> None:
+    """Closed before `finish_load` (an error, Ctrl-C): nothing of it, indexes all there,
+    WAL mode again."""
+    path = tmp_path / "log.db"
+    await fresh(path)
+    schema = indexes(path)
+    bulk = SQLiteBulkAppender(str(path))
+    assert bulk.begin_load(own_file=True) and bulk.journal
+    assert bulk.append_many([BulkAppend("a", events("a", 2), NO_STREAM)]) == []
+    bulk.close()
+    assert _journal_mode(path) == "wal"
+    assert indexes(path) == schema
+    assert rows(path)[-1] == (0, 0)  # the log head: nothing written
+    assert await sound(f"sqlite:///{path}")

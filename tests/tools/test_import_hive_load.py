@@ -71,10 +71,21 @@ async def _service_appends(url: str) -> None:
         await store.close()
 
 
+async def _create(url: str) -> None:
+    """An empty log, as the service leaves a new one."""
+    store = await open_store(url)
+    await store.close()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_a_kill_mid_load_leaves_the_log_sound_and_a_rerun_imports_it_all(
-    tmp_path: Path,
+@pytest.mark.parametrize("existing", [True, False], ids=["empty-log", "no-log"])
+def test_a_kill_mid_load_leaves_the_log_as_it_was_and_a_rerun_imports_it_all(
+    tmp_path: Path, existing: bool
 ) -> None:
+    """Into an empty log the load runs in place (in the WAL); where no log is yet, the
+    import builds it beside (`{path}.importing-*`, in a rollback journal) and links it
+    into place at the end: killed, there is still no log, and the next import removes
+    what the killed one left."""
     home = tmp_path / "hive"
     write_hive_home(home, EVENTS, per_session=10_000)
     lines = sum(f.stat().st_size for f in home.glob("**/events.jsonl"))
@@ -83,6 +94,8 @@ def test_a_kill_mid_load_leaves_the_log_sound_and_a_rerun_imports_it_all(
     schema = indexes(fresh)
     path = tmp_path / "killed.db"
     url = f"sqlite:///{path}"
+    if existing:
+        asyncio.run(_create(url))
     parent = subprocess.Popen(
         [sys.executable, "-m", "tools", "import-hive", str(home), "--db", url, "--timezone", "UTC"],
         cwd=ROOT,
@@ -101,7 +114,14 @@ def test_a_kill_mid_load_leaves_the_log_sound_and_a_rerun_imports_it_all(
                 break
             time.sleep(0.02)
         assert children, "no parsing process seen"
-        assert _write_locked(path), "the load's transaction is not open"
+        beside = sorted(tmp_path.glob("killed.db.importing-*"))
+        if existing:
+            assert not beside
+            assert _write_locked(path), "the load's transaction is not open"
+        else:
+            assert not path.exists()
+            assert Path(f"{beside[0]}-journal").exists(), "the load is not in a journal"
+            assert _write_locked(beside[0]), "the load's transaction is not open"
         assert parent.poll() is None, "the import ended before it was killed"
         os.kill(parent.pid, signal.SIGKILL)
         assert parent.wait(timeout=WAIT_S) == -signal.SIGKILL
@@ -114,16 +134,22 @@ def test_a_kill_mid_load_leaves_the_log_sound_and_a_rerun_imports_it_all(
         assert time.monotonic() < deadline, "the parsing process outlived the import"
         time.sleep(0.05)
 
-    assert _counts(path) == (0, 0)  # nothing of the load was committed
-    assert indexes(path) == schema  # the drop was part of it
-    audited = hivelog("audit", "--db", url)
-    assert audited.returncode == 0, audited.stdout.decode() + audited.stderr.decode()
+    if existing:
+        audited = hivelog("audit", "--db", url)  # read-only, first to open it
+        assert audited.returncode == 0, audited.stdout.decode() + audited.stderr.decode()
+        assert _counts(path) == (0, 0)  # nothing of the load was committed
+        assert indexes(path) == schema  # the drop was part of it
+    else:
+        assert not path.exists()  # as it was: no log
+        assert hivelog("audit", "--db", url).returncode == 2  # "no database at ..."
+        assert sorted(tmp_path.glob("killed.db.importing-*"))  # what the kill left
 
     again = hivelog("import-hive", str(home), "--db", url, "--timezone", "UTC", "--json")
     assert again.returncode == 0, again.stderr.decode()
     summary = orjson.loads(again.stdout)
     assert summary["events_imported"] == EVENTS
     assert summary["events_already_present"] == 0
+    assert not sorted(tmp_path.glob("killed.db.importing-*"))  # removed by the rerun
     assert indexes(path) == schema
     audited = hivelog("audit", "--db", url)
     assert audited.returncode == 0, audited.stdout.decode() + audited.stderr.decode()
