@@ -15,12 +15,15 @@ Where the child gets its rows:
     so the child also answers how many rows it saw up to there and the last one's
     (position, event id, chain link). The parent compares that with its own pass and,
     should they differ, folds its own snapshot in-process instead: the comparison is
-    always against the parent's snapshot.
+    always against the parent's snapshot. Reading the rows, it also checks the data of
+    every session event (the fold parses it anyway) and counts those the audit's
+    payload check would fault, so the parent's pass skips that parse (see
+    `ForkedCatalogueCheck`).
   - PostgreSQL: the parent feeds it the rows it reads on stdin, in frames
     (tools/frames.py): each a pickled list of rows (the audit's first eight columns);
     an empty frame ends the input.
-The child answers on stdout with one pickle `(state as the checkpoint's JSON, number of
-sessions, (rows seen, last row's identity))`.
+The child answers on stdout with one pickle `(state in the checkpoint's encoding, number
+of sessions, (rows seen, last row's identity), session events whose data is unsound)`.
 """
 
 from __future__ import annotations
@@ -35,24 +38,36 @@ from itertools import groupby, islice
 from operator import itemgetter
 from typing import IO, Any
 
+import orjson
+
 from eventstore import RecordedEvent
 from projections import catalogue as cat
+from projections.envelope import parse_iso
+from projections.ids import is_session_stream
+from projections.session import SessionEvent, SessionState, fold_session_run
 
-from .audit_checks import EventRow, Report
+from .audit_checks import EventRow, Report, envelope_moment
 from .audit_projections import CatalogueCheck, catalogue_folds, recorded
 from .audit_source import LogSource
 from .frames import END, frame, read_frame
-from .projection_compare import as_json
 
 FORK_MIN_EVENTS = 100_000  # below this a second interpreter costs more than it saves
 RUN_MAX = 1_000  # events folded as one run at most (bounds the child's memory)
 FETCH = 5_000
 Identity = tuple[int, tuple[Any, ...] | None]  # rows up to the checkpoint, the last one's ids
+CheckedRow = tuple[str, int, int, str, Any, int]  # stream, version, position, type, data, time
 
 
 class ForkedCatalogueCheck(CatalogueCheck):
     """`CatalogueCheck` whose fold runs in a child process (when the checkpoint is far
-    enough into the log to be worth it); the same comparison, the same faults."""
+    enough into the log to be worth it); the same comparison, the same faults.
+
+    A child that reads the SQLite file itself also checks the data of every session
+    event up to the checkpoint (it parses it for the fold anyway), so the pass does not
+    parse it a second time (`LogChecker.data_checked_to`). When the child finds one it
+    would fault, read another snapshot or failed, `recheck` asks the audit to pass over
+    the log once more with every check in the parent (the fold is not redone: its state
+    is kept), so every fault is found, worded and ordered as before."""
 
     def __init__(self, report: Report, min_events: int | None = None) -> None:
         super().__init__(report)
@@ -61,18 +76,25 @@ class ForkedCatalogueCheck(CatalogueCheck):
         self.reads_itself = False  # the child reads the SQLite file (else: fed on stdin)
         self.seen = 0  # rows up to the checkpoint in the parent's pass
         self.last: tuple[Any, ...] | None = None  # the last one's identity
-        self.answer: tuple[dict[str, Any], int] | None = None  # the child's, once checked
+        self.answer: tuple[bytes, int] | None = None  # the child's, once checked
+        self.data_checked_to = -1  # session events' data up to here: the child checks it
+        self.recheck = False  # the pass must be done again with every check here
 
     async def start(self, source: LogSource) -> None:
+        self.data_checked_to, self.recheck = -1, False
+        if self.answer is not None:  # the pass done again: the fold is already known
+            return
         await super().start(source)
-        if (
-            self.stored is not None
-            and self.stop_at >= self.min_events
-            and cat.decode_state(self.stored) is not None  # else nothing is compared
-        ):
+        if self.stored is not None and self.stop_at >= self.min_events:
             uri = getattr(source, "uri", None)
             self.reads_itself = isinstance(uri, str)
+            # spawned before the stored state is decoded, so the child starts at once
             self.child = self._spawn(uri if isinstance(uri, str) else None)
+            if not self.readable():  # nothing to compare: no fold
+                self.close()
+                self.reads_itself = False
+            elif self.reads_itself:
+                self.data_checked_to = self.stop_at
 
     def _spawn(self, uri: str | None = None) -> subprocess.Popen[bytes]:
         # started once, at the start of the pass; writes to it block only while it folds
@@ -84,12 +106,16 @@ class ForkedCatalogueCheck(CatalogueCheck):
         )
 
     def event(self, row: EventRow) -> None:
+        if self.answer is not None:
+            return
         if self.child is None:
             super().event(row)
         else:
             self.rows([row])
 
     def rows(self, rows: Sequence[EventRow], order: int = 2) -> None:
+        if self.answer is not None:
+            return
         child = self.child
         if child is None:
             super().rows(rows, order)
@@ -120,13 +146,18 @@ class ForkedCatalogueCheck(CatalogueCheck):
     async def finish(self, source: LogSource, report: Report) -> None:
         if self.child is not None and self.reads_itself:
             try:
-                value, count, identity = self._answer()
+                value, count, identity, unsound = self._answer()
             except RuntimeError:  # it failed (said why on stderr): fold here instead
-                value, count, identity = {}, 0, (-1, None)
+                value, count, identity, unsound = b"", 0, (-1, None), 0
             if identity == (self.seen, self.last):
                 self.answer = value, count
             else:  # the child read another snapshot: fold the parent's own
                 await self._fold_here(source)
+                self.answer = super().rebuilt()
+                unsound = 1  # and check its data here, too
+            if unsound and self.data_checked_to >= 0:
+                self.recheck = True  # faults to word and order: the pass again, here
+                return
         await super().finish(source, report)
 
     async def _fold_here(self, source: LogSource) -> None:
@@ -138,15 +169,15 @@ class ForkedCatalogueCheck(CatalogueCheck):
                 if catalogue_folds(row[1]):
                     cat.apply(state, recorded(row))
 
-    def rebuilt(self) -> tuple[dict[str, Any], int]:
+    def rebuilt(self) -> tuple[bytes, int]:
         if self.answer is not None:
             return self.answer
         if self.child is None:
             return super().rebuilt()
-        value, count, _ = self._answer()
+        value, count, _, _ = self._answer()
         return value, count
 
-    def _answer(self) -> tuple[dict[str, Any], int, Identity]:
+    def _answer(self) -> tuple[bytes, int, Identity, int]:
         child, self.child = self.child, None
         assert child is not None and child.stdout is not None
         try:
@@ -158,8 +189,8 @@ class ForkedCatalogueCheck(CatalogueCheck):
             code = child.wait()
         if code != 0 or not answer:
             raise RuntimeError(f"the catalogue fold process failed (exit {code})")
-        value, count, identity = pickle.loads(answer)
-        return value, count, identity
+        value, count, identity, unsound = pickle.loads(answer)
+        return value, count, identity, unsound
 
     def close(self) -> None:
         """Stop the child if the audit ended early (a read failed)."""
@@ -202,17 +233,19 @@ def _frames(stream: IO[bytes]) -> Iterator[Sequence[Any]]:
         yield from pickle.loads(payload)
 
 
-def fold_frames(stream: IO[bytes], stop_at: int) -> tuple[dict[str, Any], int, Identity]:
-    """The child's work when fed: fold every row of every frame, then the state as JSON."""
+def fold_frames(stream: IO[bytes], stop_at: int) -> tuple[bytes, int, Identity, int]:
+    """The child's work when fed: fold every row of every frame, then the state as JSON
+    (the parent checks these rows' data itself)."""
     state = fold_rows(_frames(stream))
     state.position = stop_at
-    return as_json(state), len(state.sessions), (0, None)
+    return cat.encode(state), len(state.sessions), (0, None), 0
 
 
-def fold_file(uri: str, stop_at: int) -> tuple[dict[str, Any], int, Identity]:
-    """The child's work on SQLite: read the file (read-only) up to `stop_at` and fold it.
-    The rows come as RecordedEvent's columns (the event id and metadata the fold does not
-    read are left out); the identity of what was read is asked for in the same snapshot."""
+def fold_file(uri: str, stop_at: int) -> tuple[bytes, int, Identity, int]:
+    """The child's work on SQLite: read the file (read-only) up to `stop_at`, fold it and
+    check every session event's data (`fold_checked`). Only the columns the fold reads;
+    the rows are counted as they are read, and the last one's identity is asked for in
+    the same snapshot."""
     conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     try:
         conn.execute("PRAGMA query_only=1")
@@ -224,26 +257,82 @@ def fold_file(uri: str, stop_at: int) -> tuple[dict[str, Any], int, Identity]:
             "ORDER BY position DESC LIMIT 1",
             (stop_at,),
         ).fetchone()
-        seen = conn.execute(
-            "SELECT count(*) FROM events WHERE position <= ?", (stop_at,)
-        ).fetchone()[0]
         cursor = conn.execute(
-            "SELECT stream_id, version, position, '', type, data, NULL, recorded_at "
+            "SELECT stream_id, version, position, type, data, recorded_at "
             "FROM events WHERE position <= ? ORDER BY position",
             (stop_at,),
         )
-        state = fold_events(_events(cursor))
+        seen = [0]
+        state, unsound = fold_checked(_fetched(cursor, seen))
     finally:
         conn.close()
     state.position = stop_at
-    identity = int(seen), None if last is None else _identity(*last)
-    return as_json(state), len(state.sessions), identity
+    identity = seen[0], None if last is None else _identity(*last)
+    return cat.encode(state), len(state.sessions), identity, unsound
 
 
-def _events(cursor: sqlite3.Cursor) -> Iterator[RecordedEvent]:
-    make = RecordedEvent._make
+def _fetched(cursor: sqlite3.Cursor, seen: list[int]) -> Iterator[CheckedRow]:
+    """The cursor's rows, counted into `seen[0]` (a count(*) would read them twice)."""
     while rows := cursor.fetchmany(FETCH):
-        yield from map(make, rows)
+        seen[0] += len(rows)
+        yield from rows
+
+
+def fold_checked(rows: Iterable[CheckedRow]) -> tuple[cat.CatalogueState, int]:
+    """The catalogue folded from rows in position order (as `fold_events`: a session's
+    consecutive events as one run, as `catalogue.apply_run` folds them), and how many
+    session events' data is not a sound envelope (what the audit's payload check would
+    fault). Each session event's data is parsed once, for both: the run is handed to
+    `session.fold_session_run` as the (type, envelope, version, time) `apply_run` would
+    make of it (a property test checks the state equals `catalogue.apply` event by event
+    and the count equals `envelope_problem`'s)."""
+    state = cat.CatalogueState()
+    unsound = 0
+    for stream_id, group in groupby(rows, key=_stream_id):
+        if not catalogue_folds(stream_id):
+            continue
+        if not is_session_stream(stream_id) or stream_id == cat.SESSIONS_STREAM:
+            for row in group:
+                cat.apply(state, _recorded(row))
+            continue
+        while chunk := list(islice(group, RUN_MAX)):
+            run, bad = _session_run(chunk)
+            unsound += bad
+            if len(chunk) < 2 or stream_id in state.deleted:  # as `apply_run` does
+                for row in chunk:
+                    cat.apply(state, _recorded(row))
+                continue
+            previous = state.sessions.get(stream_id) or SessionState(session_id=stream_id)
+            state.sessions[stream_id] = fold_session_run(previous, run)
+            state.position = max(state.position, chunk[-1][2])
+    return state, unsound
+
+
+def _session_run(chunk: Sequence[CheckedRow]) -> tuple[list[SessionEvent], int]:
+    """A session's rows as the fold's events (what `catalogue._session_event` makes of
+    them), and how many of them are not a sound envelope."""
+    loads, moment_of, bad = orjson.loads, envelope_moment, 0
+    run: list[SessionEvent] = []
+    for _, version, _, type_, data, recorded_at in chunk:
+        try:
+            body = loads(data)
+        except orjson.JSONDecodeError:
+            body = None
+        moment = moment_of(body, type_)
+        if moment is not None:  # aware, so `parse_iso` would give the same
+            when: float | None = moment.timestamp()
+        else:
+            bad += 1
+            if type(body) is not dict:
+                body = {}
+            when = parse_iso(body.get("timestamp"))
+        run.append((type_, body, version, when if when is not None else recorded_at / 1_000_000))
+    return run, bad
+
+
+def _recorded(row: CheckedRow) -> RecordedEvent:
+    stream_id, version, position, type_, data, recorded_at = row
+    return RecordedEvent(stream_id, version, position, "", type_, data, None, recorded_at)
 
 
 def main(argv: Sequence[str]) -> int:
