@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -28,7 +29,16 @@ PARTIAL = "not run with --from (it needs the whole log)"
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_tool(_main(args))
+    # The pass folds a share of the sessions (tools/audit_fold.py) and keeps what it
+    # folds: the cyclic collector would only rescan that growing state, as in the fold's
+    # child, so it is off for the command (and back on after, for a caller in-process).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return run_tool(_main(args))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 async def _main(args: argparse.Namespace) -> int:

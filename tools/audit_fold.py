@@ -15,15 +15,18 @@ Where the child gets its rows:
     so the child also answers how many rows it saw up to there and the last one's
     (position, event id, chain link). The parent compares that with its own pass and,
     should they differ, folds its own snapshot in-process instead: the comparison is
-    always against the parent's snapshot. Reading the rows, it also checks the data of
-    every session event (the fold parses it anyway) and counts those the audit's
-    payload check would fault, so the parent's pass skips that parse (see
-    `ForkedCatalogueCheck`).
+    always against the parent's snapshot. Folding, it also checks the data of every
+    session event (the fold parses it anyway; tools/audit_checked_fold.py) and counts
+    those the audit's payload check would fault, so the parent's pass skips that parse
+    (see `ForkedCatalogueCheck`). The parent folds and checks PARENT_SHARE of the
+    sessions itself, in its pass, so the two processes end about together; the child
+    takes the rest and tells where it inserted each session, for the merge.
   - PostgreSQL: the parent feeds it the rows it reads on stdin, in frames
     (tools/frames.py): each a pickled list of rows (the audit's first eight columns);
     an empty frame ends the input.
 The child answers on stdout with one pickle `(state in the checkpoint's encoding, number
-of sessions, (rows seen, last row's identity), session events whose data is unsound)`.
+of sessions, (rows seen, last row's identity), session events whose data is unsound,
+{session: position where it was inserted})`.
 """
 
 from __future__ import annotations
@@ -38,24 +41,25 @@ from itertools import groupby, islice
 from operator import itemgetter
 from typing import IO, Any
 
-import orjson
-
 from eventstore import RecordedEvent
 from projections import catalogue as cat
-from projections.envelope import parse_iso
 from projections.ids import is_session_stream
-from projections.session import SessionEvent, SessionState, fold_session_run
 
-from .audit_checks import EventRow, Report, envelope_moment
+from .audit_checked_fold import CheckedFold, CheckedRow, merged, share
+from .audit_checks import EventRow, Report
 from .audit_projections import CatalogueCheck, catalogue_folds, recorded
 from .audit_source import LogSource
 from .frames import END, frame, read_frame
 
 FORK_MIN_EVENTS = 100_000  # below this a second interpreter costs more than it saves
+# Sessions (of 100 shares, `share`) the parent folds itself when the child reads the file,
+# so both processes end together: the parent's pass is the lighter one otherwise.
+PARENT_SHARE = 20
 RUN_MAX = 1_000  # events folded as one run at most (bounds the child's memory)
 FETCH = 5_000
 Identity = tuple[int, tuple[Any, ...] | None]  # rows up to the checkpoint, the last one's ids
-CheckedRow = tuple[str, int, int, str, Any, int]  # stream, version, position, type, data, time
+# state (checkpoint encoding), sessions, identity, unsound events, sessions' insert positions
+Answer = tuple[bytes, int, Identity, int, dict[str, int]]
 
 
 class ForkedCatalogueCheck(CatalogueCheck):
@@ -77,8 +81,12 @@ class ForkedCatalogueCheck(CatalogueCheck):
         self.seen = 0  # rows up to the checkpoint in the parent's pass
         self.last: tuple[Any, ...] | None = None  # the last one's identity
         self.answer: tuple[bytes, int] | None = None  # the child's, once checked
-        self.data_checked_to = -1  # session events' data up to here: the child checks it
+        self.data_checked_to = -1  # session events' data up to here: the folds check it
         self.recheck = False  # the pass must be done again with every check here
+        self.cut = 0  # sessions of shares below it are folded here (`mine`), the rest there
+        self.mine = CheckedFold()
+        self._mine: dict[str, bool] = {}
+        self._child_inserted: dict[str, int] = {}  # the child's sessions' insert positions
 
     async def start(self, source: LogSource) -> None:
         self.data_checked_to, self.recheck = -1, False
@@ -88,6 +96,8 @@ class ForkedCatalogueCheck(CatalogueCheck):
         if self.stored is not None and self.stop_at >= self.min_events:
             uri = getattr(source, "uri", None)
             self.reads_itself = isinstance(uri, str)
+            self.cut = PARENT_SHARE if self.reads_itself else 0
+            self.mine = CheckedFold(self._folds_here)
             # spawned before the stored state is decoded, so the child starts at once
             self.child = self._spawn(uri if isinstance(uri, str) else None)
             if not self.readable():  # nothing to compare: no fold
@@ -96,11 +106,14 @@ class ForkedCatalogueCheck(CatalogueCheck):
             elif self.reads_itself:
                 self.data_checked_to = self.stop_at
 
+    def _folds_here(self, stream_id: str) -> bool:
+        return share(stream_id) < self.cut
+
     def _spawn(self, uri: str | None = None) -> subprocess.Popen[bytes]:
         # started once, at the start of the pass; writes to it block only while it folds
         command = [sys.executable, "-m", "tools.audit_fold", str(self.stop_at)]
         return subprocess.Popen(
-            [*command, uri] if uri else command,
+            [*command, uri, str(self.cut)] if uri else command,
             stdin=subprocess.DEVNULL if uri else subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -121,17 +134,16 @@ class ForkedCatalogueCheck(CatalogueCheck):
             super().rows(rows, order)
             return
         stop_at = self.stop_at
-        if self.reads_itself:  # only note which rows the child must have seen
-            if rows and rows[-1][0] <= stop_at:
-                self.seen += len(rows)
-                last = rows[-1]
-                self.last = _identity(last[0], last[3], last[9])
+        if self.reads_itself:  # fold this process's share; note which rows the child saw
+            if not rows or rows[0][0] > stop_at:
                 return
-            for row in rows:
-                if row[0] > stop_at:
-                    break
-                self.seen += 1
-                self.last = _identity(row[0], row[3], row[9])
+            if rows[-1][0] > stop_at:
+                rows = [row for row in rows if row[0] <= stop_at]
+            self.seen += len(rows)
+            last = rows[-1]
+            self.last = _identity(last[0], last[3], last[9])
+            if self.cut:
+                self.mine.feed(self._my_rows(rows))
             return
         batch = []
         for row in rows:
@@ -143,15 +155,32 @@ class ForkedCatalogueCheck(CatalogueCheck):
             assert child.stdin is not None
             child.stdin.write(frame(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)))
 
+    def _my_rows(self, rows: Sequence[EventRow]) -> list[CheckedRow]:
+        """This process's share of the rows (and `$sessions`), as the checked fold takes
+        them."""
+        mine = self._mine
+        picked = []
+        for row in rows:
+            stream_id = row[1]
+            take = mine.get(stream_id)
+            if take is None:
+                take = mine[stream_id] = stream_id == cat.SESSIONS_STREAM or (
+                    is_session_stream(stream_id) and self._folds_here(stream_id)
+                )
+            if take:
+                picked.append((stream_id, row[2], row[0], row[4], row[5], row[7]))
+        return picked
+
     async def finish(self, source: LogSource, report: Report) -> None:
         if self.child is not None and self.reads_itself:
             try:
                 value, count, identity, unsound = self._answer()
+                if identity == (self.seen, self.last):
+                    self.answer = self._merged(value, count)
             except RuntimeError:  # it failed (said why on stderr): fold here instead
-                value, count, identity, unsound = b"", 0, (-1, None), 0
-            if identity == (self.seen, self.last):
-                self.answer = value, count
-            else:  # the child read another snapshot: fold the parent's own
+                identity, unsound = (-1, None), 0
+            unsound += self.mine.unsound
+            if self.answer is None:  # another snapshot, or it failed: fold the parent's
                 await self._fold_here(source)
                 self.answer = super().rebuilt()
                 unsound = 1  # and check its data here, too
@@ -159,6 +188,19 @@ class ForkedCatalogueCheck(CatalogueCheck):
                 self.recheck = True  # faults to word and order: the pass again, here
                 return
         await super().finish(source, report)
+
+    def _merged(self, theirs: bytes, count: int) -> tuple[bytes, int]:
+        """The child's state and this process's share as one (the child's alone if this
+        process folded none); its encoding and its number of sessions."""
+        if not self.cut:
+            return theirs, count
+        with_position = cat.decode_state(theirs)
+        if with_position is None:
+            raise RuntimeError("the catalogue fold process answered an unreadable state")
+        inserted = self._child_inserted
+        state = merged(self.mine, (with_position, inserted))
+        state.position = self.stop_at
+        return cat.encode(state), len(state.sessions)
 
     async def _fold_here(self, source: LogSource) -> None:
         state, stop_at = self.state, self.stop_at
@@ -189,7 +231,7 @@ class ForkedCatalogueCheck(CatalogueCheck):
             code = child.wait()
         if code != 0 or not answer:
             raise RuntimeError(f"the catalogue fold process failed (exit {code})")
-        value, count, identity, unsound = pickle.loads(answer)
+        value, count, identity, unsound, self._child_inserted = pickle.loads(answer)
         return value, count, identity, unsound
 
     def close(self) -> None:
@@ -233,15 +275,15 @@ def _frames(stream: IO[bytes]) -> Iterator[Sequence[Any]]:
         yield from pickle.loads(payload)
 
 
-def fold_frames(stream: IO[bytes], stop_at: int) -> tuple[bytes, int, Identity, int]:
+def fold_frames(stream: IO[bytes], stop_at: int) -> Answer:
     """The child's work when fed: fold every row of every frame, then the state as JSON
     (the parent checks these rows' data itself)."""
     state = fold_rows(_frames(stream))
     state.position = stop_at
-    return cat.encode(state), len(state.sessions), (0, None), 0
+    return cat.encode(state), len(state.sessions), (0, None), 0, {}
 
 
-def fold_file(uri: str, stop_at: int) -> tuple[bytes, int, Identity, int]:
+def fold_file(uri: str, stop_at: int, cut: int = 0) -> Answer:
     """The child's work on SQLite: read the file (read-only) up to `stop_at`, fold it and
     check every session event's data (`fold_checked`). Only the columns the fold reads;
     the rows are counted as they are read, and the last one's identity is asked for in
@@ -263,12 +305,14 @@ def fold_file(uri: str, stop_at: int) -> tuple[bytes, int, Identity, int]:
             (stop_at,),
         )
         seen = [0]
-        state, unsound = fold_checked(_fetched(cursor, seen))
+        fold = CheckedFold(lambda stream_id: share(stream_id) >= cut)
+        fold.feed(_fetched(cursor, seen))
     finally:
         conn.close()
+    state = fold.state
     state.position = stop_at
     identity = seen[0], None if last is None else _identity(*last)
-    return cat.encode(state), len(state.sessions), identity, unsound
+    return cat.encode(state), len(state.sessions), identity, fold.unsound, fold.inserted
 
 
 def _fetched(cursor: sqlite3.Cursor, seen: list[int]) -> Iterator[CheckedRow]:
@@ -278,63 +322,6 @@ def _fetched(cursor: sqlite3.Cursor, seen: list[int]) -> Iterator[CheckedRow]:
         yield from rows
 
 
-def fold_checked(rows: Iterable[CheckedRow]) -> tuple[cat.CatalogueState, int]:
-    """The catalogue folded from rows in position order (as `fold_events`: a session's
-    consecutive events as one run, as `catalogue.apply_run` folds them), and how many
-    session events' data is not a sound envelope (what the audit's payload check would
-    fault). Each session event's data is parsed once, for both: the run is handed to
-    `session.fold_session_run` as the (type, envelope, version, time) `apply_run` would
-    make of it (a property test checks the state equals `catalogue.apply` event by event
-    and the count equals `envelope_problem`'s)."""
-    state = cat.CatalogueState()
-    unsound = 0
-    for stream_id, group in groupby(rows, key=_stream_id):
-        if not catalogue_folds(stream_id):
-            continue
-        if not is_session_stream(stream_id) or stream_id == cat.SESSIONS_STREAM:
-            for row in group:
-                cat.apply(state, _recorded(row))
-            continue
-        while chunk := list(islice(group, RUN_MAX)):
-            run, bad = _session_run(chunk)
-            unsound += bad
-            if len(chunk) < 2 or stream_id in state.deleted:  # as `apply_run` does
-                for row in chunk:
-                    cat.apply(state, _recorded(row))
-                continue
-            previous = state.sessions.get(stream_id) or SessionState(session_id=stream_id)
-            state.sessions[stream_id] = fold_session_run(previous, run)
-            state.position = max(state.position, chunk[-1][2])
-    return state, unsound
-
-
-def _session_run(chunk: Sequence[CheckedRow]) -> tuple[list[SessionEvent], int]:
-    """A session's rows as the fold's events (what `catalogue._session_event` makes of
-    them), and how many of them are not a sound envelope."""
-    loads, moment_of, bad = orjson.loads, envelope_moment, 0
-    run: list[SessionEvent] = []
-    for _, version, _, type_, data, recorded_at in chunk:
-        try:
-            body = loads(data)
-        except orjson.JSONDecodeError:
-            body = None
-        moment = moment_of(body, type_)
-        if moment is not None:  # aware, so `parse_iso` would give the same
-            when: float | None = moment.timestamp()
-        else:
-            bad += 1
-            if type(body) is not dict:
-                body = {}
-            when = parse_iso(body.get("timestamp"))
-        run.append((type_, body, version, when if when is not None else recorded_at / 1_000_000))
-    return run, bad
-
-
-def _recorded(row: CheckedRow) -> RecordedEvent:
-    stream_id, version, position, type_, data, recorded_at = row
-    return RecordedEvent(stream_id, version, position, "", type_, data, None, recorded_at)
-
-
 def main(argv: Sequence[str]) -> int:
     # A one-shot process whose fold keeps nearly everything it allocates (the catalogue)
     # and makes no cycles worth collecting: the cyclic collector would only rescan the
@@ -342,7 +329,7 @@ def main(argv: Sequence[str]) -> int:
     gc.disable()
     stop_at = int(argv[0])
     if len(argv) > 1:
-        result = fold_file(argv[1], stop_at)
+        result = fold_file(argv[1], stop_at, int(argv[2]) if len(argv) > 2 else 0)
     else:
         result = fold_frames(sys.stdin.buffer, stop_at)
     sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))

@@ -21,7 +21,7 @@ from projections import catalogue as cat
 from tests.support.tools_support import sqlite_path
 from tests.tools.test_audit_chunks import report_of, seed
 from tests.tools.test_audit_fold import _log, _reference, _spy_spawn, steps
-from tools import audit, audit_fold, audit_source
+from tools import audit, audit_checked_fold, audit_fold, audit_source
 from tools.audit_checks import ENVELOPE_REQUIRED, envelope_moment, envelope_problem
 from tools.audit_projections import recorded
 
@@ -114,10 +114,15 @@ def _defective(row: tuple[Any, ...], defect: Any) -> tuple[Any, ...]:
     plan=steps,
     defects=st.lists(st.integers(0, len(DEFECTS) - 1), max_size=60),
     run_max=st.integers(1, 4),
+    cut=st.integers(0, 100),
+    chunk=st.integers(1, 7),
 )
 def test_checked_fold_equals_the_service_fold_and_counts_the_payload_faults(
-    plan: list[tuple[int, int, int]], defects: list[int], run_max: int
+    plan: list[tuple[int, int, int]], defects: list[int], run_max: int, cut: int, chunk: int
 ) -> None:
+    """Folded whole, or shared between two folds (one fed in chunks, as the parent's
+    pass feeds it; the other through its checkpoint encoding, as the child answers) and
+    merged: the service's fold byte for byte, and the payload check's count."""
     rows = [
         _defective(_full(tuple(r)), DEFECTS[defects[i]] if i < len(defects) else None)
         for i, r in enumerate(_log(plan))
@@ -134,15 +139,27 @@ def test_checked_fold_equals_the_service_fold_and_counts_the_payload_faults(
             continue
         faults += envelope_problem(body, row[4]) is not None
     checked_rows = [(r[1], r[2], r[0], r[4], r[5], r[7]) for r in rows]
-    previous, audit_fold.RUN_MAX = audit_fold.RUN_MAX, run_max
+    previous, audit_checked_fold.RUN_MAX = audit_checked_fold.RUN_MAX, run_max
     try:
-        state, unsound = audit_fold.fold_checked(checked_rows)
+        state, unsound = audit_checked_fold.fold_checked(checked_rows)
     finally:
-        audit_fold.RUN_MAX = previous
+        audit_checked_fold.RUN_MAX = previous
     reference.position = state.position = len(rows)
     assert cat.to_dict(state) == cat.to_dict(reference)
     assert cat.encode(state) == cat.encode(reference)
     assert unsound == faults
+    here = audit_checked_fold.CheckedFold(lambda s: audit_checked_fold.share(s) < cut)
+    there = audit_checked_fold.CheckedFold(lambda s: audit_checked_fold.share(s) >= cut)
+    for start in range(0, len(checked_rows), chunk):
+        here.feed(checked_rows[start : start + chunk])
+    there.feed(checked_rows)
+    there.state.position = len(rows)
+    answered = cat.decode_state(cat.encode(there.state))
+    assert answered is not None
+    whole = audit_checked_fold.merged(here, (answered, there.inserted))
+    whole.position = len(rows)
+    assert cat.encode(whole) == cat.encode(reference)
+    assert here.unsound + there.unsound == faults
     sessions = sum(not r[1].startswith("$") for r in rows)
     if sessions and not any(defects) and all(flavour != 3 for *_, flavour in plan):
         assert unsound == 0  # (whole envelopes: some logs are sound)
@@ -186,13 +203,17 @@ def _broken(db_url: str, tmp_path: Path, statement: str) -> str:
         ("UPDATE events SET data = CAST('[1]' AS BLOB) WHERE position = 58", [True, False]),
     ],
 )
+@pytest.mark.parametrize("parent_share", [0, 30, 100])
 async def test_the_child_checks_the_data_and_the_report_is_row_by_row(
     db_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     statement: str,
     passes_expected: list[bool],
+    parent_share: int,
 ) -> None:
+    """(The parent folds none, some of the 12 sessions, or all of them.)"""
+    monkeypatch.setattr(audit_fold, "PARENT_SHARE", parent_share)
     await seed(db_url)
     url = _broken(db_url, tmp_path, statement)
     monkeypatch.setattr(audit_source, "FETCH", 37)
