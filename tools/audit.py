@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -28,7 +29,16 @@ PARTIAL = "not run with --from (it needs the whole log)"
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_tool(_main(args))
+    # The pass folds a share of the sessions (tools/audit_fold.py) and keeps what it
+    # folds: the cyclic collector would only rescan that growing state, as in the fold's
+    # child, so it is off for the command (and back on after, for a caller in-process).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return run_tool(_main(args))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -123,15 +133,44 @@ async def _full(
     source: LogSource, report: Report, archives: Sequence[Path] = (), *, fork_fold: bool = False
 ) -> None:
     cuts = await source.archive_cuts()
-    checker = LogChecker(report, cuts)
     folds = extra_checks(report, fork=fork_fold and not cuts)
+    before = _saved(report)
     try:
-        await _pass(source, report, checker, folds, archives, cuts)
+        if await _pass(source, report, LogChecker(report, cuts), folds, archives, cuts):
+            # the fold's child found data to fault (or could not be trusted): the pass
+            # again with every check here, so the faults are worded and ordered as ever
+            _restore(report, before)
+            await _pass(source, report, LogChecker(report, cuts), folds, archives, cuts)
     finally:
         for fold in folds:
             close = getattr(fold, "close", None)
             if close is not None:
                 close()
+
+
+Saved = tuple[list[Fault], dict[str, int], dict[str, str], dict[str, int], dict[str, object] | None]
+
+
+def _saved(report: Report) -> Saved:
+    """What the report holds before a pass (a pass done again starts from there)."""
+    return (
+        list(report.faults),
+        dict(report.counts),
+        dict(report.skipped),
+        dict(report.stats),
+        report.chain_head,
+    )
+
+
+def _restore(report: Report, saved: Saved) -> None:
+    faults, counts, skipped, stats, head = saved
+    report.faults, report.counts, report.skipped, report.stats = (
+        list(faults),
+        dict(counts),
+        dict(skipped),
+        dict(stats),
+    )
+    report.chain_head = head
 
 
 async def _pass(
@@ -141,7 +180,9 @@ async def _pass(
     folds: list[ExtraCheck],
     archives: Sequence[Path],
     cuts: dict[str, int],
-) -> None:
+) -> bool:
+    """One pass over the log feeding every check; True if a check asks for it again
+    with every check in this process (`recheck`: see tools/audit_fold.py)."""
     archived = archived_rows(archives, cuts) if cuts else []
     if cuts and not archived and folds:  # folds from scratch need the archived events
         why = f"{len(cuts)} streams are archived: give the --archive DIRs that hold them"
@@ -151,6 +192,8 @@ async def _pass(
     head = await source.head()
     for extra in extras:
         await extra.start(source)
+    checked_to = [getattr(fold, "data_checked_to", -1) for fold in folds]
+    checker.data_checked_to = max(checked_to, default=-1)
     pending = iter(archived)
     nxt = next(pending, None)
     with progress("audit", head) as advance:
@@ -186,6 +229,7 @@ async def _pass(
     )
     for extra in extras:
         await extra.finish(source, report)
+    return any(getattr(extra, "recheck", False) for extra in extras)
 
 
 async def _chain_only(source: LogSource, report: Report, from_position: int) -> None:

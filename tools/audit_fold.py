@@ -15,12 +15,18 @@ Where the child gets its rows:
     so the child also answers how many rows it saw up to there and the last one's
     (position, event id, chain link). The parent compares that with its own pass and,
     should they differ, folds its own snapshot in-process instead: the comparison is
-    always against the parent's snapshot.
+    always against the parent's snapshot. Folding, it also checks the data of every
+    session event (the fold parses it anyway; tools/audit_checked_fold.py) and counts
+    those the audit's payload check would fault, so the parent's pass skips that parse
+    (see `ForkedCatalogueCheck`). The parent folds and checks PARENT_SHARE of the
+    sessions itself, in its pass, so the two processes end about together; the child
+    takes the rest and tells where it inserted each session, for the merge.
   - PostgreSQL: the parent feeds it the rows it reads on stdin, in frames
     (tools/frames.py): each a pickled list of rows (the audit's first eight columns);
     an empty frame ends the input.
-The child answers on stdout with one pickle `(state as the checkpoint's JSON, number of
-sessions, (rows seen, last row's identity))`.
+The child answers on stdout with one pickle `(state in the checkpoint's encoding, number
+of sessions, (rows seen, last row's identity), session events whose data is unsound,
+{session: position where it was inserted})`.
 """
 
 from __future__ import annotations
@@ -37,22 +43,35 @@ from typing import IO, Any
 
 from eventstore import RecordedEvent
 from projections import catalogue as cat
+from projections.ids import is_session_stream
 
+from .audit_checked_fold import CheckedFold, CheckedRow, merged, share
 from .audit_checks import EventRow, Report
 from .audit_projections import CatalogueCheck, catalogue_folds, recorded
 from .audit_source import LogSource
 from .frames import END, frame, read_frame
-from .projection_compare import as_json
 
 FORK_MIN_EVENTS = 100_000  # below this a second interpreter costs more than it saves
+# Sessions (of 100 shares, `share`) the parent folds itself when the child reads the file,
+# so both processes end together: the parent's pass is the lighter one otherwise.
+PARENT_SHARE = 20
 RUN_MAX = 1_000  # events folded as one run at most (bounds the child's memory)
 FETCH = 5_000
 Identity = tuple[int, tuple[Any, ...] | None]  # rows up to the checkpoint, the last one's ids
+# state (checkpoint encoding), sessions, identity, unsound events, sessions' insert positions
+Answer = tuple[bytes, int, Identity, int, dict[str, int]]
 
 
 class ForkedCatalogueCheck(CatalogueCheck):
     """`CatalogueCheck` whose fold runs in a child process (when the checkpoint is far
-    enough into the log to be worth it); the same comparison, the same faults."""
+    enough into the log to be worth it); the same comparison, the same faults.
+
+    A child that reads the SQLite file itself also checks the data of every session
+    event up to the checkpoint (it parses it for the fold anyway), so the pass does not
+    parse it a second time (`LogChecker.data_checked_to`). When the child finds one it
+    would fault, read another snapshot or failed, `recheck` asks the audit to pass over
+    the log once more with every check in the parent (the fold is not redone: its state
+    is kept), so every fault is found, worded and ordered as before."""
 
     def __init__(self, report: Report, min_events: int | None = None) -> None:
         super().__init__(report)
@@ -61,51 +80,70 @@ class ForkedCatalogueCheck(CatalogueCheck):
         self.reads_itself = False  # the child reads the SQLite file (else: fed on stdin)
         self.seen = 0  # rows up to the checkpoint in the parent's pass
         self.last: tuple[Any, ...] | None = None  # the last one's identity
-        self.answer: tuple[dict[str, Any], int] | None = None  # the child's, once checked
+        self.answer: tuple[bytes, int] | None = None  # the child's, once checked
+        self.data_checked_to = -1  # session events' data up to here: the folds check it
+        self.recheck = False  # the pass must be done again with every check here
+        self.cut = 0  # sessions of shares below it are folded here (`mine`), the rest there
+        self.mine = CheckedFold()
+        self._mine: dict[str, bool] = {}
+        self._child_inserted: dict[str, int] = {}  # the child's sessions' insert positions
 
     async def start(self, source: LogSource) -> None:
+        self.data_checked_to, self.recheck = -1, False
+        if self.answer is not None:  # the pass done again: the fold is already known
+            return
         await super().start(source)
-        if (
-            self.stored is not None
-            and self.stop_at >= self.min_events
-            and cat.decode_state(self.stored) is not None  # else nothing is compared
-        ):
+        if self.stored is not None and self.stop_at >= self.min_events:
             uri = getattr(source, "uri", None)
             self.reads_itself = isinstance(uri, str)
+            self.cut = PARENT_SHARE if self.reads_itself else 0
+            self.mine = CheckedFold(self._folds_here)
+            # spawned before the stored state is decoded, so the child starts at once
             self.child = self._spawn(uri if isinstance(uri, str) else None)
+            if not self.readable():  # nothing to compare: no fold
+                self.close()
+                self.reads_itself = False
+            elif self.reads_itself:
+                self.data_checked_to = self.stop_at
+
+    def _folds_here(self, stream_id: str) -> bool:
+        return share(stream_id) < self.cut
 
     def _spawn(self, uri: str | None = None) -> subprocess.Popen[bytes]:
         # started once, at the start of the pass; writes to it block only while it folds
         command = [sys.executable, "-m", "tools.audit_fold", str(self.stop_at)]
         return subprocess.Popen(
-            [*command, uri] if uri else command,
+            [*command, uri, str(self.cut)] if uri else command,
             stdin=subprocess.DEVNULL if uri else subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
 
     def event(self, row: EventRow) -> None:
+        if self.answer is not None:
+            return
         if self.child is None:
             super().event(row)
         else:
             self.rows([row])
 
     def rows(self, rows: Sequence[EventRow], order: int = 2) -> None:
+        if self.answer is not None:
+            return
         child = self.child
         if child is None:
             super().rows(rows, order)
             return
         stop_at = self.stop_at
-        if self.reads_itself:  # only note which rows the child must have seen
-            if rows and rows[-1][0] <= stop_at:
-                self.seen += len(rows)
-                last = rows[-1]
-                self.last = _identity(last[0], last[3], last[9])
+        if self.reads_itself:  # fold this process's share; note which rows the child saw
+            if not rows or rows[0][0] > stop_at:
                 return
-            for row in rows:
-                if row[0] > stop_at:
-                    break
-                self.seen += 1
-                self.last = _identity(row[0], row[3], row[9])
+            if rows[-1][0] > stop_at:
+                rows = [row for row in rows if row[0] <= stop_at]
+            self.seen += len(rows)
+            last = rows[-1]
+            self.last = _identity(last[0], last[3], last[9])
+            if self.cut:
+                self.mine.feed(self._my_rows(rows))
             return
         batch = []
         for row in rows:
@@ -117,17 +155,52 @@ class ForkedCatalogueCheck(CatalogueCheck):
             assert child.stdin is not None
             child.stdin.write(frame(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)))
 
+    def _my_rows(self, rows: Sequence[EventRow]) -> list[CheckedRow]:
+        """This process's share of the rows (and `$sessions`), as the checked fold takes
+        them."""
+        mine = self._mine
+        picked = []
+        for row in rows:
+            stream_id = row[1]
+            take = mine.get(stream_id)
+            if take is None:
+                take = mine[stream_id] = stream_id == cat.SESSIONS_STREAM or (
+                    is_session_stream(stream_id) and self._folds_here(stream_id)
+                )
+            if take:
+                picked.append((stream_id, row[2], row[0], row[4], row[5], row[7]))
+        return picked
+
     async def finish(self, source: LogSource, report: Report) -> None:
         if self.child is not None and self.reads_itself:
             try:
-                value, count, identity = self._answer()
+                value, count, identity, unsound = self._answer()
+                if identity == (self.seen, self.last):
+                    self.answer = self._merged(value, count)
             except RuntimeError:  # it failed (said why on stderr): fold here instead
-                value, count, identity = {}, 0, (-1, None)
-            if identity == (self.seen, self.last):
-                self.answer = value, count
-            else:  # the child read another snapshot: fold the parent's own
+                identity, unsound = (-1, None), 0
+            unsound += self.mine.unsound
+            if self.answer is None:  # another snapshot, or it failed: fold the parent's
                 await self._fold_here(source)
+                self.answer = super().rebuilt()
+                unsound = 1  # and check its data here, too
+            if unsound and self.data_checked_to >= 0:
+                self.recheck = True  # faults to word and order: the pass again, here
+                return
         await super().finish(source, report)
+
+    def _merged(self, theirs: bytes, count: int) -> tuple[bytes, int]:
+        """The child's state and this process's share as one (the child's alone if this
+        process folded none); its encoding and its number of sessions."""
+        if not self.cut:
+            return theirs, count
+        with_position = cat.decode_state(theirs)
+        if with_position is None:
+            raise RuntimeError("the catalogue fold process answered an unreadable state")
+        inserted = self._child_inserted
+        state = merged(self.mine, (with_position, inserted))
+        state.position = self.stop_at
+        return cat.encode(state), len(state.sessions)
 
     async def _fold_here(self, source: LogSource) -> None:
         state, stop_at = self.state, self.stop_at
@@ -138,15 +211,15 @@ class ForkedCatalogueCheck(CatalogueCheck):
                 if catalogue_folds(row[1]):
                     cat.apply(state, recorded(row))
 
-    def rebuilt(self) -> tuple[dict[str, Any], int]:
+    def rebuilt(self) -> tuple[bytes, int]:
         if self.answer is not None:
             return self.answer
         if self.child is None:
             return super().rebuilt()
-        value, count, _ = self._answer()
+        value, count, _, _ = self._answer()
         return value, count
 
-    def _answer(self) -> tuple[dict[str, Any], int, Identity]:
+    def _answer(self) -> tuple[bytes, int, Identity, int]:
         child, self.child = self.child, None
         assert child is not None and child.stdout is not None
         try:
@@ -158,8 +231,8 @@ class ForkedCatalogueCheck(CatalogueCheck):
             code = child.wait()
         if code != 0 or not answer:
             raise RuntimeError(f"the catalogue fold process failed (exit {code})")
-        value, count, identity = pickle.loads(answer)
-        return value, count, identity
+        value, count, identity, unsound, self._child_inserted = pickle.loads(answer)
+        return value, count, identity, unsound
 
     def close(self) -> None:
         """Stop the child if the audit ended early (a read failed)."""
@@ -202,17 +275,19 @@ def _frames(stream: IO[bytes]) -> Iterator[Sequence[Any]]:
         yield from pickle.loads(payload)
 
 
-def fold_frames(stream: IO[bytes], stop_at: int) -> tuple[dict[str, Any], int, Identity]:
-    """The child's work when fed: fold every row of every frame, then the state as JSON."""
+def fold_frames(stream: IO[bytes], stop_at: int) -> Answer:
+    """The child's work when fed: fold every row of every frame, then the state as JSON
+    (the parent checks these rows' data itself)."""
     state = fold_rows(_frames(stream))
     state.position = stop_at
-    return as_json(state), len(state.sessions), (0, None)
+    return cat.encode(state), len(state.sessions), (0, None), 0, {}
 
 
-def fold_file(uri: str, stop_at: int) -> tuple[dict[str, Any], int, Identity]:
-    """The child's work on SQLite: read the file (read-only) up to `stop_at` and fold it.
-    The rows come as RecordedEvent's columns (the event id and metadata the fold does not
-    read are left out); the identity of what was read is asked for in the same snapshot."""
+def fold_file(uri: str, stop_at: int, cut: int = 0) -> Answer:
+    """The child's work on SQLite: read the file (read-only) up to `stop_at`, fold it and
+    check every session event's data (`fold_checked`). Only the columns the fold reads;
+    the rows are counted as they are read, and the last one's identity is asked for in
+    the same snapshot."""
     conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     try:
         conn.execute("PRAGMA query_only=1")
@@ -224,26 +299,27 @@ def fold_file(uri: str, stop_at: int) -> tuple[dict[str, Any], int, Identity]:
             "ORDER BY position DESC LIMIT 1",
             (stop_at,),
         ).fetchone()
-        seen = conn.execute(
-            "SELECT count(*) FROM events WHERE position <= ?", (stop_at,)
-        ).fetchone()[0]
         cursor = conn.execute(
-            "SELECT stream_id, version, position, '', type, data, NULL, recorded_at "
+            "SELECT stream_id, version, position, type, data, recorded_at "
             "FROM events WHERE position <= ? ORDER BY position",
             (stop_at,),
         )
-        state = fold_events(_events(cursor))
+        seen = [0]
+        fold = CheckedFold(lambda stream_id: share(stream_id) >= cut)
+        fold.feed(_fetched(cursor, seen))
     finally:
         conn.close()
+    state = fold.state
     state.position = stop_at
-    identity = int(seen), None if last is None else _identity(*last)
-    return as_json(state), len(state.sessions), identity
+    identity = seen[0], None if last is None else _identity(*last)
+    return cat.encode(state), len(state.sessions), identity, fold.unsound, fold.inserted
 
 
-def _events(cursor: sqlite3.Cursor) -> Iterator[RecordedEvent]:
-    make = RecordedEvent._make
+def _fetched(cursor: sqlite3.Cursor, seen: list[int]) -> Iterator[CheckedRow]:
+    """The cursor's rows, counted into `seen[0]` (a count(*) would read them twice)."""
     while rows := cursor.fetchmany(FETCH):
-        yield from map(make, rows)
+        seen[0] += len(rows)
+        yield from rows
 
 
 def main(argv: Sequence[str]) -> int:
@@ -253,7 +329,7 @@ def main(argv: Sequence[str]) -> int:
     gc.disable()
     stop_at = int(argv[0])
     if len(argv) > 1:
-        result = fold_file(argv[1], stop_at)
+        result = fold_file(argv[1], stop_at, int(argv[2]) if len(argv) > 2 else 0)
     else:
         result = fold_frames(sys.stdin.buffer, stop_at)
     sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
