@@ -42,13 +42,19 @@ PLAN: list[tuple[str, int, int, Expected]] = [
 ]
 
 
-async def test_a_load_stores_what_the_store_stores(tmp_path: Path) -> None:
+async def _the_plan_by_store_and_a_fresh_file(tmp_path: Path) -> tuple[Path, Path]:
+    """PLAN appended through the store into one file; a fresh log beside it to load."""
     by_store, by_load = tmp_path / "store.db", tmp_path / "load.db"
     store = await open_store(f"sqlite:///{by_store}")
     for stream, n, first, expected in PLAN:
         await store.append(stream, events(stream, n, first), expected=expected)
     await store.close()
     await fresh(by_load)
+    return by_store, by_load
+
+
+async def test_a_load_stores_what_the_store_stores(tmp_path: Path) -> None:
+    by_store, by_load = await _the_plan_by_store_and_a_fresh_file(tmp_path)
     schema = indexes(by_load)
     assert {name for name, _ in schema} >= {"events_event_id", "events_stream_version"}
     bulk = SQLiteBulkAppender(str(by_load))
@@ -202,12 +208,7 @@ def _journal_mode(path: Path) -> str:
 async def test_a_load_with_the_file_to_itself_writes_no_wal(tmp_path: Path) -> None:
     """`own_file`: the load runs in a rollback journal with the file locked for it; the
     same rows as the store's, the schema's indexes, and the file in WAL mode again."""
-    by_store, by_load = tmp_path / "store.db", tmp_path / "load.db"
-    store = await open_store(f"sqlite:///{by_store}")
-    for stream, n, first, expected in PLAN:
-        await store.append(stream, events(stream, n, first), expected=expected)
-    await store.close()
-    await fresh(by_load)
+    by_store, by_load = await _the_plan_by_store_and_a_fresh_file(tmp_path)
     schema = indexes(by_load)
     bulk = SQLiteBulkAppender(str(by_load))
     assert bulk.begin_load(own_file=True)
