@@ -15,9 +15,11 @@ Baselines, measured side by side in the same run on the same files:
   - audit: `SELECT` every event row and `orjson.loads` its data: the least any audit of
     the payloads must do.
 `--quick` uses 200,000 events and says so in each row; the figure set beside the 1M
-target is then the measured time x 5. The audit is linear in the events; the import is
-not quite (each commit rewrites pages of the random event-id index, which grows with
-the log), so a scaled import figure is a lower bound: it can say "not met", never "met".
+target is then the measured time x 5. The audit is linear in the events. The import's
+scaled figure decides nothing either way: it once was below the full-size time (each
+commit rewrote pages of the random event-id index, which grows with the log), and since
+the import builds a new log in one load its fixed costs make it far above (1M measured
+13.6-17.8 s where 200k x 5 gave 19-21 s); run the full size to judge it.
 With `--db postgresql://...` import and audit also run on a fresh schema there.
 """
 
@@ -336,8 +338,8 @@ def _rows(timing: Timing, events: int, versus: Timing | None = None) -> list[Too
         baseline = statistics.median(bases) if bases else None
         per_1m = value * scale
         met: bool | None = per_1m <= bar
-        if tool == "import-hive" and scale != 1 and met:
-            met = None  # a lower bound under the target proves nothing: run the full size
+        if tool == "import-hive" and scale != 1:
+            met = None  # a scaled import figure decides nothing: run the full size
         rows.append(
             ToolRow(
                 f"{timing.store}: hivelog {tool}, {events:,} events{scaled}, {what}",

@@ -33,11 +33,11 @@ def test_quick_rows_are_scaled_to_the_1m_target() -> None:
     timing = Timing("sqlite", [3.0, 2.0, 4.0], [1.0], [1.0, 1.0, 1.0], [0.5])
     imp, audit = _rows(timing, 200_000)
     assert "scaled x5" in imp.measurement and imp.value == 3.0 and imp.ratio == 3.0
-    # a scaled import time is a lower bound (the import is not quite linear): under the
-    # target it proves nothing, over it the target is missed
+    # a scaled import time decides nothing (its fixed costs scale too; the import is not
+    # linear): neither under the target nor over it
     assert (imp.seconds_per_1m, imp.met) == (15.0, None)
     slow, _ = _rows(Timing("sqlite", [4.0], [1.0], [1.0], [1.0]), 200_000)
-    assert (slow.seconds_per_1m, slow.met) == (20.0, False)
+    assert (slow.seconds_per_1m, slow.met) == (20.0, None)
     assert (audit.seconds_per_1m, audit.met) == (5.0, True)
     (full, _) = _rows(Timing("sqlite", [16.0], [1.0], [2.0], [1.0]), 1_000_000)
     assert "scaled" not in full.measurement and (full.seconds_per_1m, full.met) == (16.0, False)
