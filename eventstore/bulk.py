@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .base import validate_stream_id
-from .chain import DOMAIN, GENESIS
+from .chain import DOMAIN, GENESIS, content_digest
 from .factory import open_store
 from .types import (
     EPOCH,
@@ -668,7 +668,6 @@ def _event_rows(append: BulkAppend) -> list[EventRow] | None:
     digests = append.digests
     if digests is not None and len(digests) != len(append.events):
         return None
-    sha256, pack = hashlib.sha256, _U64.pack
     rows: list[EventRow] = []
     for n, event in enumerate(append.events):
         data, metadata, event_id = event.data, event.metadata, event.event_id
@@ -678,11 +677,7 @@ def _event_rows(append: BulkAppend) -> list[EventRow] | None:
             and type(event_id) is str
         ):
             return None
-        if digests is not None:
-            digest = digests[n]
-        else:
-            tail = b"\x00" if metadata is None else b"\x01" + pack(len(metadata)) + metadata
-            digest = sha256(pack(len(data)) + data + tail).digest()
+        digest = digests[n] if digests is not None else content_digest(data, metadata)
         rows.append((event_id, event.type, data, metadata, digest))
     return rows
 
