@@ -388,9 +388,7 @@ class SQLiteBulkAppender:
             for name, _ in indexes:
                 c.execute(f'DROP INDEX "{name}"')
         except BaseException:
-            if c.in_transaction:
-                c.execute("ROLLBACK")
-            self._back_to_wal()
+            self._abandon_load()
             raise
         self._rebuild = [sql for _, sql in indexes]
         self._loaded = set()
@@ -482,10 +480,7 @@ class SQLiteBulkAppender:
             try:
                 left = self._write(c, appends)
             except BaseException:
-                self._rebuild, self._loaded = None, set()
-                if c.in_transaction:
-                    c.execute("ROLLBACK")  # the whole load: nothing of it was committed
-                self._back_to_wal()
+                self._abandon_load()
                 raise
             if left:
                 self.finish_load()
@@ -642,16 +637,20 @@ class SQLiteBulkAppender:
     def close(self) -> None:
         """Close; a load not finished is rolled back (nothing of it was committed), and
         a file locked for it is in WAL mode again."""
-        self._rebuild, self._loaded = None, set()
-        c = self.conn
         try:
-            if c.in_transaction:
-                c.execute("ROLLBACK")
-            self._back_to_wal()
+            self._abandon_load()
         except sqlite3.Error:  # closing rolls back all the same; the store sets WAL mode
             pass
         finally:
-            c.close()
+            self.conn.close()
+
+    def _abandon_load(self) -> None:
+        """Undo a load (nothing of it was committed, so all of it) and leave a rollback
+        journal for WAL mode; outside a load, only an open transaction is rolled back."""
+        self._rebuild, self._loaded = None, set()
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        self._back_to_wal()
 
 
 def _any_stored(c: sqlite3.Connection, event_ids: Sequence[str]) -> bool:
