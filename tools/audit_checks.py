@@ -178,8 +178,7 @@ class LogChecker:
         else through `event` itself, so every fault is found and worded as there.
         A row may be a plain tuple in EventRow's column order (see `as_row`)."""
         streams, report, loads = self.streams, self.report, orjson.loads
-        session, required, fromiso, utc = self._session, _REQUIRED, _fromiso, _UTC
-        utc_zone = dt.UTC
+        session, moment_of = self._session, envelope_moment
         last = self.last_position
         elsewhere = self.data_checked_to
         passed = 0
@@ -210,20 +209,8 @@ class LogChecker:
                     except orjson.JSONDecodeError:
                         body = _SLOW
                 sound = body is not _SLOW
-                if sound and is_session:  # what `envelope_problem` passes, inline
-                    sound = False
-                    if type(body) is dict and body.keys() >= required:
-                        stamp = body["timestamp"]
-                        if (
-                            body["type"] == type_
-                            and type(body["data"]) is dict
-                            and type(stamp) is str
-                        ):
-                            try:  # "+00:00" parses to the UTC singleton: no offset asked
-                                moment = fromiso(stamp)
-                                sound = moment.tzinfo is utc_zone or moment.utcoffset() == utc
-                            except ValueError:
-                                sound = False  # not ISO-8601: `event` words it
+                if sound and is_session:  # else `event` words what is wrong
+                    sound = moment_of(body, type_) is not None
                 if sound:
                     passed += 1
                     last = position
