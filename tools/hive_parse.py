@@ -9,6 +9,7 @@ skipped (line number, reason) and the bytes it read, about one chunk per MiB, in
 order. Pickles in frames both ways (tools/frames.py); an empty frame ends the jobs.
 The child ignores the terminal (its own session), exits at the end of its input or
 when the parent stops reading, and the parent kills it on any early exit.
+A big import runs two children (`ParsePool`), jobs dealt between them in turn.
 A small import parses in-process (`InlineParser`): the same `parse_file`, no child.
 """
 
@@ -160,6 +161,10 @@ class ParseWorker:
         )
         self._receiver.start()
 
+    @property
+    def children(self) -> list[subprocess.Popen[bytes]]:
+        return [self.child]
+
     def submit(self, job: Job) -> None:
         self._open += 1
         self._jobs.put(pickle.dumps(job))
@@ -227,10 +232,47 @@ class ParseWorker:
                     pipe.close()
 
 
-def open_parser(tz: dt.tzinfo | None, total_bytes: int, process_min_bytes: int) -> Parser:
-    """A child process when there is enough to parse to pay for starting one."""
+class ParsePool:
+    """Several `ParseWorker`s, jobs dealt round-robin; `next` reads the chunks of the
+    oldest open job from the worker that has it, so chunks still come in job order.
+    One child parsing kept a whole core busy while the writer used about two thirds of
+    the other: with two, the parsing is spread over both cores."""
+
+    def __init__(self, tz: dt.tzinfo | None, workers: int) -> None:
+        self._workers = [ParseWorker(tz) for _ in range(workers)]
+        self._dealt = 0
+        self._owners: deque[ParseWorker] = deque()  # the worker of each open job, in order
+
+    @property
+    def children(self) -> list[subprocess.Popen[bytes]]:
+        return [worker.child for worker in self._workers]
+
+    def submit(self, job: Job) -> None:
+        worker = self._workers[self._dealt % len(self._workers)]
+        self._dealt += 1
+        worker.submit(job)
+        self._owners.append(worker)
+
+    async def next(self) -> Chunk:
+        if not self._owners:
+            raise RuntimeError("no job was submitted")
+        chunk = await self._owners[0].next()
+        if chunk.last:
+            self._owners.popleft()
+        return chunk
+
+    def close(self) -> None:
+        self._owners.clear()
+        for worker in self._workers:
+            worker.close()
+
+
+def open_parser(
+    tz: dt.tzinfo | None, total_bytes: int, process_min_bytes: int, processes: int = 1
+) -> Parser:
+    """Child processes when there is enough to parse to pay for starting one."""
     if total_bytes >= process_min_bytes:
-        return ParseWorker(tz)
+        return ParsePool(tz, processes) if processes > 1 else ParseWorker(tz)
     return InlineParser(tz)
 
 

@@ -23,7 +23,7 @@ from eventstore.chain import content_digest
 from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
 from tests.support.tools_support import ROOT, hivelog
 from tools.bench_tools import write_hive_home
-from tools.hive_parse import Chunk, InlineParser, Job, ParseWorker, parse_file
+from tools.hive_parse import Chunk, InlineParser, Job, ParsePool, ParseWorker, parse_file
 from tools.import_hive import PARSE_PROCESS_MIN_BYTES, Importer, Summary, find_sessions
 
 EVENTS = 40_000  # about 10 MiB of lines: over PARSE_PROCESS_MIN_BYTES, so a child parses
@@ -130,7 +130,7 @@ async def test_child_parsing_into_postgresql(tmp_path: Path, pg_dsn: str) -> Non
     assert (again["events_imported"], again["events_already_present"]) == (0, EVENTS)
 
 
-def _all_chunks(parser: ParseWorker | InlineParser, jobs: int) -> list[Chunk]:
+def _all_chunks(parser: ParseWorker | ParsePool | InlineParser, jobs: int) -> list[Chunk]:
     async def read() -> list[Chunk]:
         chunks: list[Chunk] = []
         while jobs > sum(c.last for c in chunks):
@@ -140,34 +140,46 @@ def _all_chunks(parser: ParseWorker | InlineParser, jobs: int) -> list[Chunk]:
     return asyncio.run(read())
 
 
-def test_the_child_sends_what_parse_file_yields_and_exits_at_the_end(tmp_path: Path) -> None:
+def _processes(count: int) -> ParseWorker | ParsePool:
+    return ParseWorker(None) if count == 1 else ParsePool(None, count)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_the_children_send_what_parse_file_yields_and_exit_at_the_end(
+    tmp_path: Path, count: int
+) -> None:
+    """One child, or two with the jobs dealt in turn: the chunks come back in job order,
+    each job's as parse_file yields them, and every child ends by itself."""
     home, _ = _hive_home(tmp_path)
-    files = sorted(home.glob("**/events.jsonl"))[:2]
+    files = sorted(home.glob("**/events.jsonl"))
     jobs = [Job(str(f), f.relative_to(home).as_posix(), frozenset()) for f in files]
-    worker = ParseWorker(None)
+    parser = _processes(count)
     try:
         for job in jobs:
-            worker.submit(job)
-        chunks = _all_chunks(worker, len(jobs))
+            parser.submit(job)
+        chunks = _all_chunks(parser, len(jobs))
     finally:
-        worker.close()
-    assert worker.child.returncode == 0  # it ended by itself, at the end of its input
+        parser.close()
+    children = parser.children
+    assert len({c.pid for c in children}) == count
+    assert [c.returncode for c in children] == [0] * count  # each at the end of its input
     expected = [chunk for job in jobs for chunk in parse_file(job, None)]
     assert chunks == expected and len(chunks) > len(jobs)  # about one chunk per MiB
-    assert sum(len(c.rows) for c in chunks) == 20_000
+    assert sum(len(c.rows) for c in chunks) == EVENTS
 
 
-def test_the_child_is_killed_when_the_import_leaves_early(tmp_path: Path) -> None:
+@pytest.mark.parametrize("count", [1, 2])
+def test_every_child_is_killed_when_the_import_leaves_early(tmp_path: Path, count: int) -> None:
     home, _ = _hive_home(tmp_path)
-    worker = ParseWorker(None)
+    parser = _processes(count)
     try:
         for f in sorted(home.glob("**/events.jsonl")):
-            worker.submit(Job(str(f), f.relative_to(home).as_posix(), frozenset()))
-        first = asyncio.run(worker.next())
+            parser.submit(Job(str(f), f.relative_to(home).as_posix(), frozenset()))
+        first = asyncio.run(parser.next())
         assert first.rows and not first.last
     finally:
-        worker.close()  # jobs still open: an error on the way, say
-    assert worker.child.returncode == -signal.SIGKILL
+        parser.close()  # jobs still open in every child: an error on the way, say
+    assert [c.returncode for c in parser.children] == [-signal.SIGKILL] * count
 
 
 def _children(pid: int) -> list[int]:
