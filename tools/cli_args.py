@@ -9,9 +9,22 @@ package missing cannot break `serve`.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 
 Declare = Callable[[argparse.ArgumentParser], None]
+
+
+def positive_seconds(text: str) -> float:
+    """A duration for a timeout: a finite number of seconds above zero (0, a negative
+    value or nan would fire at once or break every connection's timer)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds above 0")
+    return seconds
 
 
 def serve(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +49,7 @@ def serve(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--header-timeout",
-        type=float,
+        type=positive_seconds,
         default=10.0,
         help="seconds to receive a request head, else close (default 10)",
     )
@@ -48,13 +61,13 @@ def serve(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--body-timeout",
-        type=float,
+        type=positive_seconds,
         default=30.0,
         help="seconds to receive a request body, else 408 (default 30)",
     )
     parser.add_argument(
         "--keep-alive-timeout",
-        type=float,
+        type=positive_seconds,
         default=5.0,
         help="seconds an idle kept-alive connection stays open (default 5)",
     )

@@ -133,3 +133,16 @@ def test_modules_declare_no_other_arguments(name: str) -> None:
         assert _signature(own) == _signature(declare), (
             f"{module_name}.add_arguments differs from tools/cli_args.py: move the change there"
         )
+
+
+@pytest.mark.parametrize("flag", ["--header-timeout", "--body-timeout", "--keep-alive-timeout"])
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+def test_serve_refuses_a_timeout_that_is_not_a_positive_number_of_seconds(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0 or less would fire at once, nan breaks every connection's timer: usage error."""
+    with pytest.raises(SystemExit) as refused:
+        cli.build_parser().parse_args(["serve", f"{flag}={value}"])
+    assert refused.value.code == 2
+    assert flag in capsys.readouterr().err
+    assert cli.build_parser().parse_args(["serve", f"{flag}=0.5"]) is not None

@@ -143,9 +143,22 @@ def _refused(sock: socket.socket) -> bytes:
         sock.close()
 
 
-def test_an_endless_head_is_refused_and_appends_nothing(server: Server) -> None:
+# Deadlines far beyond BOUND: in a test on this server, a close before BOUND comes from
+# the size cap, never from a deadline.
+PATIENT = ["--header-timeout", "600", "--body-timeout", "600", "--keep-alive-timeout", "600"]
+
+
+@pytest.fixture(params=PROTOCOLS)
+def patient_server(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator[Server]:
+    with running_server(db_url, tmp_path, [*PATIENT, "--http", request.param]) as s:
+        yield s
+
+
+def test_an_endless_head_is_refused_and_appends_nothing(patient_server: Server) -> None:
     """More than the cap of a head that has not ended: both protocols refuse it (h11's
-    cap is uvicorn's, answering 400; httptools' is ours, answering 431)."""
+    cap is uvicorn's, answering 400; httptools' is ours, answering 431), long before any
+    deadline."""
+    server = patient_server
     before = _head(server)
     sock = _connect(server)
     head = _post_with_head_of(4 * MAX_HEAD_BYTES)
@@ -155,6 +168,146 @@ def test_an_endless_head_is_refused_and_appends_nothing(server: Server) -> None:
     assert answer == b"" or answer.startswith((b"HTTP/1.1 431 ", b"HTTP/1.1 400 ")), answer
     assert _head(server) == before
     assert httpx.get(f"{server.base_url}/api/health").status_code == 200
+
+
+def _sent_before_refused(sock: socket.socket, prefix: bytes, filler: bytes) -> int:
+    """Send `prefix`, then `filler` again and again (up to 64 MiB): how much went out
+    before the server refused it (a reset, a broken pipe, or its answer and close)."""
+    sent = 0
+    try:
+        sock.sendall(prefix)
+        while sent < 64 << 20:
+            sock.sendall(filler)
+            sent += len(filler)
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    return sent
+
+
+def test_endless_trailers_are_refused_and_append_nothing(patient_server: Server) -> None:
+    """A chunked body's trailers are buffered by the parser (and kept by uvicorn): they
+    count against the head cap, so a client cannot grow the server without bound."""
+    server = patient_server
+    before = _head(server)
+    sock = _connect(server)
+    prefix = (
+        b"POST /api/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\n{}\r\n0\r\n"
+    )
+    sent = _sent_before_refused(sock, prefix, b"X-Trailer: " + b"t" * 1000 + b"\r\n")
+    answer = _refused(sock)
+    assert sent < 16 << 20, f"{sent} bytes of trailers taken"  # socket buffers hold a few MiB
+    assert answer == b"" or answer.startswith((b"HTTP/1.1 431 ", b"HTTP/1.1 400 ")), answer
+    assert _head(server) == before
+    assert httpx.get(f"{server.base_url}/api/health").status_code == 200
+
+
+@pytest.mark.skipif(not HTTPTOOLS, reason="httptools is not installed")
+def test_chunk_framing_beyond_the_cap_is_refused_on_httptools(db_url: str, tmp_path: Path) -> None:
+    """Chunk extensions are framing, not body: past the cap (plus a little per chunk)
+    they are refused like an endless head."""
+    with running_server(db_url, tmp_path, [*PATIENT, "--http", "httptools"]) as server:
+        sock = _connect(server)
+        prefix = (
+            b"POST /api/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        sent = _sent_before_refused(sock, prefix, b"1;ext=" + b"e" * 1000 + b"\r\n \r\n")
+        _refused(sock)
+        assert sent < 16 << 20, f"{sent} bytes of chunk framing taken"
+
+
+@pytest.mark.skipif(not HTTPTOOLS, reason="httptools is not installed")
+def test_a_whole_head_padded_with_whitespace_is_measured_as_sent(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The parser drops the spaces around a header value; the cap counts them."""
+    with running_server(db_url, tmp_path, [*FAST, "--http", "httptools"]) as server:
+        before = _head(server)
+        for pad in (b"X-Pad: " + b" " * 40_000 + b"a\r\n", b"X-Pad: a" + b" " * 40_000 + b"\r\n"):
+            sock = _connect(server)
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                sock.sendall(
+                    b"POST /api/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+                    + pad
+                    + b"\r\n{}"
+                )
+            answer = _refused(sock)
+            assert answer.startswith(b"HTTP/1.1 431 ") or answer == b"", answer[:200]
+        assert _head(server) == before
+
+
+def _stream_survives(server: Server, request: bytes, then: bytes) -> bytes:
+    """Open a live event stream with `request`, send `then` on its connection, stop a
+    session: what the stream carried until that session's stop arrived."""
+    with httpx.Client(base_url=server.base_url, timeout=BOUND) as client:
+        sid = client.post("/api/sessions", json={}).json()["session_id"]
+        sock = _connect(server)
+        sock.sendall(request)
+        received = sock.recv(65536)
+        assert received.startswith(b"HTTP/1.1 200 "), received[:200]
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            sock.sendall(then)
+        assert client.delete(f"/api/sessions/{sid}").status_code == 200  # an event to stream
+        while b"session_stopped" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, f"the stream ended: {received[-300:]!r}"
+            received += chunk
+        sock.close()
+        return received
+
+
+def test_a_refused_next_head_never_cuts_a_response_in_flight(server: Server) -> None:
+    """An oversized head pipelined behind a live event stream: the stream goes on (no
+    431 written into it), and the connection reads nothing more."""
+    received = _stream_survives(
+        server,
+        b"GET /api/events?types=* HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        _post_with_head_of(4 * MAX_HEAD_BYTES)[: 2 * MAX_HEAD_BYTES],
+    )
+    assert b" 431 " not in received and b" 400 " not in received, received[-300:]
+
+
+@pytest.mark.skipif(not HTTPTOOLS, reason="httptools is not installed")
+def test_bytes_after_a_closing_request_are_not_taken_for_a_head(
+    db_url: str, tmp_path: Path
+) -> None:
+    """After `Connection: close` httptools ignores what follows (uvicorn's leniency): no
+    cap may answer it in the middle of that request's response. (h11 ends the
+    connection on such bytes, its own rule.)"""
+    with running_server(db_url, tmp_path, [*FAST, "--http", "httptools"]) as server:
+        received = _stream_survives(
+            server,
+            b"GET /api/events?types=* HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            b"x" * (2 * MAX_HEAD_BYTES),
+        )
+    assert b" 431 " not in received and b" 400 " not in received, received[-300:]
+
+
+def test_the_rest_of_an_answered_request_must_arrive_in_time(server: Server) -> None:
+    """A body dripped after an early answer restarts uvicorn's keep-alive timer on every
+    byte; the head deadline closes the connection instead."""
+    sock = _connect(server)
+    sock.sendall(
+        b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    sock.settimeout(0.2)
+    received, started = b"", time.monotonic()
+    with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+        while time.monotonic() - started < BOUND:
+            sock.sendall(b"1\r\nx\r\n")
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                break
+            received += chunk
+    closed_after = time.monotonic() - started
+    sock.close()
+    assert received.startswith(b"HTTP/1.1 200 "), received[:200]
+    assert closed_after < BOUND, "still open: the dripped body kept it"
 
 
 @pytest.mark.skipif(not HTTPTOOLS, reason="httptools is not installed")
