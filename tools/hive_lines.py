@@ -81,6 +81,15 @@ def utc_timestamp(value: object, tz: dt.tzinfo | None) -> tuple[str, str | None]
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise LineError(f"timestamp {value!r} is not ISO-8601") from None
+    try:
+        return _in_utc(moment, value, tz)
+    except (OverflowError, ValueError):  # year 1 or 9999 moved out of the calendar
+        raise LineError(f"timestamp {value!r} is out of range in UTC") from None
+
+
+def _in_utc(moment: dt.datetime, value: str, tz: dt.tzinfo | None) -> tuple[str, str | None]:
+    """`utc_timestamp` of a parsed moment; raises OverflowError (or ValueError) when
+    the shift to UTC leaves the years datetime can hold."""
     if moment.tzinfo is None:
         if tz is not None and (offset := _hour_offset(moment, tz)) is not None:
             # what astimezone(UTC) computes (moment - utcoffset), without the zone look-up
