@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -26,7 +25,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -312,7 +311,8 @@ class Importer:
         self.bulk = bulk
         self._group: list[BulkAppend | BulkRows] = []
         self._group_events = 0
-        self._committing: asyncio.Future[None] | None = None
+        self._committing: asyncio.Future[None] | None = None  # cleared once awaited
+        self._thread: asyncio.Future[Any] | None = None  # the newest bulk call in a thread
         self.home = home
         self.tz = tz
         self.summary = summary
@@ -476,8 +476,8 @@ class Importer:
     async def _commit_group(self) -> None:
         """Start committing the group once the previous group is committed."""
         if self._committing is not None:
-            committing, self._committing = self._committing, None
-            await committing
+            await self._committing  # cancelled here (Ctrl-C): still set, for `close`
+            self._committing = None
         if self._group:
             group, self._group, self._group_events = self._group, [], 0
             self._committing = asyncio.ensure_future(self._commit(group))
@@ -486,7 +486,7 @@ class Importer:
         """One transaction for the group; what it leaves goes through the store, in order
         (an expectation not met, a stored event id: the store decides as it always does)."""
         assert self.bulk is not None
-        left = await asyncio.to_thread(self.bulk.append_many, group)
+        left: list[int] = await self._in_thread(self.bulk.append_many, group)
         for index in left:
             append = group[index]
             events = append.new_events()
@@ -516,21 +516,26 @@ class Importer:
             self.cancel()
 
     async def _finish_load(self) -> None:
-        """`finish_load` in a thread, tracked as a commit: if this is cancelled (Ctrl-C),
-        `close` still waits for it before closing the connection it runs on."""
+        """`finish_load` in a thread (build the indexes, commit the load)."""
         assert self.bulk is not None
-        finishing = asyncio.ensure_future(asyncio.to_thread(self.bulk.finish_load))
-        self._committing = finishing
-        await asyncio.shield(finishing)
-        self._committing = None
+        await self._in_thread(self.bulk.finish_load)
+
+    async def _in_thread(self, work: Callable[..., Any], *args: Any) -> Any:
+        """`work(*args)` on the bulk connection, in a thread, shielded: a thread cannot
+        be stopped, so if this is cancelled (Ctrl-C) it runs on, and `close` waits for
+        it before rolling back and closing the connection under it."""
+        thread = asyncio.ensure_future(asyncio.to_thread(work, *args))
+        self._thread = thread
+        return await asyncio.shield(thread)
 
     async def close(self) -> None:
         """Drop what is queued; a group mid-commit finishes (in its thread) first."""
         self.cancel()
         if self._committing is not None:
-            committing, self._committing = self._committing, None
-            with contextlib.suppress(Exception):
-                await committing
+            await _ended(self._committing)
+        if self._thread is not None:  # read after: the group's commit may start one
+            await _ended(self._thread)
+        self._committing = self._thread = None
         if self.bulk is not None:
             self.bulk.close()
             self.bulk = None
@@ -667,6 +672,14 @@ class Importer:
         )
         # encoded as the store would (orjson), so the bulk path can take it as is
         return NewEvent(event.type, orjson.dumps(event.data), event.metadata, event.event_id)
+
+
+async def _ended(future: asyncio.Future[Any]) -> None:
+    """Wait until `future` is done, however it ends (its error or cancellation is the
+    caller's to report, not this wait's; retrieved, so it is not logged as lost)."""
+    await asyncio.wait([future])
+    if not future.cancelled():
+        future.exception()
 
 
 def trigger_file_problem(triggers: list[Any]) -> str | None:
