@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -25,6 +26,7 @@ from .types import (
     MAX_EVENT_BYTES,
     MAX_EVENT_ID_LENGTH,
     MAX_EVENTS_PER_APPEND,
+    MAX_INT64,
     MAX_STREAM_ID_LENGTH,
     MAX_TYPE_LENGTH,
     AppendResult,
@@ -41,7 +43,10 @@ from .types import (
     StreamDeleted,
     StreamInfo,
     TailPage,
+    encodable_text,
 )
+
+logger = logging.getLogger("hivelog.store")
 
 SUBSCRIBE_BATCH = 500
 SUBSCRIBE_POLL_SECONDS = 1.0
@@ -69,7 +74,15 @@ def validate_stream_id(stream_id: object) -> str:
         raise InvalidEvent(f"stream_id longer than {MAX_STREAM_ID_LENGTH} characters")
     if "\x00" in stream_id:
         raise InvalidEvent("stream_id contains a NUL character")
-    return stream_id
+    return encodable_text(stream_id, "stream_id")
+
+
+def validate_checkpoint_name(name: object) -> str:
+    """A checkpoint's name: bound as a text key (bytes or a tuple would be stored under a
+    key no later load finds, or fail every append of the group commit it rode in)."""
+    if not isinstance(name, str) or not name or len(name) > MAX_STREAM_ID_LENGTH:
+        raise InvalidEvent(f"checkpoint name must be 1-{MAX_STREAM_ID_LENGTH} characters")
+    return encodable_text(name, "checkpoint name")
 
 
 def validate_expected(expected: object) -> Expected:
@@ -77,8 +90,8 @@ def validate_expected(expected: object) -> Expected:
         return expected
     if isinstance(expected, bool) or not isinstance(expected, int):
         raise InvalidEvent(f"expected must be ANY, NO_STREAM, EXISTS or an int, not {expected!r}")
-    if expected < 0:
-        raise InvalidEvent(f"expected version must be >= 0, got {expected}")
+    if not 0 <= expected <= MAX_INT64:
+        raise InvalidEvent(f"expected version must be in 0..2**63-1, got {expected}")
     return expected
 
 
@@ -101,6 +114,7 @@ def encode_events(events: Sequence[NewEvent]) -> list[EncodedEvent]:
             raise InvalidEvent("event type must be a non-empty string")
         if len(event.type) > MAX_TYPE_LENGTH:
             raise InvalidEvent(f"event type longer than {MAX_TYPE_LENGTH} characters")
+        encodable_text(event.type, "event type")
         event_id = _event_id_text(event.event_id)
         if event_id in seen:
             raise InvalidEvent(f"event id {event_id} appears twice in one append")
@@ -146,14 +160,14 @@ def _event_id_text(event_id: object) -> str:
         raise InvalidEvent("event_id must be a UUID or a non-empty string")
     if len(event_id) > MAX_EVENT_ID_LENGTH:
         raise InvalidEvent(f"event_id longer than {MAX_EVENT_ID_LENGTH} characters")
-    return event_id
+    return encodable_text(event_id, "event_id")
 
 
 def validate_count(name: str, value: object, *, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidEvent(f"{name} must be an int >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT64:
+        raise InvalidEvent(f"{name} must be an int in 0..2**63-1, got {value!r}")
     return value
 
 
@@ -222,8 +236,13 @@ class EventStore(abc.ABC):
     on_commit: list[Callable[[int, float], None]]
 
     def _notify_commit(self, appends: int, seconds: float) -> None:
+        """Tell the hooks; one that raises is logged and skipped: the commit is durable
+        and its callers must still hear so (they would otherwise wait forever)."""
         for hook in self.on_commit:
-            hook(appends, seconds)
+            try:
+                hook(appends, seconds)
+            except Exception:
+                logger.exception("on_commit hook %r failed", hook)
 
     @abc.abstractmethod
     async def append(

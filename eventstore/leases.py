@@ -15,7 +15,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .types import InvalidEvent
+from .types import InvalidEvent, encodable_text
 
 MAX_LEASE_NAME = 256
 
@@ -34,8 +34,10 @@ def validate_lease_args(names: Sequence[str], owner: str, ttl: float) -> None:
     for name in names:
         if not isinstance(name, str) or not name or len(name) > MAX_LEASE_NAME:
             raise InvalidEvent(f"lease name must be 1-{MAX_LEASE_NAME} characters")
+        encodable_text(name, "lease name")
     if not isinstance(owner, str) or not owner:
         raise InvalidEvent("lease owner must be a non-empty string")
+    encodable_text(owner, "lease owner")
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= 86_400:
         raise InvalidEvent("lease ttl must be a number of seconds in (0, 86400]")
 

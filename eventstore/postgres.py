@@ -39,6 +39,7 @@ from .base import (
     Doorbell,
     EventStore,
     encode_events,
+    validate_checkpoint_name,
     validate_count,
     validate_expected,
     validate_stream_id,
@@ -517,6 +518,7 @@ class PostgresStore(EventStore):
         self.doorbell.ring()
 
     async def save_checkpoint(self, name: str, position: int, state: bytes) -> None:
+        name = validate_checkpoint_name(name)
         validate_count("position", position)
         if not isinstance(state, bytes):
             raise InvalidEvent("checkpoint state must be bytes")
@@ -641,6 +643,7 @@ class PostgresStore(EventStore):
         return ChainHead(int(row[0]), bytes(row[1]))
 
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
+        name = validate_checkpoint_name(name)
         row = await self._pool.fetchrow(self._sql_load_checkpoint, name)
         if row is None:
             return None

@@ -34,6 +34,7 @@ from .base import (
     Doorbell,
     EventStore,
     encode_events,
+    validate_checkpoint_name,
     validate_count,
     validate_expected,
     validate_stream_id,
@@ -497,6 +498,7 @@ class SQLiteStore(EventStore):
     async def save_checkpoint(self, name: str, position: int, state: bytes) -> None:
         """Written in parts when large, each in its own transaction, so appends keep
         committing meanwhile (see eventstore/sqlite_checkpoints.py)."""
+        name = validate_checkpoint_name(name)
         validate_count("position", position)
         if not isinstance(state, bytes):
             raise InvalidEvent("checkpoint state must be bytes")
@@ -730,6 +732,7 @@ class SQLiteStore(EventStore):
         return ChainHead(int(position), bytes(chain_hash) if chain_hash else GENESIS)
 
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
+        name = validate_checkpoint_name(name)
         found = checkpoints.join_parts(await self._fetch(checkpoints.STATE_SQL, (name,)))
         if found is None:
             return None

@@ -21,6 +21,7 @@ MAX_EVENT_BYTES: Final = 1024 * 1024  # encoded data + metadata of one event
 MAX_TYPE_LENGTH: Final = 256
 MAX_STREAM_ID_LENGTH: Final = 256
 MAX_EVENT_ID_LENGTH: Final = 128
+MAX_INT64: Final = 2**63 - 1  # versions, positions, counts: what both backends store
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -48,6 +49,17 @@ class EventStoreError(Exception):
 
 class InvalidEvent(EventStoreError, ValueError):
     """Input the store refuses before touching storage (nothing is written)."""
+
+
+def encodable_text(text: str, what: str) -> str:
+    """`text` if it can be stored (UTF-8: no lone surrogate, which Python strings allow
+    and every encoder refuses, failing the whole group commit it rode in)."""
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise InvalidEvent(f"{what} is not valid Unicode (a lone surrogate)") from None
+    return text
 
 
 class WrongExpectedVersion(EventStoreError):

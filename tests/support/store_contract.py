@@ -181,6 +181,8 @@ class StoreContract(FreshStore):
             [NewEvent("t", {}, event_id="same"), NewEvent("t", {}, event_id="same")],
             [NewEvent("t", {"big": "x" * (1024 * 1024)})],
             ["not an event"],
+            [NewEvent("t\ud800", {})],  # a lone surrogate: no encoder takes it
+            [NewEvent("t", {}, event_id="e\udfff")],
         ],
     )
     async def test_bad_events_raise_and_write_nothing(
@@ -202,7 +204,47 @@ class StoreContract(FreshStore):
             await store.append("s", [ev()] * (MAX_EVENTS_PER_APPEND + 1))
         with pytest.raises(InvalidEvent):
             await store.tail("s", -1)
+        with pytest.raises(InvalidEvent):
+            await store.append("s\ud800", [ev()])
+        with pytest.raises(InvalidEvent):
+            await store.append("s", [ev()], expected=2**63)  # past what a backend stores
         assert await store.head_position() == 0
+
+    async def test_bad_input_among_concurrent_appends_fails_only_itself(
+        self, store: EventStore
+    ) -> None:
+        """Refused before it joins a group commit: its neighbours in the same batch are
+        written, the log stays gapless."""
+        bad = [
+            store.append("s\ud800", [ev()]),
+            store.append("s", [NewEvent("t\ud800", {})]),
+            store.save_checkpoint("p", 2**63, b"x"),
+            store.save_checkpoint(("p",), 1, b"x"),  # type: ignore[arg-type]
+            store.save_checkpoint("p\ud800", 1, b"x"),
+        ]
+        outcomes = await asyncio.gather(
+            *[store.append(f"ok-{i}", [ev()]) for i in range(5)], *bad, return_exceptions=True
+        )
+        assert [type(o) for o in outcomes[5:]] == [InvalidEvent] * 5, outcomes[5:]
+        assert sorted(o.last_position for o in outcomes[:5]) == [1, 2, 3, 4, 5]  # type: ignore[union-attr]
+        assert await store.load_checkpoint("p") is None
+
+    async def test_a_failing_commit_hook_does_not_hold_the_acknowledgement(
+        self, store: EventStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A hook that raises is logged; the appends it followed are durable and their
+        callers hear so, and later commits run on."""
+
+        def broken(appends: int, seconds: float) -> None:
+            raise RuntimeError("hook bug")
+
+        store.on_commit.append(broken)
+        first = await asyncio.wait_for(
+            asyncio.gather(*[store.append(f"h-{i}", [ev()]) for i in range(3)]), 30
+        )
+        again = await asyncio.wait_for(store.append("h-later", [ev()]), 30)
+        assert sorted(r.last_position for r in first) == [1, 2, 3] and again.last_position == 4
+        assert "on_commit hook" in caplog.text and "hook bug" in caplog.text
 
     async def test_largest_allowed_batch(self, store: EventStore) -> None:
         r = await store.append("s", [ev(i=i) for i in range(MAX_EVENTS_PER_APPEND)])
@@ -307,6 +349,16 @@ class StoreContract(FreshStore):
 
     # ---- checkpoints --------------------------------------------------------------
 
+    @pytest.mark.parametrize(
+        ("name", "position"), [("", 1), (b"p", 1), ("p\ud800", 1), ("x" * 257, 1), ("p", -1)]
+    )
+    async def test_bad_checkpoint_arguments(
+        self, store: EventStore, name: str, position: int
+    ) -> None:
+        with pytest.raises(InvalidEvent):
+            await store.save_checkpoint(name, position, b"state")
+        assert await store.load_checkpoint("p") is None
+
     async def test_checkpoints_round_trip(self, store: EventStore) -> None:
         assert await store.load_checkpoint("p") is None
         await store.save_checkpoint("p", 5, b"state-1")
@@ -399,6 +451,8 @@ class StoreContract(FreshStore):
     async def test_bad_lease_arguments(self, store: EventStore) -> None:
         with pytest.raises(InvalidEvent):
             await store.leases.acquire("", "a", 1)
+        with pytest.raises(InvalidEvent):
+            await store.leases.acquire("l\ud800", "a", 1)
         with pytest.raises(InvalidEvent):
             await store.leases.acquire("x", "", 1)
         with pytest.raises(InvalidEvent):
