@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -96,6 +97,33 @@ async def test_a_cancelled_caller_still_gets_its_append_written(db_url: str) -> 
         assert [e.event_id for e in await store.read("s")] == ["c1"]
     finally:
         await store.close()
+
+
+async def test_a_close_cancelled_while_it_drains_still_closes_everything(
+    db_url: str,
+) -> None:
+    """A caller cancelled inside close() (shutdown timing out, say) does not leave the
+    store half closed: the closing runs on, queued appends are written, and any later
+    close() waits for the same closing, after which the writer connection is shut."""
+    store, _ = await opened(db_url)
+    appends = [asyncio.ensure_future(store.append("t", [NewEvent("x", {})])) for _ in range(50)]
+    await asyncio.sleep(0)
+    closer = asyncio.ensure_future(store.close())
+    await asyncio.sleep(0)
+    closer.cancel()
+    await asyncio.gather(closer, return_exceptions=True)
+    assert closer.cancelled()
+    await asyncio.wait_for(store.close(), 30)  # bounds only a hang
+    results = await asyncio.wait_for(asyncio.gather(*appends), 30)
+    assert sorted(r.last_position for r in results) == list(range(1, 51))
+    assert isinstance(store, SQLiteStore) and store._conn is not None
+    with pytest.raises(sqlite3.ProgrammingError):  # closed
+        store._conn.execute("SELECT 1")
+    reopened = await open_store(db_url)
+    try:
+        assert await reopened.head_position() == 50
+    finally:
+        await reopened.close()
 
 
 async def test_a_delete_between_appends_of_one_batch(db_url: str) -> None:
