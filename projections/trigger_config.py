@@ -14,6 +14,7 @@ Pure: no I/O, no clock; a refusal is a `ConfigError` whose `message` is the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import re
@@ -33,7 +34,9 @@ MAX_PORT: Final = 65_535
 MAX_CONFIG_DEPTH: Final = 16  # nesting inside a trigger_config (the encoder stops at 254)
 MAX_CONFIG_KEYS: Final = 256  # keys and list items in one config, all levels together
 MAX_JSON_INT: Final = 2**63 - 1  # both backends and orjson hold signed 64-bit integers
-_RANDOM_FIELD = re.compile(r"(?:^|[\s,])R(?:[\s,(]|$)")
+# croniter's random field ('R' or 'r', with an optional range and step): each parse
+# draws new values, so the heap, the fire decision and other nodes would disagree
+_RANDOM_FIELD = re.compile(r"(?i)(?:^|[\s,])R(?=[\s,(/]|$)")
 
 
 class ConfigError(ValueError):
@@ -119,9 +122,22 @@ def _check_cron(expr: str) -> None:
     if not croniter.is_valid(expr) or _RANDOM_FIELD.search(expr):
         raise ConfigError(f"Invalid cron expression: {expr}")
     try:
-        croniter(expr, dt.datetime(2026, 1, 1), max_years_between_matches=30).get_next(dt.datetime)
+        first, second = (_first_slots(expr), _first_slots(expr))
     except (CroniterBadDateError, CroniterBadCronError, ValueError, KeyError, OverflowError):
         raise ConfigError(f"Invalid cron expression: {expr} (it never fires)") from None
+    if first != second:  # a random field the pattern above did not know
+        raise ConfigError(f"Invalid cron expression: {expr} (its slots are random)")
+
+
+def _first_slots(expr: str) -> list[dt.datetime]:
+    """Up to four slots from a fixed date, from a new parse (two parses must agree).
+    The first must exist (else the cron never fires); later ones may not."""
+    schedule = croniter(expr, dt.datetime(2026, 1, 1), max_years_between_matches=30)
+    slots = [schedule.get_next(dt.datetime)]
+    with contextlib.suppress(CroniterBadDateError):
+        while len(slots) < 4:
+            slots.append(schedule.get_next(dt.datetime))
+    return slots
 
 
 def _check_interval(interval: object) -> None:

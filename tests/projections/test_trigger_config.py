@@ -182,3 +182,19 @@ def test_json_depth_ignores_brackets_in_strings(raw: bytes, depth: int) -> None:
     assert json_depth(raw) == depth
     if depth <= 1024:  # orjson's own limit: deeper input never parses
         assert value_depth(orjson.loads(raw)) == depth
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["R * * * *", "r * * * *", "R/5 * * * *", "r/10 * * * *", "0 r * * *", "R(0-30) * * * *"],
+)
+def test_random_cron_fields_are_refused_in_every_spelling(expr: str) -> None:
+    """croniter draws a random field anew on every parse: the heap, the fire decision and
+    other nodes would each see other slots (fires several times per period)."""
+    with pytest.raises(ConfigError, match="Invalid cron expression"):
+        validate_config("timer", {"cron": expr})
+
+
+@pytest.mark.parametrize("expr", ["0 0 * mar fri", "0 0 * * thu,fri", "0 0 29 2 *", "*/5 * * * *"])
+def test_month_and_day_names_are_not_taken_for_random_fields(expr: str) -> None:
+    validate_config("timer", {"cron": expr})
