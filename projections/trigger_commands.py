@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from eventstore import NewEvent
 from projections.commands import require_live
 from projections.envelope import new_event
@@ -26,7 +28,12 @@ from projections.schedule import (
     sane_ms,
 )
 from projections.session import SessionState
-from projections.trigger_config import ConfigError, merge_config, validate_config
+from projections.trigger_config import (
+    MAX_TRIGGER_BYTES,
+    ConfigError,
+    merge_config,
+    validate_config,
+)
 from projections.triggers import TriggerState
 
 STARTABLE_TYPES = ("timer", "webhook")
@@ -92,6 +99,11 @@ def decide_update(
             raise Invalid(exc.message) from None
     if "task" not in cmd.body and update is None:
         raise Invalid("Provide at least one of 'task' or 'trigger_config'")
+    if len(orjson.dumps({"task": task, "trigger_config": config})) > MAX_TRIGGER_BYTES:
+        raise Invalid(
+            f"'task' and 'trigger_config' together may take at most {MAX_TRIGGER_BYTES} "
+            "bytes as JSON"
+        )
     data = {
         "trigger_id": trigger_id,
         "task": task,

@@ -34,6 +34,10 @@ MAX_PORT: Final = 65_535
 MAX_CONFIG_DEPTH: Final = 16  # nesting inside a trigger_config (the encoder stops at 254)
 MAX_CONFIG_KEYS: Final = 256  # keys and list items in one config, all levels together
 MAX_JSON_INT: Final = 2**63 - 1  # both backends and orjson hold signed 64-bit integers
+# A trigger's task and config together, as JSON: what a whole triggers.json may hold
+# (api/core/agent_files.py), so every fire event it makes stays far under the store's
+# 1 MiB per event; a PATCH could otherwise make a trigger whose fires are all refused.
+MAX_TRIGGER_BYTES: Final = 256 * 1024
 # croniter's random field ('R' or 'r', with an optional range and step): each parse
 # draws new values, so the heap, the fire decision and other nodes would disagree
 _RANDOM_FIELD = re.compile(r"(?i)(?:^|[\s,])R(?=[\s,(/]|$)")

@@ -150,6 +150,11 @@ def test_trigger_routes_hive_codes_and_bodies(env: Env) -> None:
         ([1], 400, "Request body must be a JSON object"),
         ({}, 400, "Provide at least one of 'task' or 'trigger_config'"),
         ({"task": 5}, 400, "'task' must be a string"),
+        (
+            {"task": "x" * (256 * 1024)},  # its fire events would all be refused (1 MiB: 4x)
+            400,
+            "'task' and 'trigger_config' together may take at most 262144 bytes as JSON",
+        ),
         ({"task": "ok", "trigger_config": []}, 400, "'trigger_config' must be an object"),
         ({"task": "ok", "trigger_config": {"cron": "bad"}}, 400, "Invalid cron expression: bad"),
         (
