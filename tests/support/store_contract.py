@@ -22,6 +22,7 @@ from eventstore import (
     NO_STREAM,
     DuplicateEventId,
     EventStore,
+    EventStoreError,
     InvalidEvent,
     NewEvent,
     RecordedEvent,
@@ -228,6 +229,22 @@ class StoreContract(FreshStore):
         assert [type(o) for o in outcomes[5:]] == [InvalidEvent] * 5, outcomes[5:]
         assert sorted(o.last_position for o in outcomes[:5]) == [1, 2, 3, 4, 5]  # type: ignore[union-attr]
         assert await store.load_checkpoint("p") is None
+
+    async def test_a_close_cancelled_while_it_drains_runs_to_its_end(self) -> None:
+        """Queued appends are written and answered; a later close waits for the same
+        closing instead of returning with the store half closed."""
+        store = await self.open_fresh()
+        appends = [asyncio.ensure_future(store.append("t", [ev()])) for _ in range(50)]
+        await asyncio.sleep(0)
+        closer = asyncio.ensure_future(store.close())
+        await asyncio.sleep(0)
+        closer.cancel()
+        await asyncio.gather(closer, return_exceptions=True)
+        await asyncio.wait_for(store.close(), 30)  # bounds only a hang
+        results = await asyncio.wait_for(asyncio.gather(*appends), 30)
+        assert sorted(r.last_position for r in results) == list(range(1, 51))
+        with pytest.raises(EventStoreError):
+            await store.append("t", [ev()])
 
     async def test_a_failing_commit_hook_does_not_hold_the_acknowledgement(
         self, store: EventStore, caplog: pytest.LogCaptureFixture
