@@ -200,6 +200,69 @@ def _cron_walk(schedule: Schedule, after_ms: int) -> Iterator[int]:
             return
 
 
+def _cron_slots_before(schedule: Schedule, now_ms: int, after_ms: int, keep: int) -> list[int]:
+    """The newest `keep` cron slots in (after_ms, now_ms], descending: the slots
+    `_cron_slots(schedule, after_ms)` gives up to `now_ms`, read from the other end (the
+    same walls, mapped by `_instants`). Ends (never raises) where datetime or croniter
+    give up, so it may return fewer."""
+    out: list[int] = []
+    if keep <= 0:
+        return out
+    try:
+        for slot in _cron_walk_back(schedule, now_ms):
+            if slot <= after_ms:
+                break
+            out.append(slot)
+            if len(out) >= keep:
+                break
+    except (CroniterBadDateError, *ARITHMETIC_ERRORS):
+        pass
+    return out
+
+
+def _cron_walk_back(schedule: Schedule, now_ms: int) -> Iterator[int]:
+    """Cron slots <= `now_ms`, descending, each once: `_cron_walk` in reverse.
+
+    Wall time and real time disagree only near a DST change, by less than DST_MARGIN
+    (the assumption `_cron_walk`'s start rests on too): a wall earlier than another by
+    more than the margin maps to an earlier instant. So an instant `p` of wall `w` is
+    final (no wall still to come maps past it) once the walk is below `w - DST_MARGIN`,
+    or below `w` already where the offset is the same from `p - margin` to `p + margin`
+    (no shifted or repeated wall near it), or at once in UTC."""
+    assert schedule.cron is not None
+    tz = schedule.tz
+    margin = int(DST_MARGIN.total_seconds() * 1000)
+    start = _wall(now_ms, tz) + dt.timedelta(seconds=1)  # get_prev: strictly before start
+    if tz is not None and len({_offset(now_ms + d, tz) for d in (-margin, 0, margin)}) > 1:
+        start += DST_MARGIN  # a later wall time may map to an instant at or before `now`
+    itr = croniter(schedule.cron, start, max_years_between_matches=30)
+    wildcard = schedule.wildcard_hour
+    last: int | None = None
+    pending: list[tuple[int, dt.datetime]] = []  # max-heap of (-instant, wall it is final below)
+    while True:
+        wall: dt.datetime | None
+        try:
+            wall = itr.get_prev(dt.datetime)
+        except CroniterBadDateError:
+            wall = None
+        else:
+            for ms in _instants(wall, tz, wildcard):
+                if ms > now_ms:
+                    continue
+                if tz is None or len({_offset(ms + d, tz) for d in (-margin, 0, margin)}) == 1:
+                    final_below = wall
+                else:
+                    final_below = wall - DST_MARGIN
+                heapq.heappush(pending, (-ms, final_below))
+        while pending and (wall is None or wall < pending[0][1] or tz is None):
+            ms = -heapq.heappop(pending)[0]
+            if last is None or ms < last:
+                last = ms
+                yield ms
+        if wall is None:
+            return
+
+
 def _earliest_instant(wall: dt.datetime, tz: ZoneInfo | None) -> int:
     """No wall time after `wall` maps to an instant before this one."""
     if tz is None:
@@ -251,7 +314,9 @@ class Due:
 
 
 def due_slots(schedule: Schedule, after_ms: int, now_ms: int, anchor_ms: int, keep: int) -> Due:
-    """Bounded work whatever the downtime: intervals by arithmetic, cron up to COUNT_LIMIT."""
+    """Bounded work whatever the downtime: intervals by arithmetic; cron counted up to
+    COUNT_LIMIT (past it `exact` is False and `count` a lower bound), the newest `keep`
+    always the real newest due (past the limit, walked back from `now`)."""
     after = max(after_ms, anchor_ms)
     if not (sane_ms(after) and sane_ms(anchor_ms) and sane_ms(now_ms)):
         return Due(0, True, None, ())
@@ -277,7 +342,13 @@ def due_slots(schedule: Schedule, after_ms: int, now_ms: int, anchor_ms: int, ke
         if slot > now_ms:
             break
         if count >= COUNT_LIMIT:
-            return Due(count, False, first, tuple(newest))
+            # More due than we count (the count says "at least"): the newest `keep` come
+            # from a walk back from `now` (bounded by `keep`), so `handled_through` is the
+            # real newest due slot and one plan settles the whole backlog. The union also
+            # holds the forward walk's newest (all due) should the walk back end early.
+            back = _cron_slots_before(schedule, now_ms, after, keep)
+            merged = sorted(set(newest).union(back))[-keep:] if keep > 0 else []
+            return Due(count + 1, False, first, tuple(merged))  # at least this slot more
         first = slot if first is None else first
         count += 1
         newest.append(slot)
