@@ -60,8 +60,7 @@ FIRE_TICK_SECONDS = 0.020
 Key = tuple[str, str]  # (session id, trigger id)
 
 
-class _Poisoned(Exception):
-    """The pure fire decision raised for a session: its input, not the store, is bad."""
+BadDecisions = dict[str, tuple[TriggerState | None, BaseException]]  # trigger id -> why
 
 
 def webhook_index_entry(state: SessionState, trigger: TriggerState) -> str | None:
@@ -285,9 +284,7 @@ class Scheduler:
                     if claim is None:  # another node is settling this session's slots
                         self._retry_at[session_id] = self.clock.now_ms() + RETRY_MS
                         return
-                state = await self.service.execute(
-                    session_id, lambda st: self._decide(st, session_id, trigger_ids)
-                )
+                state = await self._record(session_id, trigger_ids)
             if before is not None and state.version == before.version:
                 # due by the heap but nothing to record: never spin on it
                 self._retry_at[session_id] = self.clock.now_ms() + RETRY_MS
@@ -298,11 +295,6 @@ class Scheduler:
             pass  # another node (or an earlier attempt) recorded these slots: nothing to do
         except DomainError as exc:
             log.info("fires for %s not recorded: %s", session_id, exc.message)
-        except _Poisoned as exc:
-            current = self.service.get(session_id)
-            for tid in trigger_ids:
-                trigger = current.triggers.get(tid) if current is not None else None
-                self._poison((session_id, tid), trigger, exc.__cause__ or exc)
         except StoreUnavailable as exc:
             self.supervisor.incidents.refused_write(exc)  # one log line per incident
             self._retry_at[session_id] = self.clock.now_ms() + STORE_RETRY_MS
@@ -319,16 +311,55 @@ class Scheduler:
             if self.on_settled is not None:
                 self.on_settled(session_id)
 
-    def _decide(
-        self, state: SessionState | None, session_id: str, trigger_ids: set[str]
-    ) -> list[NewEvent]:
-        """`decide_fires`, with a failure of the pure decision marked as poisoned input."""
+    async def _record(self, session_id: str, trigger_ids: set[str]) -> SessionState:
+        """One append for the round; triggers whose decision raised are poisoned, the
+        others' fires recorded (one bad value never stops the other timers)."""
+        bad: BadDecisions = {}
         try:
-            return decide_fires(state, session_id, trigger_ids, self.clock.now_ms())
+            return await self.service.execute(
+                session_id, lambda st: self._decide(st, session_id, trigger_ids, bad)
+            )
+        finally:
+            for tid, (trigger, exc) in bad.items():
+                self._poison((session_id, tid), trigger, exc)
+
+    def _decide(
+        self,
+        state: SessionState | None,
+        session_id: str,
+        trigger_ids: set[str],
+        bad: BadDecisions,
+    ) -> list[NewEvent]:
+        """`decide_fires` for the round; if it raises, each trigger is decided on its own
+        and those that raise are left out (into `bad`), so the rest still fire."""
+        bad.clear()  # execute may decide again on a newer state
+        now_ms = self.clock.now_ms()
+        try:
+            return decide_fires(state, session_id, trigger_ids, now_ms)
         except DomainError:
             raise
-        except Exception as exc:
-            raise _Poisoned(f"{type(exc).__name__}: {exc}") from exc
+        except Exception:
+            pass  # some trigger's input is bad: find which below
+        return self._decide_alone(state, session_id, trigger_ids, now_ms, bad)
+
+    def _decide_alone(
+        self,
+        state: SessionState | None,
+        session_id: str,
+        trigger_ids: set[str],
+        now_ms: int,
+        bad: BadDecisions,
+    ) -> list[NewEvent]:
+        """Each trigger's decision on its own; one that raises goes into `bad`."""
+        events: list[NewEvent] = []
+        for tid in sorted(trigger_ids):
+            try:
+                events.extend(decide_fires(state, session_id, {tid}, now_ms))
+            except DomainError:
+                raise
+            except Exception as exc:
+                bad[tid] = (state.triggers.get(tid) if state is not None else None, exc)
+        return events
 
     async def idle(self, within: float = 30.0) -> None:
         """Return once nothing is dirty, in flight or due now (tests, with a fake clock)."""
