@@ -29,7 +29,13 @@ from api.core.clock import Clock
 from api.core.service import SessionService
 from api.core.supervisor import Supervisor
 from api.core.tasks import stop_task, stop_tasks
-from eventstore import DuplicateEventId, NewEvent, RecordedEvent, StoreUnavailable
+from eventstore import (
+    DuplicateEventId,
+    InvalidEvent,
+    NewEvent,
+    RecordedEvent,
+    StoreUnavailable,
+)
 from eventstore.leases import Lease, Leases
 from projections.errors import DomainError
 from projections.ids import is_session_stream
@@ -200,15 +206,21 @@ class Scheduler:
 
     # ---- poisoned input -------------------------------------------------------------
 
-    def _poison(self, key: Key, trigger: TriggerState | None, exc: BaseException) -> None:
-        """Skip one trigger whose schedule cannot be computed; log it once."""
+    def _poison(
+        self,
+        key: Key,
+        trigger: TriggerState | None,
+        exc: BaseException,
+        why: str = "its schedule cannot be computed",
+    ) -> None:
+        """Skip one trigger whose schedule cannot be computed or recorded; log it once."""
         reason = f"{type(exc).__name__}: {exc}"
         if key not in self.poisoned:
             log.error(
-                "trigger %s of session %s is skipped: its schedule cannot be computed (%s); "
-                "other triggers keep firing",
+                "trigger %s of session %s is skipped: %s (%s); other triggers keep firing",
                 key[1],
                 key[0],
+                why,
                 reason,
                 exc_info=exc,
             )
@@ -284,15 +296,13 @@ class Scheduler:
                     if claim is None:  # another node is settling this session's slots
                         self._retry_at[session_id] = self.clock.now_ms() + RETRY_MS
                         return
-                state = await self._record(session_id, trigger_ids)
-            if before is not None and state.version == before.version:
+                state = await self._settle(session_id, trigger_ids)
+            if state is None or (before is not None and state.version == before.version):
                 # due by the heap but nothing to record: never spin on it
                 self._retry_at[session_id] = self.clock.now_ms() + RETRY_MS
             else:
                 self._retry_at.pop(session_id, None)
                 self.fires_settled += 1
-        except DuplicateEventId:
-            pass  # another node (or an earlier attempt) recorded these slots: nothing to do
         except DomainError as exc:
             log.info("fires for %s not recorded: %s", session_id, exc.message)
         except StoreUnavailable as exc:
@@ -310,6 +320,28 @@ class Scheduler:
             self._wake.set()
             if self.on_settled is not None:
                 self.on_settled(session_id)
+
+    async def _settle(self, session_id: str, trigger_ids: set[str]) -> SessionState | None:
+        """Record the round; if the store refuses it for one event's sake (a derived fire
+        id already stored, an event over the size limit), record each trigger on its own
+        and poison those refused: the others still fire and nothing is retried hot."""
+        try:
+            return await self._record(session_id, trigger_ids)
+        except (DuplicateEventId, InvalidEvent) as exc:
+            log.warning("fires for %s refused (%s): settling each trigger alone", session_id, exc)
+        for tid in sorted(trigger_ids):
+            try:
+                await self._record(session_id, {tid})
+            except (DuplicateEventId, InvalidEvent) as exc:
+                self._refused(session_id, tid, exc)
+        return self.service.get(session_id)
+
+    def _refused(self, session_id: str, trigger_id: str, exc: BaseException) -> None:
+        """Poison one trigger whose own fire append the store refused: retrying it
+        would be refused again until its state changes."""
+        state = self.service.get(session_id)
+        trigger = state.triggers.get(trigger_id) if state is not None else None
+        self._poison((session_id, trigger_id), trigger, exc, "the store refuses its fire")
 
     async def _record(self, session_id: str, trigger_ids: set[str]) -> SessionState:
         """One append for the round; triggers whose decision raised are poisoned, the

@@ -3,15 +3,17 @@ raises, or a fire append the store refuses, settles only that trigger (fake cloc
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 import projections.trigger_commands as trigger_commands
 from api.core.clock import FakeClock
+from eventstore import EventStore, InvalidEvent, NewEvent
 from projections.session import SessionState
 from projections.triggers import TriggerState
-from tests.support.triggers_support import node, seed, timer
+from tests.support.triggers_support import append, node, seed, timer
 
 MIN = 60_000
 T0 = 1_790_000_000_000
@@ -41,3 +43,75 @@ async def test_a_decision_that_raises_for_one_trigger_spares_its_co_due_triggers
         ]
         assert set(n.scheduler.poisoned) == {("s", "bad")}
         assert "OverflowError" in str(n.scheduler.poison_report())
+
+
+async def test_a_fire_id_already_stored_poisons_only_its_trigger(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trigger c is re-added with an anchor before its last recorded slot (a node whose
+    clock is 30 s behind), so its derived fire ids are already stored: that trigger is
+    poisoned after one refusal, its co-due trigger g keeps firing, nothing spins."""
+    t0 = T0 - T0 % (120 * MIN)
+    clock = FakeClock(t0)
+    async with node(db_url, clock) as n:
+        c = timer("c", cron="* * * * *", misfire="fire_all")
+        await seed(n.store, "s", [c, timer("g", cron="* * * * *")], clock.now())
+        await n.run_until(t0 + 2 * MIN)
+        skewed = clock.now() - 30
+        body = {"trigger_id": "c", "trigger_type": "timer", "name": "c", "task": "do it"}
+        body["trigger_config"] = c["trigger_config"]
+        await append(n.store, "s", "trigger_removed", {"trigger_id": "c", "name": "c"}, skewed)
+        await append(n.store, "s", "trigger_available", body, skewed)
+        await append(n.store, "s", "trigger_activated", body, skewed)
+        refused = _count_refusals(n.store, monkeypatch)
+        await n.run_until(t0 + 6 * MIN)
+        fired = [
+            (f["trigger_id"], f["scheduled_at"]) for f in await n.payloads("s", "trigger_fired")
+        ]
+        assert [t for t in fired if t[0] == "g"] == [("g", t0 + k * MIN) for k in range(1, 7)]
+        assert set(n.scheduler.poisoned) == {("s", "c")}
+        assert "DuplicateEventId" in str(n.scheduler.poison_report())
+        assert refused == {"DuplicateEventId": 2}  # the round's append, then c's alone
+
+
+async def test_a_fire_event_the_store_refuses_stops_only_its_trigger(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store double refuses (InvalidEvent, as for an event over the size limit) every
+    append holding a fire of trigger "big": the other timers of the session fire on."""
+    clock = FakeClock(T0)
+    async with node(db_url, clock) as n:
+        timers = [timer("big", interval_minutes=1), timer("small", interval_minutes=1)]
+        await seed(n.store, "s", timers, clock.now())
+        real_append = n.store.append
+
+        async def refusing(stream_id: str, events: list[NewEvent], **kw: Any) -> Any:
+            if any('"trigger_id": "big"' in json.dumps(e.data, default=str) for e in events):
+                raise InvalidEvent("event of 2000000 bytes; the limit is 1048576")
+            return await real_append(stream_id, events, **kw)
+
+        monkeypatch.setattr(n.store, "append", refusing)
+        await n.run_until(T0 + 4 * MIN)
+        fired = await n.payloads("s", "trigger_fired")
+        assert [(f["trigger_id"], f["scheduled_at"]) for f in fired] == [
+            ("small", T0 + k * MIN) for k in range(1, 5)
+        ]
+        assert set(n.scheduler.poisoned) == {("s", "big")}
+        assert "InvalidEvent" in str(n.scheduler.poison_report())
+
+
+def _count_refusals(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Wrap `store.append` to count the appends it refuses, by exception name."""
+    refused: dict[str, int] = {}
+    real_append = store.append
+
+    async def counting(stream_id: str, events: list[NewEvent], **kw: Any) -> Any:
+        try:
+            return await real_append(stream_id, events, **kw)
+        except Exception as exc:
+            name = type(exc).__name__
+            refused[name] = refused.get(name, 0) + 1
+            raise
+
+    monkeypatch.setattr(store, "append", counting)
+    return refused
