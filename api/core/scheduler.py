@@ -103,7 +103,8 @@ class Scheduler:
         self._dirty: set[str] = set()
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._retry_at: dict[str, int] = {}
-        self._seen: dict[Key, tuple[TriggerState, float, int | None]] = {}
+        # per session, per trigger: (state, loaded_at, due) as last computed
+        self._seen: dict[str, dict[str, tuple[TriggerState, float, int | None]]] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -154,30 +155,8 @@ class Scheduler:
         known = self._by_session.pop(session_id, set())
         wanted: dict[str, int] = {}
         if state is not None and state.live and self._runs(state):
-            now_ms = self.clock.now_ms()
-            retry = self._retry_at.get(session_id)
-            all_seen, all_poisoned = self._seen, self.poisoned
-            for trigger in state.triggers.values():
-                key = (session_id, trigger.id)
-                seen = all_seen.get(key)
-                poisoned = all_poisoned.get(key) if all_poisoned else None
-                if poisoned is not None and poisoned[0] is trigger:
-                    continue  # still the same bad state: skipped until it changes
-                if seen is not None and seen[0] is trigger and seen[1] == state.loaded_at:
-                    due = seen[2]  # unchanged trigger (folds keep untouched ones): no recompute
-                else:
-                    try:
-                        due = next_due(trigger, now_ms) if trigger.anchor_at is not None else None
-                    except Exception as exc:  # one bad value must not stop every timer
-                        self._poison(key, trigger, exc)
-                        continue
-                    self._cure(key)
-                    self._seen[key] = (trigger, state.loaded_at, due)
-                if due is not None:
-                    wanted[trigger.id] = due if retry is None else max(due, retry)
-        for trigger_id in known if state is None else known - state.triggers.keys():
-            self._seen.pop((session_id, trigger_id), None)  # removed: forget it
-            self.poisoned.pop((session_id, trigger_id), None)
+            wanted = self._wanted(session_id, state)
+        self._forget(session_id, state)
         for trigger_id in known - wanted.keys():
             self._due.pop((session_id, trigger_id), None)
         for trigger_id, due in wanted.items():
@@ -187,6 +166,51 @@ class Scheduler:
                 heapq.heappush(self._heap, (due, session_id, trigger_id))
         if wanted:
             self._by_session[session_id] = set(wanted)
+
+    def _wanted(self, session_id: str, state: SessionState) -> dict[str, int]:
+        """The due time of each timer of a session this node runs (poisoned ones left out)."""
+        wanted: dict[str, int] = {}
+        now_ms = self.clock.now_ms()
+        retry = self._retry_at.get(session_id)
+        seen_here = self._seen.setdefault(session_id, {})
+        all_poisoned = self.poisoned
+        for trigger in state.triggers.values():
+            key = (session_id, trigger.id)
+            seen = seen_here.get(trigger.id)
+            poisoned = all_poisoned.get(key) if all_poisoned else None
+            if poisoned is not None and poisoned[0] is trigger:
+                continue  # still the same bad state: skipped until it changes
+            if seen is not None and seen[0] is trigger and seen[1] == state.loaded_at:
+                due = seen[2]  # unchanged trigger (folds keep untouched ones): no recompute
+            else:
+                try:
+                    due = next_due(trigger, now_ms) if trigger.anchor_at is not None else None
+                except Exception as exc:  # one bad value must not stop every timer
+                    self._poison(key, trigger, exc)
+                    continue
+                self._cure(key)
+                seen_here[trigger.id] = (trigger, state.loaded_at, due)
+            if due is not None:
+                wanted[trigger.id] = due if retry is None else max(due, retry)
+        return wanted
+
+    def _forget(self, session_id: str, state: SessionState | None) -> None:
+        """Drop what is kept about triggers that are gone (or now run by another node),
+        so /api/health does not name deleted triggers for ever and nothing leaks."""
+        runs_here = state is not None and self._runs(state)
+        current = state.triggers if state is not None and runs_here else {}
+        seen = self._seen.get(session_id)
+        if seen is not None:
+            for trigger_id in seen.keys() - current.keys():
+                del seen[trigger_id]
+            if not seen:
+                del self._seen[session_id]
+        if self.poisoned:
+            gone = [k for k in self.poisoned if k[0] == session_id and k[1] not in current]
+            for key in gone:
+                del self.poisoned[key]
+        if state is None or not state.live or not runs_here:
+            self._retry_at.pop(session_id, None)
 
     def _runs(self, state: SessionState) -> bool:
         """Whether this node runs the session's timers."""
