@@ -62,6 +62,7 @@ FIRE_CLAIM_TTL = 30.0  # seconds a fire claim lasts if its node dies while holdi
 # tick are settled together, so 1,000 fires/s cost ~100 group commits, not ~1,000.
 # It bounds the added lateness (p99 target 50 ms); 0 fires each slot on its own.
 FIRE_TICK_SECONDS = 0.020
+HEAP_SLACK = 64  # stale heap entries tolerated beyond the live ones before a rebuild
 
 Key = tuple[str, str]  # (session id, trigger id)
 
@@ -166,6 +167,14 @@ class Scheduler:
                 heapq.heappush(self._heap, (due, session_id, trigger_id))
         if wanted:
             self._by_session[session_id] = set(wanted)
+        self._compact_heap()
+
+    def _compact_heap(self) -> None:
+        """Rebuild the heap from the live due times once stale entries outnumber them:
+        each edit of a far-future timer leaves one behind until its old due time."""
+        if len(self._heap) > 2 * len(self._due) + HEAP_SLACK:
+            self._heap = [(due, sid, tid) for (sid, tid), due in self._due.items()]
+            heapq.heapify(self._heap)
 
     def _wanted(self, session_id: str, state: SessionState) -> dict[str, int]:
         """The due time of each timer of a session this node runs (poisoned ones left out)."""
