@@ -180,7 +180,7 @@ class Scheduler:
         """The due time of each timer of a session this node runs (poisoned ones left out)."""
         wanted: dict[str, int] = {}
         now_ms = self.clock.now_ms()
-        retry = self._retry_at.get(session_id)
+        retry = self._retry_until(session_id, now_ms)
         seen_here = self._seen.setdefault(session_id, {})
         all_poisoned = self.poisoned
         for trigger in state.triggers.values():
@@ -202,6 +202,12 @@ class Scheduler:
             if due is not None:
                 wanted[trigger.id] = due if retry is None else max(due, retry)
         return wanted
+
+    def _retry_until(self, session_id: str, now_ms: int) -> int | None:
+        """When the session may be tried again, at most the longest backoff from now: a
+        retry time kept as wall-clock time must not outlive a backward clock step."""
+        retry = self._retry_at.get(session_id)
+        return None if retry is None else min(retry, now_ms + STORE_RETRY_MS)
 
     def _forget(self, session_id: str, state: SessionState | None) -> None:
         """Drop what is kept about triggers that are gone (or now run by another node),
