@@ -37,6 +37,8 @@ from eventstore import (
     StoreUnavailable,
 )
 from eventstore.leases import Lease, Leases
+from projections.catalogue import SESSIONS_STREAM
+from projections.envelope import decode, payload
 from projections.errors import DomainError
 from projections.ids import is_session_stream
 from projections.schedule import next_due
@@ -148,6 +150,16 @@ class Scheduler:
     def _on_event(self, event: RecordedEvent) -> None:
         if event.type in WATCHED_TYPES and is_session_stream(event.stream_id):
             self._dirty.add(event.stream_id)
+            self._wake.set()
+        elif event.type == "session_deleted" and event.stream_id == SESSIONS_STREAM:
+            self._on_deleted(event)
+
+    def _on_deleted(self, event: RecordedEvent) -> None:
+        """Refresh a deleted session once: whatever is kept about it (poisoned triggers
+        without a due time above all) is dropped, not reported for ever."""
+        session_id = payload(decode(event)).get("session_id")
+        if isinstance(session_id, str):
+            self._dirty.add(session_id)
             self._wake.set()
 
     def _refresh(self, session_id: str) -> None:

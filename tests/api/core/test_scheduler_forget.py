@@ -42,9 +42,10 @@ async def test_removed_triggers_and_deleted_sessions_leave_nothing_behind(
         timers = [timer("bad", interval_minutes=1, poison=True), timer("ok", interval_minutes=1)]
         await seed(n.store, "s", timers, clock.now())
         await seed(n.store, "gone", timers, clock.now())
+        await seed(n.store, "gone_bad", timers[:1], clock.now())  # never due: no fire finds it
         monkeypatch.setattr(n.store, "append", full_for_gone)
         await n.run_until(T0 + 2 * MIN)
-        assert set(n.scheduler.poisoned) == {("s", "bad"), ("gone", "bad")}
+        assert set(n.scheduler.poisoned) == {("s", "bad"), ("gone", "bad"), ("gone_bad", "bad")}
         assert "gone" in n.scheduler._retry_at
         monkeypatch.setattr(n.store, "append", real_append)
 
@@ -52,6 +53,7 @@ async def test_removed_triggers_and_deleted_sessions_leave_nothing_behind(
             n.store, "s", "trigger_removed", {"trigger_id": "bad", "name": "bad"}, clock.now()
         )
         await n.service.delete_session("gone", clock.now())
+        await n.service.delete_session("gone_bad", clock.now())
         await n.run_until(T0 + 4 * MIN)
         assert n.scheduler.poisoned == {}
         assert n.scheduler.poison_report() is None
