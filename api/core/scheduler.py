@@ -380,6 +380,10 @@ class Scheduler:
             return await self._record(session_id, trigger_ids)
         except (DuplicateEventId, InvalidEvent) as exc:
             log.warning("fires for %s refused (%s): settling each trigger alone", session_id, exc)
+        # Decide again on a caught-up projection: without fire claims another node may
+        # just have recorded some of these slots (its ids, a different batch); those are
+        # then no longer due, and what is refused still is really this trigger's fault.
+        await self.service.wait_for(await self.service.store.head_position())
         for tid in sorted(trigger_ids):
             try:
                 await self._record(session_id, {tid})

@@ -11,6 +11,7 @@ import pytest
 import projections.trigger_commands as trigger_commands
 from api.core.clock import FakeClock
 from eventstore import EventStore, InvalidEvent, NewEvent
+from projections.envelope import new_event
 from projections.session import SessionState
 from projections.triggers import TriggerState
 from tests.support.triggers_support import append, node, seed, timer
@@ -115,3 +116,39 @@ def _count_refusals(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> dict[
 
     monkeypatch.setattr(store, "append", counting)
     return refused
+
+
+async def test_slots_another_node_just_recorded_are_not_taken_for_a_bad_trigger(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without fire claims a second node may record the same slots in another batch (here
+    a store double appends them first, after an unrelated event): the refused round is
+    decided again on the caught-up projection, where they are no longer due; nothing is
+    poisoned and each slot is recorded once."""
+    clock = FakeClock(T0)
+    async with node(db_url, clock) as n:
+        await seed(
+            n.store,
+            "s",
+            [timer("g", interval_minutes=1), timer("h", interval_minutes=1)],
+            clock.now(),
+        )
+        await n.settle()
+        real_append = n.store.append
+        raced: list[str] = []
+
+        async def other_node_first(stream_id: str, events: list[NewEvent], **kw: Any) -> Any:
+            if stream_id == "s" and not raced:
+                raced.append(stream_id)
+                body = {"trigger_id": "z", "trigger_type": "webhook", "trigger_config": {}}
+                other = [new_event("trigger_available", body, timestamp=clock.now())]
+                await real_append(stream_id, other + list(events))
+            return await real_append(stream_id, events, **kw)
+
+        monkeypatch.setattr(n.store, "append", other_node_first)
+        await n.run_until(T0 + 3 * MIN)
+        fired = [
+            (f["trigger_id"], f["scheduled_at"]) for f in await n.payloads("s", "trigger_fired")
+        ]
+        assert sorted(fired) == sorted((t, T0 + k * MIN) for t in "gh" for k in range(1, 4))
+        assert raced and n.scheduler.poisoned == {}
