@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,13 @@ def jsonl(raw: bytes) -> list[dict[str, Any]]:
 
 def sqlite_path(db_url: str) -> str:
     return db_url[len("sqlite:///") :]
+
+
+def event_count(path: Path) -> int:
+    """Rows in a SQLite log's events table, read on a connection of its own."""
+    conn = sqlite3.connect(path)
+    try:
+        found: int = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        return found
+    finally:
+        conn.close()

@@ -9,7 +9,6 @@ import asyncio
 import errno
 import fcntl
 import os
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from eventstore import open_store
 from tests.eventstore.test_bulk_append import events, sound
+from tests.support.tools_support import event_count
 from tools import import_hive
 from tools.bench_tools import write_hive_home
 from tools.import_beside import MARK, BesideFile, sweep
@@ -29,15 +29,6 @@ def _args(home: Path, url: str) -> argparse.Namespace:
     return argparse.Namespace(hive_home=str(home), db=url, timezone="UTC", dry_run=False, json=True)
 
 
-def _count(path: Path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        found: int = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-        return found
-    finally:
-        conn.close()
-
-
 async def test_an_import_into_no_log_links_the_finished_file_into_place(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -47,7 +38,7 @@ async def test_an_import_into_no_log_links_the_finished_file_into_place(
     assert await import_hive._main(_args(home, f"sqlite:///{path}")) == 0
     assert orjson.loads(capsys.readouterr().out)["events_imported"] == EVENTS
     assert [p.name for p in path.parent.iterdir()] == ["log.db"]  # nothing beside
-    assert _count(path) == EVENTS + sessions + 3  # a record per session and colony
+    assert event_count(path) == EVENTS + sessions + 3  # a record per session and colony
     assert await sound(f"sqlite:///{path}")
 
 
@@ -77,7 +68,7 @@ async def test_a_log_created_meanwhile_is_kept_and_imported_into(
     assert await import_hive._main(_args(home, f"sqlite:///{path}")) == 0
     assert seen == [False]
     assert orjson.loads(capsys.readouterr().out)["events_imported"] == EVENTS
-    assert _count(path) == 1 + EVENTS + sessions + 3  # the service's event kept
+    assert event_count(path) == 1 + EVENTS + sessions + 3  # the service's event kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hive", "log.db"]
     assert await sound(f"sqlite:///{path}")
 
@@ -194,7 +185,7 @@ async def test_an_import_where_hard_links_cannot_be_made_builds_the_log_in_place
     assert await import_hive._main(_args(home, f"sqlite:///{path}")) == 0
     assert orjson.loads(capsys.readouterr().out)["events_imported"] == EVENTS
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hive", "log.db"]
-    assert _count(path) == EVENTS + sessions + 3
+    assert event_count(path) == EVENTS + sessions + 3
     assert await sound(f"sqlite:///{path}")
 
 

@@ -5,7 +5,6 @@ connection (closed under the thread, SQLite crashed or wrote outside the load)."
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from eventstore import NO_STREAM, open_store
 from eventstore.bulk import BulkAppend, BulkRows, SQLiteBulkAppender
 from tests.eventstore.test_bulk_append import as_rows, events, sound
-from tests.support.tools_support import hivelog
+from tests.support.tools_support import event_count, hivelog
 from tools import import_hive
 from tools.import_hive import Importer, Summary
 
@@ -46,15 +45,6 @@ class HeldAppender(SQLiteBulkAppender):
     def close(self) -> None:
         self.order.append("closed")
         super().close()
-
-
-def _count(path: Path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        found: int = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-        return found
-    finally:
-        conn.close()
 
 
 async def test_close_waits_for_a_group_commit_cancelled_in_its_thread(
@@ -89,7 +79,7 @@ async def test_close_waits_for_a_group_commit_cancelled_in_its_thread(
         await store.close()
     assert bulk.order == ["written", "closed"]
     assert importer.bulk is None
-    assert _count(path) == 0  # the load was rolled back: nothing written outside it
+    assert event_count(path) == 0  # the load was rolled back: nothing written outside it
     assert await sound(url)
     audited = await asyncio.to_thread(hivelog, "audit", "--db", url)
     assert audited.returncode == 0, audited.stdout.decode() + audited.stderr.decode()
