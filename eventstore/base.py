@@ -326,9 +326,21 @@ class EventStore(abc.ABC):
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
         """The last checkpoint saved under `name`."""
 
-    @abc.abstractmethod
+    _closed = False  # set when closing starts: new work is refused from then on
+    _closing: asyncio.Future[None] | None = None
+
     async def close(self) -> None:
-        """Finish in-flight appends and release connections."""
+        """Finish in-flight appends and release connections. One closing runs to its
+        end even if a caller is cancelled meanwhile (a half-closed store would keep its
+        connections, or cancel the batch in flight); every call waits for it."""
+        if self._closing is None:
+            self._closed = True
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """The closing itself, run once: what is queued, then the connections."""
 
     _leases: Leases | None = None
 

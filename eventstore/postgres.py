@@ -182,7 +182,6 @@ class PostgresStore(EventStore):
         self._listener: Any = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closed = False
-        self._closing: asyncio.Future[None] | None = None
         self.reconnects = 0  # how often the LISTEN connection was re-established
         self._waiting: list[_Waiting] = []
         self._committer: asyncio.Task[None] | None = None
@@ -650,16 +649,8 @@ class PostgresStore(EventStore):
             return None
         return Checkpoint(row[0], row[1], bytes(row[2]))
 
-    async def close(self) -> None:
-        """Wait for in-flight calls to release their connections, then disconnect. One
-        closing runs to its end even if a caller is cancelled meanwhile; every call
-        waits for it."""
-        if self._closing is None:
-            self._closed = True
-            self._closing = asyncio.ensure_future(self._close())
-        await asyncio.shield(self._closing)
-
     async def _close(self) -> None:
+        """Wait for in-flight calls to release their connections, then disconnect."""
         committer = self._committer
         if committer is not None and not committer.done():
             with contextlib.suppress(Exception):

@@ -247,7 +247,6 @@ class SQLiteStore(EventStore):
         self._readers: list[aiosqlite.Connection] = []
         self._reader_cycle: Iterable[aiosqlite.Connection] = ()
         self._closed = False
-        self._closing: asyncio.Future[None] | None = None
         self._leases = SQLiteLeases(self._submit, self._fetch)
         self._subscriptions = SQLiteSubscriptions(self._submit)
         self._tail_cache = TailCache()  # hot history pages, checked against the head per read
@@ -739,15 +738,8 @@ class SQLiteStore(EventStore):
             return None
         return Checkpoint(name, *found)
 
-    async def close(self) -> None:
-        """Run what is queued, then close everything. One closing runs to its end even
-        if a caller is cancelled meanwhile; every call waits for it."""
-        if self._closing is None:
-            self._closed = True  # refuses new jobs; the queued ones still run
-            self._closing = asyncio.ensure_future(self._close())
-        await asyncio.shield(self._closing)
-
     async def _close(self) -> None:
+        """Run what is queued (new jobs are refused since `_closed`), then close all."""
         loop = asyncio.get_running_loop()
         if self._in_flight or self._pending:
             self._drained = loop.create_future()
