@@ -144,6 +144,15 @@ def _offset(ms: int, tz: ZoneInfo) -> dt.timedelta | None:
     return dt.datetime.fromtimestamp(ms / 1000, tz).utcoffset()
 
 
+_MARGIN_MS: Final = int(DST_MARGIN.total_seconds() * 1000)
+
+
+def _near_dst_change(ms: int, tz: ZoneInfo | None) -> bool:
+    """Whether `tz`'s offset changes within DST_MARGIN of `ms` (where a wall time may be
+    shifted or repeated); never in UTC."""
+    return tz is not None and len({_offset(ms + d, tz) for d in (-_MARGIN_MS, 0, _MARGIN_MS)}) > 1
+
+
 def _instants(wall: dt.datetime, tz: ZoneInfo | None, wildcard_hour: bool) -> list[int]:
     """The instants (epoch ms) a local wall-time match stands for, by the DST rule above."""
     if tz is None:
@@ -171,13 +180,8 @@ def _cron_slots(schedule: Schedule, after_ms: int) -> Iterator[int]:
 def _cron_walk(schedule: Schedule, after_ms: int) -> Iterator[int]:
     assert schedule.cron is not None
     start = _wall(after_ms, schedule.tz)
-    margin = int(DST_MARGIN.total_seconds() * 1000)
-    if schedule.tz is not None and (
-        len({_offset(after_ms + d, schedule.tz) for d in (-margin, 0, margin)}) > 1
-    ):
-        start -= (
-            DST_MARGIN  # near a DST change a shifted or repeated wall time may map past `after`
-        )
+    if _near_dst_change(after_ms, schedule.tz):
+        start -= DST_MARGIN  # a shifted or repeated wall time may map past `after`
     itr = croniter(schedule.cron, start, max_years_between_matches=30)
     last = after_ms
     wildcard = schedule.wildcard_hour
@@ -231,9 +235,8 @@ def _cron_walk_back(schedule: Schedule, now_ms: int) -> Iterator[int]:
     (no shifted or repeated wall near it), or at once in UTC."""
     assert schedule.cron is not None
     tz = schedule.tz
-    margin = int(DST_MARGIN.total_seconds() * 1000)
     start = _wall(now_ms, tz) + dt.timedelta(seconds=1)  # get_prev: strictly before start
-    if tz is not None and len({_offset(now_ms + d, tz) for d in (-margin, 0, margin)}) > 1:
+    if _near_dst_change(now_ms, tz):
         start += DST_MARGIN  # a later wall time may map to an instant at or before `now`
     itr = croniter(schedule.cron, start, max_years_between_matches=30)
     wildcard = schedule.wildcard_hour
@@ -249,10 +252,7 @@ def _cron_walk_back(schedule: Schedule, now_ms: int) -> Iterator[int]:
             for ms in _instants(wall, tz, wildcard):
                 if ms > now_ms:
                     continue
-                if tz is None or len({_offset(ms + d, tz) for d in (-margin, 0, margin)}) == 1:
-                    final_below = wall
-                else:
-                    final_below = wall - DST_MARGIN
+                final_below = wall - DST_MARGIN if _near_dst_change(ms, tz) else wall
                 heapq.heappush(pending, (-ms, final_below))
         while pending and (wall is None or wall < pending[0][1] or tz is None):
             ms = -heapq.heappop(pending)[0]
