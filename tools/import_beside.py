@@ -102,9 +102,7 @@ def sweep(path: str) -> list[str]:
             fd = os.open(temp, os.O_RDONLY)
         except OSError:
             continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # a running import holds it
+        if not _lock(fd):  # a running import holds it
             os.close(fd)
             continue
         try:
@@ -129,10 +127,11 @@ def _create_locked(path: str) -> tuple[str, int]:
 
 
 def _lock(fd: int) -> bool:
-    """Whether this flock was taken (not: a sweep holds the file, to remove it)."""
+    """Whether this exclusive flock was taken at once (not: another process holds the
+    file, an import building it or a sweep removing it)."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError:
         return False
     return True
 
