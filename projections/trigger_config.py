@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from croniter.croniter import CroniterBadCronError, CroniterBadDateError
 
+from eventstore.types import MAX_INT64
+
 MISFIRE_POLICIES: Final = ("fire_once", "skip", "fire_all")
 WEBHOOK_METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 MIN_INTERVAL_MS: Final = 100  # below this a timer would flood the log
@@ -33,7 +35,7 @@ MAX_GRACE_SECONDS: Final = 365 * 24 * 3600  # 1 year: 31,536,000 seconds
 MAX_PORT: Final = 65_535
 MAX_CONFIG_DEPTH: Final = 16  # nesting inside a trigger_config (the encoder stops at 254)
 MAX_CONFIG_KEYS: Final = 256  # keys and list items in one config, all levels together
-MAX_JSON_INT: Final = 2**63 - 1  # both backends and orjson hold signed 64-bit integers
+MAX_JSON_INT: Final = MAX_INT64  # both backends and orjson hold signed 64-bit integers
 # A trigger's task and config together, as JSON: what a whole triggers.json may hold
 # (api/core/agent_files.py), so every fire event it makes stays far under the store's
 # 1 MiB per event; a PATCH could otherwise make a trigger whose fires are all refused.

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from eventstore.chain import DOMAIN, GENESIS, content_digest, link
+from eventstore.types import MAX_INT64
 
 from .audit_checks import EventRow, Fault, Report, as_row
 from .audit_source import LogSource
@@ -207,7 +208,7 @@ class ChainCheck:
     async def finish(self, source: LogSource, report: Report) -> None:
         if not self.enabled:
             return
-        self._erased_before(2**63 - 1)
+        self._erased_before(MAX_INT64)  # every erased link left
         recorded = await source.recorded_chain_head()
         if recorded is not None and recorded != (self.prev_position, self.prev_stored):
             self._fault(
