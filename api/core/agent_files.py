@@ -4,7 +4,9 @@ A file in an agent folder is data an attacker may have shaped, and what we read
 from it is recorded in the log for good. So before a byte is parsed:
 
 - the folder must be a resolved path inside an allowed root (callers validate it
-  with `validate_agent_path`; here it is checked again against symlink swaps);
+  with `validate_agent_path`); here it is opened once and the open folder checked
+  to be that path, and files are opened (and written) relative to it, so a part
+  of the path swapped for a link after the check reaches nothing outside;
 - the file itself must not be a symbolic link, wherever it points (opened with
   O_NOFOLLOW, so no resolve-then-open race): hive writes these files itself, so a
   link is a mistake or an attack, and following one leaked an outside file's
@@ -21,11 +23,14 @@ whose message names the file; nothing has been appended when it is raised.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import json
 import os
 import re
+import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -95,57 +100,142 @@ def inside(path: Path, roots: Iterable[Path]) -> bool:
     return False
 
 
-def read_agent_bytes(path: Path, limit: int = MAX_AGENT_FILE_BYTES) -> bytes | None:
-    """The bytes of `path`, or None when it does not exist. Refuses (AgentFileError) a
-    symlink, a special file, an unresolved folder, or more than `limit` bytes."""
-    folder = path.parent
+def shown(path: Path) -> str:
+    """`path` for a message: a name that is not UTF-8 is shown with escapes (a JSON
+    body cannot carry the surrogates Python decodes such bytes to)."""
+    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _fd_path(fd: int) -> str | None:
+    """The kernel's path of an open folder (Linux), or None where /proc is missing."""
     try:
-        if folder.resolve() != folder:
-            raise AgentFileError(f"{path}: its folder is not a resolved path (symlink?)")
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
+def _is_folder_at(fd: int, folder: Path) -> bool:
+    """The open folder `fd` is the one at `folder` (resolved, no link in any part)."""
+    actual = _fd_path(fd)
+    if actual is not None:
+        return actual == str(folder)
+    try:  # no /proc: the path resolves to itself and leads to the same folder
+        same = os.path.samestat(os.stat(folder, follow_symlinks=False), os.fstat(fd))
+        return same and folder.resolve() == folder
     except (OSError, RuntimeError):
-        raise AgentFileError(f"{path}: its folder cannot be resolved") from None
+        return False
+
+
+@contextlib.contextmanager
+def open_folder(folder: Path) -> Iterator[int]:
+    """A descriptor on `folder`, checked after opening to be the folder at that resolved
+    path. Files are then opened and written relative to it, so a part of the path
+    swapped for a link between a caller's check and the use reaches nothing outside
+    (checking the path, then opening by path, wrote into the link's target)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(folder, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise AgentFileError(f"{shown(folder)}: cannot be opened ({exc.strerror})") from None
+    try:
+        if not _is_folder_at(fd, folder):
+            raise AgentFileError(f"{shown(folder)}: is not a resolved path (symlink?)")
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def read_at(folder_fd: int, path: Path, limit: int = MAX_AGENT_FILE_BYTES) -> bytes | None:
+    """The bytes of `path` (its name opened in the open folder `folder_fd`), or None
+    when it does not exist. Refuses a symlink, a special file, or more than `limit`."""
     if (why := path_too_long(path)) is not None:
-        raise AgentFileError(f"{path}: file name {why}")
+        raise AgentFileError(f"{shown(path)}: file name {why}")
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path.name, flags, dir_fd=folder_fd)
     except FileNotFoundError:
         return None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise AgentFileError(
-                f"{path}: is a symbolic link; links are refused inside agent folders"
+                f"{shown(path)}: is a symbolic link; links are refused inside agent folders"
             ) from None
-        raise AgentFileError(f"{path}: cannot be read ({exc.strerror})") from None
+        raise AgentFileError(f"{shown(path)}: cannot be read ({exc.strerror})") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise AgentFileError(f"{path}: is not a regular file")
+            raise AgentFileError(f"{shown(path)}: is not a regular file")
         if info.st_size > limit:
-            raise AgentFileError(f"{path}: is {info.st_size} bytes; the limit is {limit}")
+            raise AgentFileError(f"{shown(path)}: is {info.st_size} bytes; the limit is {limit}")
         chunks: list[bytes] = []
         size = 0
         while chunk := os.read(fd, min(65_536, limit + 1 - size)):
             chunks.append(chunk)
             size += len(chunk)
             if size > limit:
-                raise AgentFileError(f"{path}: is over the limit of {limit} bytes")
+                raise AgentFileError(f"{shown(path)}: is over the limit of {limit} bytes")
         return b"".join(chunks)
     except OSError as exc:
-        raise AgentFileError(f"{path}: cannot be read ({exc.strerror})") from None
+        raise AgentFileError(f"{shown(path)}: cannot be read ({exc.strerror})") from None
     finally:
         os.close(fd)
 
 
-def read_agent_json(path: Path, default: Any, limit: int = MAX_AGENT_FILE_BYTES) -> Any:
-    """The parsed JSON of `path`; `default` when missing or not JSON (hive's leniency).
-    Refuses what `read_agent_bytes` refuses, and nesting deeper than MAX_JSON_DEPTH.
+def read_agent_bytes(path: Path, limit: int = MAX_AGENT_FILE_BYTES) -> bytes | None:
+    """The bytes of `path`, or None when it (or its folder) does not exist. Refuses
+    (AgentFileError) a symlink, a special file, an unresolved folder, or more than
+    `limit` bytes."""
+    try:
+        with open_folder(path.parent) as folder_fd:
+            return read_at(folder_fd, path, limit)
+    except FileNotFoundError:
+        return None
+
+
+def json_file_bytes(value: object) -> bytes:
+    """A JSON file as the service writes it into agent folders (indented, UTF-8)."""
+    return json.dumps(value, indent=2, ensure_ascii=False).encode("utf-8")
+
+
+def write_at(folder_fd: int, path: Path, data: bytes) -> None:
+    """`data` as `path`'s content, atomically (a temp file in the same open folder, then
+    rename). An existing link or special file of that name is refused, not replaced."""
+    try:
+        info = os.stat(path.name, dir_fd=folder_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISREG(info.st_mode):
+            raise AgentFileError(f"{shown(path)}: is not a regular file; not replaced")
+    tmp = f".{path.stem}-{secrets.token_hex(8)}.json"  # hidden: never listed as a worker
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o644, dir_fd=folder_fd)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path.name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=folder_fd)
+        raise
+    os.fsync(folder_fd)
+
+
+def parse_agent_json(path: Path, data: bytes | None, default: Any) -> Any:
+    """The parsed JSON of `data` read from `path`; `default` when missing or not JSON
+    (hive's leniency); nesting deeper than MAX_JSON_DEPTH is refused.
 
     orjson stops by itself at 1024 levels (JSONDecodeError, never RecursionError), so
     parsing first is safe; the raw-byte scan runs only when parsing failed, to tell a
     too-deep file (refused) from a malformed one (absent). That keeps the common case
     at orjson's speed (the scan costs several times the parse)."""
-    data = read_agent_bytes(path, limit)
     if data is None:
         return default
     try:
@@ -155,5 +245,11 @@ def read_agent_json(path: Path, default: Any, limit: int = MAX_AGENT_FILE_BYTES)
     else:
         depth = value_depth(value)
     if depth > MAX_JSON_DEPTH:
-        raise AgentFileError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        raise AgentFileError(f"{shown(path)}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+def read_agent_json(path: Path, default: Any, limit: int = MAX_AGENT_FILE_BYTES) -> Any:
+    """The parsed JSON of `path` (`parse_agent_json`); refuses what `read_agent_bytes`
+    refuses."""
+    return parse_agent_json(path, read_agent_bytes(path, limit), default)

@@ -10,12 +10,9 @@ store's 1 MiB per event (3 files x 256 KiB) and a load's events under its
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
@@ -27,8 +24,14 @@ from api.core.agent_files import (
     MAX_TRIGGERS_FILE_BYTES,
     AgentFileError,
     inside,
+    json_file_bytes,
+    open_folder,
+    parse_agent_json,
     path_too_long,
     read_agent_json,
+    read_at,
+    shown,
+    write_at,
 )
 from eventstore import MAX_EVENT_BYTES
 from projections.commands import ColonyFacts, colony_events
@@ -63,6 +66,8 @@ def validate_agent_path(raw: object, roots: Iterable[Path]) -> Path:
         raise AgentPathError(f"agent_path cannot be resolved: {exc}") from None
     if (why := path_too_long(resolved)) is not None:
         raise AgentPathError(f"agent_path {why}")  # the OS would say ENAMETOOLONG
+    if not is_utf8(resolved):
+        raise AgentPathError(f"agent_path {shown(resolved)} is not valid UTF-8")
     roots = list(roots)
     if inside(resolved, roots):
         return resolved
@@ -72,11 +77,24 @@ def validate_agent_path(raw: object, roots: Iterable[Path]) -> Path:
     )
 
 
+def is_utf8(path: Path) -> bool:
+    """The path's bytes are UTF-8. Else Python holds it with surrogates, which no JSON
+    body or event can carry (one such folder made GET /api/discover a 500)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def worker_configs(folder: Path) -> list[Path]:
     """Worker json files in sort order, reserved stems excluded (hive §1.3). Links and
-    special files are listed too (not silently skipped), so reading one refuses it by name."""
+    special files are listed too (not silently skipped), so reading one refuses it by name.
+    Listed through `open_folder`, so a folder swapped for a link lists nothing outside."""
+    if not folder.is_dir():
+        return []
     try:
-        with os.scandir(folder) as entries:
+        with open_folder(folder) as folder_fd, os.scandir(folder_fd) as entries:
             names = sorted(
                 e.name
                 for e in entries
@@ -84,9 +102,14 @@ def worker_configs(folder: Path) -> list[Path]:
                 and not e.name.startswith(".")  # our own temp files (write_metadata)
                 and not e.is_dir(follow_symlinks=False)
             )
-    except OSError:
+    except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise AgentFileError(f"{shown(folder)}: cannot be listed ({exc.strerror})") from None
     files = [folder / n for n in names if n[: -len(".json")] not in RESERVED_STEMS]
+    for file in files:
+        if not is_utf8(file):  # its name would be recorded (worker_name, config_path)
+            raise AgentFileError(f"{shown(file)}: the file name is not valid UTF-8")
     if len(files) > MAX_WORKER_FILES:
         raise AgentFileError(f"{folder}: more than {MAX_WORKER_FILES} worker json files")
     return files
@@ -204,23 +227,28 @@ def check_recordable(facts: ColonyFacts, folder: Path) -> None:
 
 
 def write_metadata(folder: Path, changes: dict[str, Any]) -> dict[str, Any]:
-    """Merge `changes` into metadata.json atomically (temp file + rename; hive did not).
-    A symlinked or special metadata.json is refused by the read (AgentFileError) before
-    anything is written, so a link is never replaced by a copy of its target."""
+    """Merge `changes` into metadata.json atomically (temp file + rename; hive did not),
+    all through one open descriptor on the folder (`open_folder`): a folder swapped for
+    a link after validation made this write land outside the roots. A symlinked or
+    special metadata.json is refused by the read (AgentFileError) before anything is
+    written, so a link is never replaced by a copy of its target; so is a result over
+    MAX_AGENT_FILE_BYTES (a 300 KB icon was written, then every load refused the file)."""
     path = folder / "metadata.json"
-    current = read_json(path, {})
-    merged = {**(current if isinstance(current, dict) else {}), **changes}
-    fd, tmp = tempfile.mkstemp(prefix=".metadata-", suffix=".json", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(merged, handle, indent=2, ensure_ascii=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        with open_folder(folder) as folder_fd:
+            current = parse_agent_json(path, read_at(folder_fd, path), {})
+            merged = {**(current if isinstance(current, dict) else {}), **changes}
+            data = json_file_bytes(merged)
+            if len(data) > MAX_AGENT_FILE_BYTES:
+                raise AgentFileError(
+                    f"{shown(path)}: would be {len(data)} bytes; "
+                    f"the limit is {MAX_AGENT_FILE_BYTES}"
+                )
+            write_at(folder_fd, path, data)
+    except FileNotFoundError:
+        raise AgentFileError(f"{shown(folder)}: the folder is gone") from None
+    except OSError as exc:
+        raise AgentFileError(f"{shown(path)}: cannot be written ({exc.strerror})") from None
     return merged
 
 
@@ -294,14 +322,16 @@ def discover(
         for child in children:
             try:
                 folder = child.resolve()
+                if not is_utf8(folder):
+                    raise AgentFileError(f"{shown(child)}: the name is not valid UTF-8")
                 if not inside(folder, roots):
                     raise AgentFileError(f"{child}: links outside the allowed agent roots")
                 entry = discover_entry(folder)
             except (AgentFileError, OSError, RuntimeError) as exc:
                 reason = exc.message if isinstance(exc, AgentFileError) else str(exc)
-                log.warning("discover: skipping %s: %s", child, reason)
+                log.warning("discover: skipping %s: %s", shown(child), reason)
                 if skipped is not None:
-                    skipped.append({"path": str(child), "error": reason})
+                    skipped.append({"path": shown(child), "error": reason})
                 continue
             if entry is None:
                 continue

@@ -8,16 +8,20 @@ id. No Starlette here; refusals are domain errors.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from api.core.agent_files import (
+    AgentFileError,
+    json_file_bytes,
+    open_folder,
+    read_at,
+    shown,
+    write_at,
+)
 from api.core.colonies import read_json, validate_agent_path, worker_configs
 from projections.errors import Invalid
 
@@ -71,36 +75,39 @@ def read_metadata(folder: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    """Atomic write (temp file + rename), as `write_metadata` does."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(value, handle, indent=2, ensure_ascii=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def ensure_minimal_colony(
     folder: Path, colony_id: str, queen_name: str | None, extra: dict[str, Any] | None = None
 ) -> None:
     """hive's `_ensure_minimal_colony`: metadata.json `{name, created_at, queen_name?}`
-    and a worker.json, so the colony can be loaded (and discovered) later."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / "metadata.json").is_file():
-        meta: dict[str, Any] = {"name": colony_id, "created_at": time.time()}
-        if queen_name:
-            meta["queen_name"] = queen_name
-        meta.update(extra or {})
-        _write_json(folder / "metadata.json", meta)
-    if not worker_configs(folder):
-        worker = {"name": "worker", "description": "", "goal": {"description": ""}, "tools": []}
-        _write_json(folder / "worker.json", worker)
+    and a worker.json, so the colony can be loaded (and discovered) later. Written
+    through one open descriptor on the folder (`open_folder`), as `write_metadata`;
+    a file where the folder should be, or a metadata.json / worker.json that is a
+    folder, a link or a special file, is a 400 naming it (it was a 500)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise AgentFileError(f"{shown(folder)}: exists and is not a folder") from None
+    try:
+        with open_folder(folder) as folder_fd:
+            metadata = folder / "metadata.json"
+            if read_at(folder_fd, metadata) is None:  # refuses a link or special file
+                meta: dict[str, Any] = {"name": colony_id, "created_at": time.time()}
+                if queen_name:
+                    meta["queen_name"] = queen_name
+                meta.update(extra or {})
+                write_at(folder_fd, metadata, json_file_bytes(meta))
+            if not worker_configs(folder):
+                worker = {
+                    "name": "worker",
+                    "description": "",
+                    "goal": {"description": ""},
+                    "tools": [],
+                }
+                write_at(folder_fd, folder / "worker.json", json_file_bytes(worker))
+    except FileNotFoundError:
+        raise AgentFileError(f"{shown(folder)}: the folder is gone") from None
+    except OSError as exc:
+        raise AgentFileError(f"{shown(folder)}: cannot be written ({exc.strerror})") from None
 
 
 def dedup_colony_id(base: str, roots: Iterable[Path]) -> str:

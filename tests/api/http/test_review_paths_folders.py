@@ -1,0 +1,174 @@
+"""Agent folders under attack, against a real `hivelog serve` and real folders: names
+that are not UTF-8, files where folders belong, metadata over the file limit, and a
+folder swapped for a link between the check and the write."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.core.agent_files import MAX_AGENT_FILE_BYTES, AgentFileError
+from api.core.colonies import read_colony, write_metadata
+from tests.support.server import Server, start_server
+from tests.support.sessions_support import Env, head, make_colony, make_env
+
+_names = count()
+
+
+@dataclass
+class Served:
+    env: Env
+    server: Server
+    client: httpx.Client
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}{next(_names)}"
+
+    def refused(self, status: int, body: dict[str, Any], *words: str) -> str:
+        """POST /api/sessions: `status`, every word in the error, head unchanged."""
+        before = head(self.client)
+        r = self.client.post("/api/sessions", json=body)
+        assert r.status_code == status, r.text
+        message: str = r.json()["error"]
+        for word in words:
+            assert word in message, message
+        assert head(self.client) == before, "a refused request appended something"
+        return message
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    tmp = tmp_path_factory.mktemp("paths")
+    env = make_env(tmp)
+    server = start_server(env.db_url, tmp, env.args(), env.env())
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=30) as c:
+            yield Served(env, server, c)
+    finally:
+        server.stop()
+
+
+def _non_utf8_colony(root: Path, name: bytes) -> bytes:
+    folder = os.fsencode(root) + b"/" + name
+    os.mkdir(folder)
+    with open(folder + b"/worker.json", "w") as handle:
+        handle.write(json.dumps({"name": "w"}))
+    return folder
+
+
+# -- names that are not UTF-8 ------------------------------------------------------------
+
+
+def test_discover_skips_a_folder_whose_name_is_not_utf8(served: Served) -> None:
+    """Such a name reaches Python as surrogates, which no JSON body can carry: one such
+    folder made GET /api/discover a 500 for everyone."""
+    good = make_colony(served.env.root, served.name("good"))
+    _non_utf8_colony(served.env.root, served.name("bad").encode() + b"\xff")
+    r = served.client.get("/api/discover")
+    assert r.status_code == 200, r.text
+    paths = [entry["path"] for entry in r.json()["Your Agents"]]
+    assert str(good) in paths
+    assert all("bad" not in p for p in paths)
+
+
+def test_link_to_a_non_utf8_folder_is_400(served: Served) -> None:
+    """The JSON names a valid path; it resolves to one that is not UTF-8 (was a 500)."""
+    target = _non_utf8_colony(served.env.root, served.name("raw").encode() + b"\xfe")
+    alias = served.env.root / served.name("alias")
+    os.symlink(target, os.fsencode(alias))
+    served.refused(400, {"agent_path": str(alias)}, "not valid UTF-8")
+
+
+def test_worker_file_name_not_utf8_is_400(served: Served) -> None:
+    folder = make_colony(served.env.root, served.name("w8"))
+    os.unlink(folder / "researcher.json")
+    with open(os.fsencode(folder) + b"/a\xff.json", "w") as handle:
+        handle.write(json.dumps({"name": "w"}))
+    served.refused(400, {"agent_path": str(folder)}, "not valid UTF-8")
+
+
+# -- files where folders belong ------------------------------------------------------------
+
+
+def test_colony_id_naming_a_regular_file_is_400(served: Served) -> None:
+    name = served.name("file")
+    (served.env.root / name).write_text("not a folder")
+    served.refused(400, {"colony_id": name}, name, "not a folder")
+    assert (served.env.root / name).read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("entry", ["metadata.json", "worker.json"])
+def test_colony_file_that_is_a_folder_is_400(served: Served, entry: str) -> None:
+    """ensure_minimal_colony replaced the file by rename, onto a folder: a 500."""
+    name = served.name("dir")
+    (served.env.root / name / entry).mkdir(parents=True)
+    served.refused(400, {"colony_id": name}, entry, "not a regular file")
+    assert (served.env.root / name / entry).is_dir()
+
+
+# -- metadata.json over the limit ----------------------------------------------------------
+
+
+def test_patch_metadata_over_the_file_limit_is_400(served: Served) -> None:
+    """It was written, and then every load refused the colony's metadata.json."""
+    folder = make_colony(served.env.root, served.name("big"))
+    before_file = (folder / "metadata.json").read_bytes()
+    before = head(served.client)
+    icon = "x" * (MAX_AGENT_FILE_BYTES + 1)
+    r = served.client.patch("/api/agents/metadata", json={"agent_path": str(folder), "icon": icon})
+    assert r.status_code == 400, r.text
+    assert "metadata.json" in r.json()["error"]
+    assert head(served.client) == before
+    assert (folder / "metadata.json").read_bytes() == before_file
+    assert served.client.post("/api/sessions", json={"agent_path": str(folder)}).status_code == 201
+
+
+# -- a folder swapped for a link after it was checked --------------------------------------
+
+
+def test_folder_swapped_for_a_link_is_never_written_or_read_through(tmp_path: Path) -> None:
+    """The folder was checked by path, then written and read by path: a swap in between
+    (another process renames it and leaves a link to an outside folder) wrote
+    metadata.json there and read its files. Bounded attempts; before the fix the outside
+    file was written within a few hundred."""
+    root = tmp_path.resolve() / "root"
+    outside = tmp_path.resolve() / "outside"
+    outside.mkdir()
+    (outside / "metadata.json").write_text(json.dumps({"colony_name": "OUTSIDE"}))
+    (outside / "w.json").write_text(json.dumps({"name": "OUTSIDE"}))
+    folder = make_colony(root, "c", worker="w", metadata={})
+    parked = root / "c.parked"
+    stop = threading.Event()
+
+    def swapper() -> None:
+        while not stop.is_set():
+            os.rename(folder, parked)
+            os.symlink(outside, folder)
+            os.unlink(folder)
+            os.rename(parked, folder)
+
+    thread = threading.Thread(target=swapper)
+    thread.start()
+    try:
+        for attempt in range(5000):
+            with contextlib.suppress(AgentFileError, FileNotFoundError):
+                write_metadata(folder, {"n": attempt})
+            with contextlib.suppress(AgentFileError, FileNotFoundError):
+                facts = read_colony(folder)
+                assert "OUTSIDE" not in json.dumps(facts.metadata) + facts.colony_name
+            assert "n" not in json.loads((outside / "metadata.json").read_text())
+    finally:
+        stop.set()
+        thread.join()
+    write_metadata(folder, {"n": "last"})  # unswapped, both work as before
+    assert read_colony(folder).metadata["n"] == "last"
