@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -204,18 +205,53 @@ def _usable(service: SessionService, session_id: object) -> str | None:
     return None if service.is_deleted(session_id) else session_id
 
 
+def colony_lock() -> asyncio.Lock:
+    """The lock that serializes opening and forking colonies by id on this server (one
+    per event loop). Each of those reads the folder, writes it, appends, then writes
+    `queen_session_id` back: run side by side, four requests for one new colony made
+    up to four "canonical" sessions (or a 404 from a half-written folder), and forks
+    of one DM that lost the race had already written their colony folder."""
+    loop = asyncio.get_running_loop()
+    lock = _colony_locks.get(loop)
+    if lock is None:
+        lock = _colony_locks[loop] = asyncio.Lock()
+    return lock
+
+
+_colony_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def _create_with_colony_id(
     request: Request, body: CreateSession, colony_id: str, explicit_queen: Queen | None
 ) -> Response:
     """hive 54fd8db's POST /api/sessions `{colony_id}`: the fork when
     `source_session_id` is given, else the colony's canonical session (created,
-    resumed or returned live), a new colony written as hive's minimal one."""
-    service = sessions_of(request)
-    roots = parts(request).settings.agents_roots
+    resumed or returned live), a new colony written as hive's minimal one. Every id
+    is checked before the folder is written (a bad `session_id` was a 400 that had
+    already written a new colony)."""
     colony_ids.check_colony_id(colony_id)
     source = _given_id(body.source_session_id, "source_session_id")
-    if source is not None:
-        return await _fork(request, body, colony_id, source, explicit_queen)
+    async with colony_lock():
+        if source is not None:
+            return await _fork(request, body, colony_id, source, explicit_queen)
+        resume_from = _given_id(body.queen_resume_from, "queen_resume_from")
+        session_id = _given_id(body.session_id, "session_id")
+        return await _open_colony(request, body, colony_id, explicit_queen, resume_from, session_id)
+
+
+async def _open_colony(
+    request: Request,
+    body: CreateSession,
+    colony_id: str,
+    explicit_queen: Queen | None,
+    resume_from: str | None,
+    session_id: str | None,
+) -> Response:
+    """The colony's canonical session (`_create_with_colony_id`, under `colony_lock`)."""
+    service = sessions_of(request)
+    roots = parts(request).settings.agents_roots
     folder = await asyncio.to_thread(colony_ids.colony_folder, colony_id, roots)
     existed = await asyncio.to_thread(colony_ids.colony_exists, folder)
     if existed and _given(body.initial_prompt) is not None:
@@ -228,9 +264,11 @@ async def _create_with_colony_id(
             existed = False
     queen_name = _given(body.queen_name)
     if not existed:
+        requested = resume_from or session_id  # a new colony's session id (below)
+        if requested is not None and service.is_deleted(requested):
+            raise Conflict(f"Session '{requested}' was deleted; its id cannot be reused")
         await asyncio.to_thread(colony_ids.ensure_minimal_colony, folder, colony_id, queen_name)
     meta = await asyncio.to_thread(colony_ids.read_metadata, folder)
-    resume_from = _given_id(body.queen_resume_from, "queen_resume_from")
     target = _usable(service, meta.get("queen_session_id"))
     if target is None and existed:
         resumed = service.get(resume_from) if resume_from else None
@@ -239,8 +277,7 @@ async def _create_with_colony_id(
         else:
             target = _newest_of_colony(service, colony_id)
     if target is None:  # a new colony (or one never opened): hive's id rule (SM:708)
-        target = resume_from or _given_id(body.session_id, "session_id")
-        target = target or new_session_id(time.time())
+        target = resume_from or session_id or new_session_id(time.time())
     if service.is_deleted(target):
         raise Conflict(f"Session '{target}' was deleted; its id cannot be reused")
     meta_queen = find_queen(meta["queen_name"]) if isinstance(meta.get("queen_name"), str) else None

@@ -1,6 +1,7 @@
-"""Agent folders under attack, against a real `hivelog serve` and real folders: names
-that are not UTF-8, files where folders belong, metadata over the file limit, and a
-folder swapped for a link between the check and the write."""
+"""Agent folders under attack and under load, against a real `hivelog serve` and real
+folders: names that are not UTF-8, files where folders belong, ids checked before a
+colony is written, concurrent opens and forks of one colony, metadata over the file
+limit, and a folder swapped for a link between the check and the write."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
@@ -114,6 +116,64 @@ def test_colony_file_that_is_a_folder_is_400(served: Served, entry: str) -> None
     (served.env.root / name / entry).mkdir(parents=True)
     served.refused(400, {"colony_id": name}, entry, "not a regular file")
     assert (served.env.root / name / entry).is_dir()
+
+
+# -- ids checked before a colony is written ------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["queen_resume_from", "session_id"])
+def test_bad_id_with_a_new_colony_id_writes_no_folder(served: Served, field: str) -> None:
+    name = served.name("fresh")
+    served.refused(400, {"colony_id": name, field: "../x"}, field)
+    assert not (served.env.root / name).exists()
+
+
+def test_deleted_session_id_with_a_new_colony_id_writes_no_folder(served: Served) -> None:
+    c = served.client
+    sid = c.post("/api/sessions", json={}).json()["session_id"]
+    assert c.delete(f"/api/sessions/history/{sid}").status_code == 200
+    name = served.name("reuse")
+    served.refused(409, {"colony_id": name, "session_id": sid}, "deleted")
+    assert not (served.env.root / name).exists()
+
+
+# -- concurrent opens and forks ------------------------------------------------------------
+
+
+def _post_all(served: Served, bodies: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+    def post(body: dict[str, Any]) -> tuple[int, Any]:
+        with httpx.Client(base_url=served.server.base_url, timeout=30) as c:
+            r = c.post("/api/sessions", json=body)
+            return r.status_code, r.json()
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(post, bodies))
+
+
+def test_concurrent_opens_of_a_new_colony_make_one_session(served: Served) -> None:
+    """Side by side, they made up to four 'canonical' sessions for one colony (or a 404
+    from a half-written folder)."""
+    for _ in range(5):
+        name = served.name("crowd")
+        results = _post_all(served, [{"colony_id": name}] * 4)
+        assert [status for status, _ in results] == [201] * 4, results
+        assert len({body["session_id"] for _, body in results}) == 1
+        rows = served.client.get(f"/api/colonies/{name}/sessions").json()["sessions"]
+        assert len(rows) == 1
+        meta = json.loads((served.env.root / name / "metadata.json").read_text())
+        assert meta["queen_session_id"] == results[0][1]["session_id"]
+
+
+def test_concurrent_forks_of_one_dm_write_one_folder(served: Served) -> None:
+    """The forks that lose (409) had already written their colony folder."""
+    for _ in range(4):
+        source = served.client.post("/api/sessions", json={"initial_phase": "independent"})
+        slug = served.name("fork")
+        body = {"colony_id": slug, "source_session_id": source.json()["session_id"]}
+        statuses = sorted(status for status, _ in _post_all(served, [body] * 3))
+        assert statuses == [201, 409, 409]
+        written = [p.name for p in served.env.root.iterdir() if p.name.startswith(slug)]
+        assert written == [slug]
 
 
 # -- metadata.json over the limit ----------------------------------------------------------
