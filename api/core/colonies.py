@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shutil
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
@@ -250,6 +252,23 @@ def write_metadata(folder: Path, changes: dict[str, Any]) -> dict[str, Any]:
     except OSError as exc:
         raise AgentFileError(f"{shown(path)}: cannot be written ({exc.strerror})") from None
     return merged
+
+
+def remove_folder(folder: Path) -> bool:
+    """Delete `folder` (validated: resolved, inside a root) and all in it; False when
+    there is no folder there. Removed by name from a checked descriptor on its parent
+    (`open_folder`), and `shutil.rmtree` by descriptor follows no link: removing by
+    path deleted an outside folder when a parent of `folder` was swapped for a link
+    after validation."""
+    try:
+        with open_folder(folder.parent) as parent_fd:
+            info = os.stat(folder.name, dir_fd=parent_fd, follow_symlinks=False)
+            if not stat.S_ISDIR(info.st_mode):
+                return False
+            shutil.rmtree(folder.name, dir_fd=parent_fd)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _iso_mtime(path: Path) -> str | None:

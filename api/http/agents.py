@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.core.colonies import CATEGORY, discover, validate_agent_path, write_metadata
+from api.core.colonies import (
+    CATEGORY,
+    discover,
+    remove_folder,
+    validate_agent_path,
+    write_metadata,
+)
 from api.core.service import SessionService
 from api.core.settings import hive_home
 from api.http import shapes
@@ -107,14 +112,10 @@ async def delete_agent(request: Request) -> Response:
         if state is not None and state.live:
             await service.execute(sid, functools.partial(_stop, session_id=sid, now=now))
             stopped.append(sid)
-    existed = folder.is_dir()
-    if existed:
-        try:
-            await asyncio.to_thread(shutil.rmtree, folder)
-        except OSError as exc:
-            return JSONResponse(
-                {"error": f"Failed to delete agent directory: {exc}"}, status_code=500
-            )
+    try:
+        existed = await asyncio.to_thread(remove_folder, folder)
+    except OSError as exc:
+        return JSONResponse({"error": f"Failed to delete agent directory: {exc}"}, status_code=500)
     if existed or stopped:
         payload = {"agent_path": str(folder), "stopped_sessions": stopped}
         event = new_event("agent_deleted", payload, timestamp=now, stream_id=AGENTS_STREAM)

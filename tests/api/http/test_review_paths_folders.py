@@ -232,3 +232,43 @@ def test_folder_swapped_for_a_link_is_never_written_or_read_through(tmp_path: Pa
         thread.join()
     write_metadata(folder, {"n": "last"})  # unswapped, both work as before
     assert read_colony(folder).metadata["n"] == "last"
+
+
+def test_delete_agent_never_removes_a_folder_outside_through_a_swapped_parent(
+    served: Served,
+) -> None:
+    """DELETE /api/agents removed the validated path by path: a parent swapped for a link
+    in between deleted the outside folder of that name (within a few requests)."""
+    name = served.name("nest")
+    outside = served.env.tmp / f"{name}-outside"
+    (outside / "b").mkdir(parents=True)
+    (outside / "b" / "precious.txt").write_text("keep me")
+    parent = served.env.root / name
+    (parent / "b").mkdir(parents=True)
+    parked = served.env.root / f"{name}.parked"
+    stop = threading.Event()
+
+    def swapper() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                (parent / "b").mkdir()
+            os.rename(parent, parked)
+            os.symlink(outside, parent)
+            os.unlink(parent)
+            os.rename(parked, parent)
+
+    thread = threading.Thread(target=swapper)
+    thread.start()
+    statuses: set[int] = set()
+    try:
+        for _ in range(300):
+            body = {"agent_path": str(parent / "b")}
+            statuses.add(served.client.request("DELETE", "/api/agents", json=body).status_code)
+            assert (outside / "b" / "precious.txt").read_text() == "keep me"
+    finally:
+        stop.set()
+        thread.join()
+    assert statuses <= {200, 400}
+    (parent / "b").mkdir(exist_ok=True)
+    r = served.client.request("DELETE", "/api/agents", json={"agent_path": str(parent / "b")})
+    assert r.status_code == 200 and not (parent / "b").exists()
