@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import os
 import time
 import weakref
@@ -20,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.core import colony_ids
+from api.core.agent_files import AgentFileError
 from api.core.colonies import read_colony, read_json, validate_agent_path, write_metadata
 from api.core.queens import default_queen, find_queen, queens_dir
 from api.core.service import SessionService
@@ -38,6 +40,8 @@ from projections.ids import is_valid_id
 from projections.schedule import next_fire_fields
 from projections.session import DEFAULT_QUEEN_ID, SessionState
 from projections.views import NextFire
+
+log = logging.getLogger("hivelog.sessions")
 
 _stamp: tuple[int, str] = (-1, "")  # (whole second, its stamp): one strftime a second
 
@@ -306,8 +310,20 @@ async def _open_colony(
 
     state = await service.execute(target, decide)
     if meta.get("queen_session_id") != target:
-        await asyncio.to_thread(write_metadata, folder, {"queen_session_id": target})
+        await _remember_session(folder, target)
     return JSONResponse(views.live_dict(state, time.time()), status_code=201)
+
+
+async def _remember_session(folder: Path, session_id: str) -> None:
+    """Write the colony's `queen_session_id` after the session is appended. A refusal
+    here (metadata.json at its size limit, a folder swapped or gone) is logged, not
+    answered: the session exists, and the next open finds it in the log
+    (`_newest_of_colony`); a 400 here reported a failure for a session that had been
+    created."""
+    try:
+        await asyncio.to_thread(write_metadata, folder, {"queen_session_id": session_id})
+    except AgentFileError as exc:
+        log.warning("colony %s: queen_session_id not written: %s", folder, exc.message)
 
 
 async def _fork(

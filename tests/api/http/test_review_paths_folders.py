@@ -272,3 +272,19 @@ def test_delete_agent_never_removes_a_folder_outside_through_a_swapped_parent(
     (parent / "b").mkdir(exist_ok=True)
     r = served.client.request("DELETE", "/api/agents", json={"agent_path": str(parent / "b")})
     assert r.status_code == 200 and not (parent / "b").exists()
+
+
+def test_open_by_id_when_queen_session_id_cannot_be_written_is_201(served: Served) -> None:
+    """metadata.json just under its limit: the session was appended, then writing its
+    queen_session_id was refused and the request answered 400 for a created session."""
+    name = served.name("full")
+    folder = make_colony(served.env.root, name)
+    meta = {"colony_name": name, "pad": ""}
+    meta["pad"] = "x" * (MAX_AGENT_FILE_BYTES - len(json.dumps(meta, indent=2)) - 10)
+    (folder / "metadata.json").write_text(json.dumps(meta, indent=2))
+    first = served.client.post("/api/sessions", json={"colony_id": name})
+    assert first.status_code == 201, first.text
+    again = served.client.post("/api/sessions", json={"colony_id": name})
+    assert again.status_code == 201, again.text
+    assert again.json()["session_id"] == first.json()["session_id"]
+    assert "queen_session_id" not in json.loads((folder / "metadata.json").read_text())
