@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from api.core.agent_files import (
+    NAME_MAX,
     AgentFileError,
     json_file_bytes,
     open_folder,
+    path_too_long,
     read_at,
     shown,
     write_at,
@@ -30,12 +32,17 @@ MAX_DEDUP = 1000
 
 
 def check_colony_id(colony_id: str) -> str:
-    """hive's `_validate_colony_id` (RS:2196-2209), plus our id length bound."""
+    """hive's `_validate_colony_id` (RS:2196-2209), plus our bounds: 128 characters and
+    NAME_MAX bytes (a 128-character id of 3-byte characters reached the filesystem and
+    its ENAMETOOLONG was a 500), and no control characters (a newline or an escape in a
+    folder name; hive's slugs never hold one)."""
     if (
         not colony_id
         or colony_id in (".", "..")
         or any(c in colony_id for c in "/\\\x00")
         or len(colony_id) > 128
+        or len(colony_id.encode("utf-8", "surrogatepass")) > NAME_MAX
+        or any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in colony_id)
     ):
         raise Invalid("Invalid colony_id")
     return colony_id
@@ -60,7 +67,7 @@ def colony_folder(colony_id: str, roots: Iterable[Path]) -> Path:
     listed = list(roots)
     for root in listed:
         candidate = root / colony_id
-        if candidate.is_dir():
+        if path_too_long(candidate) is None and candidate.is_dir():  # else ENAMETOOLONG
             return validate_agent_path(str(candidate), listed)
     return validate_agent_path(str(colony_home(listed) / colony_id), listed)
 

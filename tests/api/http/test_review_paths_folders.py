@@ -288,3 +288,22 @@ def test_open_by_id_when_queen_session_id_cannot_be_written_is_201(served: Serve
     assert again.status_code == 201, again.text
     assert again.json()["session_id"] == first.json()["session_id"]
     assert "queen_session_id" not in json.loads((folder / "metadata.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "colony_id",
+    ["€" * 128, "a\nb", "tab\there", "esc\x1b[31m", "del\x7f", "c1\x85"],
+    ids=["over-NAME_MAX-bytes", "newline", "tab", "escape", "DEL", "C1"],
+)
+def test_colony_id_too_long_in_bytes_or_with_a_control_character_is_400(
+    served: Served, colony_id: str
+) -> None:
+    """128 three-byte characters passed the 128-character bound and met ENAMETOOLONG
+    (500); control characters made folder names with newlines and escapes."""
+    served.refused(400, {"colony_id": colony_id}, "Invalid colony_id")
+    sid = served.client.post("/api/sessions", json={}).json()["session_id"]
+    before = head(served.client)
+    r = served.client.post(f"/api/sessions/{sid}/colony", json={"colony_id": colony_id})
+    assert r.status_code == 400, r.text
+    assert head(served.client) == before
+    assert sorted(p.name for p in served.env.root.iterdir() if colony_id in p.name) == []
