@@ -29,7 +29,7 @@ log = logging.getLogger("hivelog.http")
 # The console's static files are public so the page can load and ask for the token;
 # every API call it makes carries it.
 PUBLIC_PATHS = frozenset({"/api/health", "/openapi.json", "/console"})
-PUBLIC_PREFIXES = ("/webhooks/", "/api/webhooks/", "/console/")
+PUBLIC_PREFIXES = ("/api/webhooks/", "/console/")  # README: nothing else is open
 
 
 async def send_json(

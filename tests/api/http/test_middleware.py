@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from starlette.applications import Starlette
@@ -101,3 +103,44 @@ def test_token_flag_on_real_server(db_url: str, tmp_path: Path) -> None:
             headers={"X-Hive-Token": "abc", "content-type": "application/json"},
         )
         assert big.status_code == 413
+
+
+def _raw_status(base_url: str, method: str, path: str, token: str | None = None) -> int:
+    """One request with `path` sent byte for byte (httpx would normalize `..` and `//`)."""
+    url = urlsplit(base_url)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
+    try:
+        conn.request(method, path, headers={"X-Hive-Token": token} if token else {})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+PUBLIC = ["/api/health", "/openapi.json", "/console", "/console/", "/api/webhooks/none"]
+GUARDED = [
+    ("GET", "/metrics"),
+    ("GET", "/api/sessions"),
+    ("HEAD", "/api/sessions"),
+    ("OPTIONS", "/api/sessions"),
+    ("GET", "//api/sessions"),
+    ("GET", "/api/sessions/"),
+    ("GET", "/%61pi/sessions"),
+    ("GET", "/api/health/../sessions"),
+    ("GET", "/api/discover"),
+    ("GET", "/webhooks/anything"),  # not a route, and not public (README: /api/webhooks/*)
+]
+
+
+def test_token_guards_every_path_but_the_public_ones(db_url: str, tmp_path: Path) -> None:
+    """The README's public list is the whole list: a prefix that is no route (/webhooks/)
+    is guarded like any other path, so a route added there later is not public by accident."""
+    env = {"HIVELOG_AGENTS_ROOTS": str(tmp_path)}
+    with running_server(db_url, tmp_path, ["--token", "abc"], env=env) as srv:
+        for path in PUBLIC:
+            assert _raw_status(srv.base_url, "GET", path) != 401, path
+        for method, path in GUARDED:
+            assert _raw_status(srv.base_url, method, path) == 401, (method, path)
+            assert _raw_status(srv.base_url, method, path, token="abd") == 401, (method, path)
+        assert _raw_status(srv.base_url, "GET", "/api/sessions", token="abc") == 200
