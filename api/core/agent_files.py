@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
@@ -145,6 +146,14 @@ def open_folder(folder: Path) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def lock_folder(folder_fd: int) -> None:
+    """An exclusive flock on the open folder, held until its descriptor is closed. The
+    service's read-merge-writes of metadata.json hold it, so two of them (two requests,
+    or two processes on this host) never lose each other's change: a PATCH of the icon
+    beside an open by colony_id dropped one of the two (2 in 40 tries)."""
+    fcntl.flock(folder_fd, fcntl.LOCK_EX)
 
 
 def read_at(folder_fd: int, path: Path, limit: int = MAX_AGENT_FILE_BYTES) -> bytes | None:

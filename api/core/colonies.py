@@ -27,6 +27,7 @@ from api.core.agent_files import (
     AgentFileError,
     inside,
     json_file_bytes,
+    lock_folder,
     open_folder,
     parse_agent_json,
     path_too_long,
@@ -234,10 +235,12 @@ def write_metadata(folder: Path, changes: dict[str, Any]) -> dict[str, Any]:
     a link after validation made this write land outside the roots. A symlinked or
     special metadata.json is refused by the read (AgentFileError) before anything is
     written, so a link is never replaced by a copy of its target; so is a result over
-    MAX_AGENT_FILE_BYTES (a 300 KB icon was written, then every load refused the file)."""
+    MAX_AGENT_FILE_BYTES (a 300 KB icon was written, then every load refused the file).
+    The merge holds `lock_folder`, so concurrent merges keep each other's changes."""
     path = folder / "metadata.json"
     try:
         with open_folder(folder) as folder_fd:
+            lock_folder(folder_fd)
             current = parse_agent_json(path, read_at(folder_fd, path), {})
             merged = {**(current if isinstance(current, dict) else {}), **changes}
             data = json_file_bytes(merged)

@@ -18,6 +18,7 @@ from api.core.agent_files import (
     NAME_MAX,
     AgentFileError,
     json_file_bytes,
+    lock_folder,
     open_folder,
     path_too_long,
     read_at,
@@ -96,6 +97,7 @@ def ensure_minimal_colony(
         raise AgentFileError(f"{shown(folder)}: exists and is not a folder") from None
     try:
         with open_folder(folder) as folder_fd:
+            lock_folder(folder_fd)  # as write_metadata: a PATCH beside is not overwritten
             metadata = folder / "metadata.json"
             if read_at(folder_fd, metadata) is None:  # refuses a link or special file
                 meta: dict[str, Any] = {"name": colony_id, "created_at": time.time()}

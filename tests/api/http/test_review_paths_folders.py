@@ -307,3 +307,15 @@ def test_colony_id_too_long_in_bytes_or_with_a_control_character_is_400(
     assert r.status_code == 400, r.text
     assert head(served.client) == before
     assert sorted(p.name for p in served.env.root.iterdir() if colony_id in p.name) == []
+
+
+def test_concurrent_metadata_merges_keep_every_change(tmp_path: Path) -> None:
+    """Each merge read, changed and replaced metadata.json on its own: side by side (a
+    PATCH of the icon beside an open by colony_id) one acknowledged change was lost."""
+    folder = make_colony(tmp_path.resolve() / "root", "m")
+    for trial in range(10):
+        keys = [f"t{trial}_{n}" for n in range(8)]
+        with ThreadPoolExecutor(len(keys)) as pool:
+            list(pool.map(lambda key: write_metadata(folder, {key: True}), keys))
+        meta = json.loads((folder / "metadata.json").read_text())
+        assert [key for key in keys if key not in meta] == []
