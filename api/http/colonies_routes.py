@@ -80,7 +80,7 @@ async def resolve_missed(request: Request) -> Response:
     raw = await read_body(request)
     try:
         body = msgspec.json.decode(raw) if raw.strip() else None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # deep nesting recursed: was a 500
         raise Invalid("invalid JSON body") from None
     if not body:
         raise Invalid("invalid JSON body")

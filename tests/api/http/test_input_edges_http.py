@@ -425,3 +425,18 @@ def test_webhook_payload_too_large_once_escaped_is_413(served: Served) -> None:
         content=body,
         headers=_signed(body, "text/plain"),
     )
+
+
+def test_resolve_missed_with_deeply_nested_json_is_400(served: Served) -> None:
+    """The route decodes its own body: nesting deep enough to recurse was a 500."""
+    deep = b"[" * 200_000 + b"]" * 200_000
+    url = f"/api/sessions/{served.session_id}/colony/resolve_missed"
+    for body in (deep, b'{"decisions": {"tick": ' + deep + b"}}"):
+        served.refused(
+            "POST",
+            url,
+            400,
+            "invalid JSON body",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
