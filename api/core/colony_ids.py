@@ -8,6 +8,9 @@ id. No Starlette here; refusals are domain errors.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 import re
 import time
 from collections.abc import Iterable
@@ -59,6 +62,31 @@ def colony_home(roots: Iterable[Path]) -> Path:
         if root.name == "colonies":
             return root
     return listed[0]
+
+
+def open_colonies_home(roots: Iterable[Path]) -> int | None:
+    """A descriptor on the colonies home folder (`colony_home`) to lock with
+    `try_lock_colonies` (made first, as a new colony would make it), or None when it
+    cannot be made or opened (then only this server's own lock applies)."""
+    home = colony_home(roots)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        return os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def try_lock_colonies(home_fd: int) -> bool:
+    """An exclusive flock on the colonies home folder, without waiting (the caller polls,
+    so a cancelled request never leaves a thread to take the lock after it left). Held
+    until `home_fd` is closed; nodes on this host open and fork colonies one at a time."""
+    try:
+        fcntl.flock(home_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    return True
 
 
 def colony_folder(colony_id: str, roots: Iterable[Path]) -> Path:

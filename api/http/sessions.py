@@ -8,11 +8,13 @@ events/history live in their own modules.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
 import time
 import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -209,12 +211,8 @@ def _usable(service: SessionService, session_id: object) -> str | None:
     return None if service.is_deleted(session_id) else session_id
 
 
-def colony_lock() -> asyncio.Lock:
-    """The lock that serializes opening and forking colonies by id on this server (one
-    per event loop). Each of those reads the folder, writes it, appends, then writes
-    `queen_session_id` back: run side by side, four requests for one new colony made
-    up to four "canonical" sessions (or a 404 from a half-written folder), and forks
-    of one DM that lost the race had already written their colony folder."""
+def _node_lock() -> asyncio.Lock:
+    """One asyncio lock per event loop (one per server), for `colony_lock`."""
     loop = asyncio.get_running_loop()
     lock = _colony_locks.get(loop)
     if lock is None:
@@ -225,6 +223,37 @@ def colony_lock() -> asyncio.Lock:
 _colony_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
 )
+LOCK_POLL_SECONDS = 0.01
+
+
+@contextlib.asynccontextmanager
+async def colony_lock(request: Request) -> AsyncIterator[None]:
+    """Opening and forking colonies by id, one at a time: each reads the folder, writes
+    it, appends, then writes `queen_session_id` back. Run side by side, four requests
+    for one new colony made up to four "canonical" sessions (or a 404 from a
+    half-written folder), and forks of one DM that lost the race had already written
+    their colony folder; two nodes on one log did the same (7 of 8 tries). So: this
+    server's asyncio lock, then an flock on the colonies home folder (the nodes of one
+    host), then the projection caught up with the log's head, so the checks see what
+    another node appended before it let go."""
+    async with _node_lock():
+        home_fd = colony_ids.open_colonies_home(parts(request).settings.agents_roots)
+        try:
+            # polled, not waited on in a thread: a cancelled request leaves nothing behind
+            # that could take the lock later and hold it for good (another node's flock
+            # has no asyncio event to wait on)
+            locked = home_fd is None
+            while not locked:
+                assert home_fd is not None
+                locked = colony_ids.try_lock_colonies(home_fd)
+                if not locked:
+                    await asyncio.sleep(LOCK_POLL_SECONDS)
+            service = sessions_of(request)
+            await service.wait_for(await service.store.head_position())
+            yield
+        finally:
+            if home_fd is not None:
+                os.close(home_fd)
 
 
 async def _create_with_colony_id(
@@ -237,7 +266,7 @@ async def _create_with_colony_id(
     already written a new colony)."""
     colony_ids.check_colony_id(colony_id)
     source = _given_id(body.source_session_id, "source_session_id")
-    async with colony_lock():
+    async with colony_lock(request):
         if source is not None:
             return await _fork(request, body, colony_id, source, explicit_queen)
         resume_from = _given_id(body.queen_resume_from, "queen_resume_from")

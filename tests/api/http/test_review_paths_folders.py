@@ -21,6 +21,7 @@ import pytest
 
 from api.core.agent_files import MAX_AGENT_FILE_BYTES, AgentFileError
 from api.core.colonies import read_colony, write_metadata
+from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
 from tests.support.server import Server, start_server
 from tests.support.sessions_support import Env, head, make_colony, make_env
 
@@ -319,3 +320,35 @@ def test_concurrent_metadata_merges_keep_every_change(tmp_path: Path) -> None:
             list(pool.map(lambda key: write_metadata(folder, {key: True}), keys))
         meta = json.loads((folder / "metadata.json").read_text())
         assert [key for key in keys if key not in meta] == []
+
+
+@pytest.mark.postgres
+def test_two_nodes_opening_one_new_colony_make_one_session(
+    pg_dsn: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Two servers on one log and one agents root: each node serialized only its own
+    requests, so both created a "canonical" session for the colony (7 of 8 tries)."""
+    env = make_env(tmp_path)
+    url = fresh_url(pg_dsn)
+    nodes = [
+        start_server(url, tmp_path, [*env.args(), "--node-id", node], env.env())
+        for node in ("na", "nb")
+    ]
+    try:
+        for trial in range(6):
+            name = f"two{trial}"
+
+            def post(base_url: str, name: str = name) -> str:
+                with httpx.Client(base_url=base_url, timeout=30) as c:
+                    r = c.post("/api/sessions", json={"colony_id": name})
+                    assert r.status_code == 201, r.text
+                    session_id: str = r.json()["session_id"]
+                    return session_id
+
+            with ThreadPoolExecutor(4) as pool:
+                ids = set(pool.map(post, [n.base_url for n in nodes] * 2))
+            assert len(ids) == 1, (name, ids)
+    finally:
+        for node in nodes:
+            node.stop()
