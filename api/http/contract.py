@@ -160,7 +160,7 @@ def decode_model(raw: bytes, model: type[T]) -> T:
         return msgspec.json.decode(raw, type=model)
     except msgspec.ValidationError as exc:
         raise RequestError(400, translate(str(exc), model)) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # an unknown field nested 100k deep recursed
         raise RequestError(400, "Invalid JSON body") from None
 
 

@@ -440,3 +440,18 @@ def test_resolve_missed_with_deeply_nested_json_is_400(served: Served) -> None:
             content=body,
             headers={"content-type": "application/json"},
         )
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/api/sessions"), ("PATCH", "/api/agents/metadata")]
+)
+def test_typed_bodies_with_an_unknown_field_nested_too_deep_are_400(
+    served: Served, method: str, path: str
+) -> None:
+    """msgspec recursed into an unknown field 200,000 levels deep: a 500 on every route
+    with a typed body; now the same 400 as any JSON that cannot be read."""
+    body = b'{"x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    served.refused(
+        method, path, 400, "Invalid JSON body", content=body,
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
