@@ -224,6 +224,7 @@ _colony_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock
     weakref.WeakKeyDictionary()
 )
 LOCK_POLL_SECONDS = 0.01
+COLONY_LOCK_SECONDS = 10.0  # an open or fork takes milliseconds; past this, 409
 
 
 @contextlib.asynccontextmanager
@@ -243,10 +244,13 @@ async def colony_lock(request: Request) -> AsyncIterator[None]:
             # that could take the lock later and hold it for good (another node's flock
             # has no asyncio event to wait on)
             locked = home_fd is None
+            deadline = time.monotonic() + COLONY_LOCK_SECONDS
             while not locked:
                 assert home_fd is not None
                 locked = colony_ids.try_lock_colonies(home_fd)
                 if not locked:
+                    if time.monotonic() >= deadline:  # a hung holder: answer, do not hang
+                        raise Conflict("Colonies are busy (another open holds them); try again")
                     await asyncio.sleep(LOCK_POLL_SECONDS)
             service = sessions_of(request)
             await service.wait_for(await service.store.head_position())

@@ -6,6 +6,7 @@ limit, and a folder swapped for a link between the check and the write."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import threading
@@ -352,3 +353,24 @@ def test_two_nodes_opening_one_new_colony_make_one_session(
     finally:
         for node in nodes:
             node.stop()
+
+
+@pytest.mark.slow
+def test_a_colony_lock_held_by_a_hung_process_is_a_409_not_a_hang(tmp_path: Path) -> None:
+    """Another process holding the colonies' flock for good (hung) made every open by
+    colony_id poll forever; it is a 409 after `COLONY_LOCK_SECONDS`, nothing appended."""
+    env = make_env(tmp_path)
+    server = env.start()
+    fd = os.open(env.root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with httpx.Client(base_url=server.base_url, timeout=60) as c:
+            before = head(c)
+            r = c.post("/api/sessions", json={"colony_id": "held"})
+            assert r.status_code == 409 and "busy" in r.json()["error"], r.text
+            assert head(c) == before and not (env.root / "held").exists()
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            assert c.post("/api/sessions", json={"colony_id": "held"}).status_code == 201
+    finally:
+        os.close(fd)
+        server.stop()
