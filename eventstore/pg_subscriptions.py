@@ -32,6 +32,7 @@ from .subscriptions import (
     delivery_id,
     parse_delivery_id,
     validate_group_name,
+    validate_start_after,
 )
 from .types import RecordedEvent
 
@@ -52,6 +53,7 @@ class PostgresSubscriptions(Subscriptions):
 
     async def put_group(self, name: str, settings: GroupSettings, start_after: int | None) -> bool:
         validate_group_name(name)
+        validate_start_after(start_after)
         raw = settings.to_json().decode()
         async with self._pool.acquire() as conn, conn.transaction():
             updated = await conn.execute(

@@ -31,6 +31,7 @@ from .subscriptions import (
     delivery_id,
     parse_delivery_id,
     validate_group_name,
+    validate_start_after,
 )
 from .types import RecordedEvent
 
@@ -101,6 +102,7 @@ class SQLiteSubscriptions(Subscriptions):
 
     async def put_group(self, name: str, settings: GroupSettings, start_after: int | None) -> bool:
         validate_group_name(name)
+        validate_start_after(start_after)
 
         def job(ctx: BatchContext) -> bool:
             updated = ctx.conn.execute(

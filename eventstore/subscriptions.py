@@ -25,7 +25,7 @@ from typing import Any, Final, Literal, Protocol
 
 import orjson
 
-from .types import InvalidEvent, RecordedEvent
+from .types import MAX_INT64, InvalidEvent, RecordedEvent
 
 # As session ids: 1-128 of [A-Za-z0-9_.-], starting alphanumeric, no "..".
 GROUP_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_\-]|\.(?!\.)){0,127}$")
@@ -150,9 +150,16 @@ def delivery_id(position: int, attempt: int) -> str:
 
 
 def parse_delivery_id(text: str) -> tuple[int, int] | None:
-    """`(position, attempt)`, or None for a string that is not one of ours."""
+    """`(position, attempt)`, or None for a string that is not one of ours.
+
+    ASCII digits only and both parts within int64: `str.isdigit` also accepts '²'
+    (int() then raises) and 20 digits overflow the column; either, raised inside
+    SQLite's writer job, failed the whole group commit with every client's appends.
+    """
     head, sep, tail = text.partition(":")
-    if not sep or not head.isdigit() or not tail.isdigit() or len(text) > 40:
+    if not sep or not text.isascii() or not head.isdigit() or not tail.isdigit():
+        return None
+    if len(text) > 40 or int(head) > MAX_INT64 or int(tail) > MAX_INT64:
         return None
     return int(head), int(tail)
 
@@ -163,6 +170,13 @@ def validate_group_name(name: object) -> str:
             "group name must be 1-128 of [A-Za-z0-9_.-], starting alphanumeric, no .."
         )
     return name
+
+
+def validate_start_after(start_after: int | None) -> int | None:
+    """A new group's cursor: None (the head) or a position both backends can store."""
+    if start_after is not None and not 0 <= start_after <= MAX_INT64:
+        raise InvalidEvent(f"a group's start must be a position in 0..2**63-1, got {start_after}")
+    return start_after
 
 
 def matches(settings: GroupSettings, stream_id: str, event_type: str) -> bool:

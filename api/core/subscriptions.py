@@ -39,7 +39,7 @@ from eventstore.subscriptions import (
     Pending,
     Subscriptions,
 )
-from projections.errors import NotFound
+from projections.errors import Invalid, NotFound
 
 MAX_WAIT_SECONDS = 60
 
@@ -153,6 +153,11 @@ class SubscriptionService:
         self._bell.ring()
 
     async def put(self, name: str, settings: GroupSettings, start_after: int | None) -> bool:
+        """Create or update a group. A start past the log's head is refused: the group
+        would deliver nothing until the log grew that far (a typo, or another log's
+        checkpoint), while `GET` showed it healthy with lag 0."""
+        if start_after is not None and start_after > (head := await self.store.head_position()):
+            raise Invalid(f"'from' is past the log's head ({head}): nothing would be delivered")
         created = await self.tables.put_group(name, settings, start_after)
         self._changed()
         return created

@@ -23,6 +23,7 @@ from api.http.eventjson import event_json
 from api.http.responses import JSONResponse
 from api.http.state import parts
 from eventstore.subscriptions import GROUP_NAME, Delivery, GroupSettings
+from eventstore.types import MAX_INT64
 from projections.errors import Invalid
 
 PREFIX = "/api/subscriptions"
@@ -137,7 +138,7 @@ def _service(request: Request) -> SubscriptionService:
 
 def _start_after(value: int | str) -> int | None:
     if isinstance(value, int):
-        if value < 0:
+        if not 0 <= value <= MAX_INT64:  # past int64 the store's column overflowed: a 500
             raise Invalid('\'from\' must be "start", "end" or a position >= 0')
         return value
     if value == "start":
@@ -145,6 +146,13 @@ def _start_after(value: int | str) -> int | None:
     if value == "end":
         return None
     raise Invalid('\'from\' must be "start", "end" or a position >= 0')
+
+
+def _no_nul(field: str, values: list[str] | None) -> None:
+    """PostgreSQL's text cannot hold NUL: stored in a group's filter it made every
+    claim a 500; in a worker name or a nack reason, that request a 500."""
+    if any("\x00" in value for value in values or ()):
+        raise Invalid(f"'{field}' must not contain NUL characters")
 
 
 def view_dict(view: GroupView) -> dict[str, object]:
@@ -179,6 +187,8 @@ async def put_group(request: Request) -> Response:
     name = _group_name(request)
     body = await read_model(request, PutGroup, optional=True)
     start_after = _start_after(body.start)
+    _no_nul("types", body.types)
+    _no_nul("sessions", body.sessions)
     settings = GroupSettings(
         types=None if body.types is None else tuple(dict.fromkeys(body.types)),
         sessions=None if body.sessions is None else tuple(dict.fromkeys(body.sessions)),
@@ -237,6 +247,7 @@ def _messages(deliveries: list[Delivery]) -> bytes:
 async def claim(request: Request) -> Response:
     name = _group_name(request)
     body = await read_model(request, Claim)
+    _no_nul("worker", [body.worker])
     got = await _service(request).claim(name, body.worker, body.max, body.wait_seconds)
     return Response(_messages(got), media_type="application/json")
 
@@ -260,6 +271,7 @@ async def ack(request: Request) -> Response:
 async def nack(request: Request) -> Response:
     name = _group_name(request)
     body = await read_model(request, Nack)
+    _no_nul("reason", [body.reason])
     done, unknown = await _service(request).nack(
         name, body.delivery_ids, body.action, body.reason, body.delay_seconds
     )
@@ -275,7 +287,7 @@ async def nack(request: Request) -> Response:
 async def parked(request: Request) -> Response:
     name = _group_name(request)
     text = request.query_params.get("limit", "100")
-    if not text.isdigit() or not 1 <= int(text) <= 1000:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1000:  # '²' is a digit
         raise RequestError(400, "'limit' must be an integer in [1, 1000]")
     found = await _service(request).parked(name, int(text))
     items = [

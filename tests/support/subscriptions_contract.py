@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.core.subscriptions import RULES
-from eventstore import EventStore, NewEvent
+from eventstore import EventStore, InvalidEvent, NewEvent
 from eventstore.subscriptions import Delivery, GroupSettings, Subscriptions
 
 T0 = 1_800_000_000.0
@@ -92,6 +92,31 @@ class SubscriptionsContract:
         await store.append("s1", [ev(), ev(), ev()])
         await store.subscriptions.put_group("g", GroupSettings(ordering="none"), 1)
         assert positions(await self.claim(store.subscriptions)) == [2, 3]
+
+    async def test_a_start_outside_int64_is_refused(self, store: EventStore) -> None:
+        for start in (-1, 2**63, 2**64 - 1):
+            with pytest.raises(InvalidEvent):
+                await store.subscriptions.put_group("g", GroupSettings(), start)
+        assert await store.subscriptions.get_group("g") is None
+
+    async def test_ids_that_are_not_ours_are_unknown_and_harm_no_append(
+        self, store: EventStore
+    ) -> None:
+        """'²' passes str.isdigit and 20 digits overflow int64: raised inside SQLite's
+        writer job, either failed the whole group commit, appends riding in it too."""
+        await store.append("s1", [ev()])
+        subs = store.subscriptions
+        await subs.put_group("g", GroupSettings(), 0)
+        [got] = await self.claim(subs)
+        odd = ["\u00b2:1", "1:\u00b2", "99999999999999999999:1", f"1:{2**63}"]
+        acked, nacked, appended = await asyncio.gather(
+            subs.ack("g", odd),
+            subs.nack("g", odd, "park", "", T0, 0.0, RULES),
+            store.append("s2", [ev()]),
+        )
+        assert acked == odd and nacked == odd
+        assert appended.last_position == 2
+        assert await subs.ack("g", [got.delivery_id]) == []
 
     # ---- claim and ack ---------------------------------------------------------------
 
