@@ -29,7 +29,7 @@ from eventstore import (
     StreamDeleted,
     WrongExpectedVersion,
 )
-from projections.envelope import new_event, parse_iso
+from projections.envelope import iso_utc, new_event, parse_iso
 from projections.errors import Conflict, Invalid, session_not_found
 from projections.reserved import is_command_only
 
@@ -70,23 +70,39 @@ class Appended(msgspec.Struct):
     count: int
 
 
+def _timestamp(text: str, i: int) -> float:
+    """Epoch seconds of `events[i].timestamp`, one the envelope can write back as ISO.
+
+    An offset can move year 1 or 9999 out of datetime's range (parse_iso raised) or
+    land past 9999-12-31 in UTC (iso_utc raised): both were a 500, not a 400.
+    """
+    try:
+        stamp = parse_iso(text)
+        if stamp is not None:
+            iso_utc(stamp)
+    except (ValueError, OverflowError, OSError):
+        stamp = None
+    if stamp is None:
+        raise Invalid(f"'events[{i}].timestamp' must be an ISO-8601 time in years 1-9999 (UTC)")
+    return stamp
+
+
 def to_new_events(body: AppendEvents, now: float) -> list[NewEvent]:
     """The body as store events in hivelog's envelope; 400 naming the first bad field."""
     events: list[NewEvent] = []
     for i, event in enumerate(body.events):
         if not event.type.strip():
             raise Invalid(f"'events[{i}].type' must be a non-empty string")
+        for name, value in (("type", event.type), ("id", event.id)):
+            # Both are text columns, and PostgreSQL's text cannot hold NUL (a 500 there).
+            if value is not None and "\x00" in value:
+                raise Invalid(f"'events[{i}].{name}' must not contain NUL characters")
         if is_command_only(event.type):
             raise Invalid(
                 f"'events[{i}].type': {event.type!r} is written only by hivelog's own "
                 "commands and cannot be appended"
             )
-        stamp = now
-        if event.timestamp is not None:
-            parsed = parse_iso(event.timestamp)
-            if parsed is None:
-                raise Invalid(f"'events[{i}].timestamp' must be an ISO-8601 time")
-            stamp = parsed
+        stamp = now if event.timestamp is None else _timestamp(event.timestamp, i)
         events.append(
             new_event(
                 event.type,

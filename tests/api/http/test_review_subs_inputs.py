@@ -111,3 +111,32 @@ def test_parked_limit_with_a_non_ascii_digit_is_400(server: Server) -> None:
     with client(server) as c:
         name = new_group(c)
         assert c.get(f"{G}/{name}/parked", params={"limit": "\u00b2"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "t", "timestamp": "0001-01-01T00:00:00+01:00"},  # year 0 in UTC
+        {"type": "t", "timestamp": "9999-12-31T23:59:59-01:00"},  # year 10000 in UTC
+        {"type": "a\u0000b"},
+        {"type": "t", "id": "x\u0000y"},
+    ],
+)
+def test_producer_refusals_are_400_and_append_nothing(
+    server: Server, event: dict[str, str]
+) -> None:
+    with client(server) as c:
+        sid = new_session(c)
+        before = head(c)
+        r = c.post(f"/api/sessions/{sid}/events", json={"events": [{"type": "ok"}, event]})
+        assert r.status_code == 400 and "events[1]" in r.json()["error"], r.text
+        assert head(c) == before
+
+
+def test_producer_timestamps_at_the_edges_of_the_range_are_kept(server: Server) -> None:
+    with client(server) as c:
+        sid = new_session(c)
+        for stamp in ("0001-01-01T00:00:00", "9999-12-31T23:59:59+00:00"):
+            body = {"events": [{"type": "t", "timestamp": stamp}]}
+            r = c.post(f"/api/sessions/{sid}/events", json=body)
+            assert r.status_code == 201, r.text
