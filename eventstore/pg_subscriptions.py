@@ -138,11 +138,12 @@ class PostgresSubscriptions(Subscriptions):
 
     async def _fill(
         self, conn: Any, name: str, settings: GroupSettings, cursor: int, want: int
-    ) -> list[Pending]:
+    ) -> tuple[int, list[Pending]]:
+        """Delivery rows for matching events after the cursor; returns the new cursor too."""
         head = int(await conn.fetchval(self._sql_head()))
         upper = min(head, cursor + SCAN_WINDOW)
         if upper <= cursor:
-            return []
+            return cursor, []
         where = ["position > $1", "position <= $2", "NOT starts_with(stream_id, '$')"]
         args: list[Any] = [cursor, upper]
         if settings.types is not None:
@@ -168,7 +169,7 @@ class PostgresSubscriptions(Subscriptions):
                 [r[1] for r in rows],
             )
         await conn.execute(f"UPDATE {self._g} SET cursor = $2 WHERE name = $1", name, new_cursor)
-        return [Pending(r[0], r[1], READY, 0, 0.0) for r in rows]
+        return new_cursor, [Pending(r[0], r[1], READY, 0, 0.0) for r in rows]
 
     async def claim(
         self, name: str, worker: str, limit: int, now: float, rules: Rules
@@ -189,10 +190,19 @@ class PostgresSubscriptions(Subscriptions):
             in_flight = sum(1 for p in pending if p.state == INFLIGHT and p.deadline > now)
             target = min(rules.buffer_target(settings, in_flight, limit), MAX_BUFFER)
             if len(pending) < target:
-                pending.extend(
-                    await self._fill(conn, name, settings, cursor, target - len(pending))
+                cursor, fresh = await self._fill(
+                    conn, name, settings, cursor, target - len(pending)
                 )
+                pending.extend(fresh)
             plan = rules.plan_claim(settings, pending, now, limit)
+            blocked = not plan.claim and in_flight < settings.max_in_flight
+            if blocked and target <= len(pending) < MAX_BUFFER:
+                # Every buffered row is held up (one session's backlog, in session
+                # order): look further, or the other sessions after it would starve.
+                _, fresh = await self._fill(conn, name, settings, cursor, MAX_BUFFER - len(pending))
+                if fresh:
+                    pending.extend(fresh)
+                    plan = rules.plan_claim(settings, pending, now, limit)
             if plan.park:
                 await conn.execute(
                     f"UPDATE {self._d} AS d SET state = 'parked', reason = u.r, worker = NULL "

@@ -197,11 +197,21 @@ class SQLiteSubscriptions(Subscriptions):
             in_flight = sum(1 for p in pending if p.state == INFLIGHT and p.deadline > now)
             target = min(rules.buffer_target(settings, in_flight, limit), MAX_BUFFER)
             if len(pending) < target:
-                _, fresh = _fill(
+                cursor, fresh = _fill(
                     conn, name, settings, cursor, target - len(pending), ctx.last_position
                 )
                 pending.extend(fresh)
             plan = rules.plan_claim(settings, pending, now, limit)
+            blocked = not plan.claim and in_flight < settings.max_in_flight
+            if blocked and target <= len(pending) < MAX_BUFFER:
+                # Every buffered row is held up (one session's backlog, in session
+                # order): look further, or the other sessions after it would starve.
+                _, fresh = _fill(
+                    conn, name, settings, cursor, MAX_BUFFER - len(pending), ctx.last_position
+                )
+                if fresh:
+                    pending.extend(fresh)
+                    plan = rules.plan_claim(settings, pending, now, limit)
             if plan.park:
                 conn.executemany(
                     f"UPDATE {T} SET state = 'parked', reason = ?, worker = NULL "

@@ -1,0 +1,68 @@
+"""`ordering: "session"` on real servers (SQLite and PostgreSQL): one session's backlog,
+its first event in flight, must not keep the other sessions' events from going out."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
+from tests.support.server import Server
+from tests.support.sessions_support import Env, client
+
+G = "/api/subscriptions"
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One real `hivelog serve` per backend, stopped by its pid at the end."""
+    tmp = tmp_path_factory.mktemp("served")
+    root = (tmp / "colonies").resolve()
+    root.mkdir()
+    (tmp / "hive").mkdir()
+    if request.param == "postgres":
+        url = fresh_url(request.getfixturevalue("pg_dsn"))
+    else:
+        url = f"sqlite:///{tmp / 'hivelog.db'}"
+    server = Env(tmp, url, root, tmp / "hive").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("backlog", [600, 3000])
+def test_a_long_backlog_of_one_session_does_not_starve_the_others(
+    server: Server, backlog: int
+) -> None:
+    """The claim buffered 500 rows past the cursor: all of session A, whose first event
+    was out, so B's event after them was never delivered until A's backlog drained."""
+    with client(server) as c:
+        name = "hol-" + uuid.uuid4().hex[:8]
+        assert c.put(f"{G}/{name}", json={"from": "end", "types": ["job"]}).status_code == 201
+        a, b = (c.post("/api/sessions").json()["session_id"] for _ in range(2))
+        for _ in range(backlog // 600):
+            r = c.post(f"/api/sessions/{a}/events", json={"events": [{"type": "job"}] * 600})
+            assert r.status_code == 201, r.text
+        r = c.post(f"/api/sessions/{b}/events", json={"events": [{"type": "job"}] * 2})
+        assert r.status_code == 201, r.text
+        first = c.post(f"{G}/{name}/claim", json={"worker": "w", "max": 10}).json()["messages"]
+        assert [m["event"]["session_id"] for m in first] == [a]  # A's first; A is now held
+        seen: list[str] = []
+        for _ in range(3):  # each claim finds at most one more of B (session order)
+            r = c.post(f"{G}/{name}/claim", json={"worker": "w", "max": 10})
+            messages = r.json()["messages"]
+            assert [m["event"]["session_id"] for m in messages] in ([], [b])
+            seen += [m["event"]["session_id"] for m in messages]
+            ids = [m["delivery_id"] for m in messages]
+            if ids:
+                assert c.post(f"{G}/{name}/ack", json={"delivery_ids": ids}).json()["acked"] == 1
+        assert seen == [b, b]
+        group = c.get(f"{G}/{name}").json()
+        assert group["in_flight"] == 1 and group["ready"] == backlog - 1
