@@ -8,6 +8,8 @@ trigger with a `secret` needs a valid `X-Hub-Signature-256` (HMAC-SHA256 of the
 body) or the hit is refused with 401. Each accepted hit is recorded in its
 session as `webhook_received`, then `trigger_fired` (or `trigger_fire_skipped`
 with the gating reason), with credentials and cookies stripped from the headers.
+A hit the session was too busy to record (its appends kept conflicting) is a 503 with
+`Retry-After`, so the sender retries.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from api.http.contract import documented
 from api.http.responses import JSONResponse, error
 from api.http.triggers import clock_of, service_of
 from eventstore import MAX_EVENT_BYTES, DuplicateEventId, InvalidEvent
-from projections.errors import DomainError
+from projections.errors import Conflict, DomainError
 from projections.schedule import FIRE_NAMESPACE, WEBHOOK_METHODS
 from projections.trigger_commands import WebhookHit, decide_webhook, webhook_matches
 
@@ -108,7 +110,7 @@ def _decider(session_id: str, trigger_id: str, hit: WebhookHit) -> Decide:
     "A webhook hit for the active webhook triggers on this path (any body)",
     status=202,
     response=shapes.WebhookAccepted,
-    errors=(401, 404, 405, 413),
+    errors=(401, 404, 405, 413, 503),
 )
 async def receive(request: Request) -> Response:
     path = "/" + request.path_params["path"]
@@ -152,6 +154,7 @@ async def receive(request: Request) -> Response:
     fired: list[dict[str, str]] = []
     skipped: list[dict[str, str]] = []
     duplicates: list[dict[str, str]] = []
+    busy: list[dict[str, str]] = []
     for session_id, trigger_id in allowed:
         hook_id, fire_id = _delivery_ids(delivery, session_id, trigger_id)
         hit = WebhookHit(path, method, headers, content, query, now, hook_id, fire_id)
@@ -166,6 +169,12 @@ async def receive(request: Request) -> Response:
             # Within the HTTP cap, but with its headers too big for one event (1 MiB):
             # refused whole, like any other oversized body (every trigger gets the same).
             return error(413, f"Webhook too large to record: {exc}")
+        except Conflict:
+            # The session kept changing under us (execute gave up retrying): nothing
+            # recorded. This was swallowed as "went away" and answered 404, so the
+            # sender never retried and the hit was lost.
+            busy.append(ref)
+            continue
         except DomainError:
             continue  # the session went away meanwhile
         if before is not None and state.version == before.version:
@@ -174,6 +183,18 @@ async def receive(request: Request) -> Response:
             fired.append(ref)
         else:
             skipped.append(ref)
+    if busy:
+        # 503 so the sender retries; a retry with the same delivery id header finds
+        # the triggers that did fire as duplicates.
+        response = error(
+            503,
+            f"Session busy, webhook not recorded for {len(busy)} trigger(s); retry",
+            fired=fired,
+            skipped=skipped,
+            busy=busy,
+        )
+        response.headers["Retry-After"] = "1"
+        return response
     if not fired and not skipped and not duplicates:
         return error(404, f"No active webhook for {path}")
     body_out: dict[str, Any] = {"status": "accepted", "fired": fired, "skipped": skipped}
