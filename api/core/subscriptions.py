@@ -42,6 +42,8 @@ from eventstore.subscriptions import (
 from projections.errors import Invalid, NotFound
 
 MAX_WAIT_SECONDS = 60
+# Scan windows (SCAN_WINDOW positions each) one claim request may walk through at once.
+MAX_SCANS_PER_CLAIM = 50
 
 
 def plan_claim(
@@ -181,12 +183,18 @@ class SubscriptionService:
     ) -> list[Delivery]:
         """Up to `limit` deliveries; waits up to `wait_seconds` while there are none."""
         deadline = time.monotonic() + min(wait_seconds, MAX_WAIT_SECONDS)
+        scans, last_cursor = 0, -1
         while True:
             store_ticket, own_ticket = self.store.doorbell.ticket(), self._bell.ticket()
             seen = (await self.store.head_position(), self._changes)
             got = await self.tables.claim(name, worker, limit, self.clock.now(), RULES)
             if got is None:
                 raise group_not_found(name)
+            if not got and scans < MAX_SCANS_PER_CLAIM:
+                cursor = await self._unscanned(name, seen[0])
+                if cursor is not None and cursor != last_cursor:  # only while it moves
+                    scans, last_cursor = scans + 1, cursor
+                    continue
             if got or time.monotonic() >= deadline or self.closing.is_set():
                 return got
             # Nothing now: sleep until the log grows or this node frees work, or a poll.
@@ -198,6 +206,18 @@ class SubscriptionService:
                 store_ticket, own_ticket = self.store.doorbell.ticket(), self._bell.ticket()
                 if (await self.store.head_position(), self._changes) != seen:
                     break
+
+    async def _unscanned(self, name: str, head: int) -> int | None:
+        """The group's cursor when a claim that found nothing stopped at its scan window,
+        not at the head (else None); nothing ready is buffered, so claim again.
+
+        A claim looks at most SCAN_WINDOW positions past the cursor: with a rare type
+        after 20,000 others it answered no messages while one was ready, and a long
+        poll then slept a poll interval per window."""
+        group = await self.tables.get_group(name)
+        if group is None or group.ready or group.cursor >= head:
+            return None
+        return group.cursor
 
     async def ack(self, name: str, delivery_ids: Sequence[str]) -> tuple[int, list[str]]:
         unknown = await self.tables.ack(name, delivery_ids)

@@ -1,5 +1,6 @@
-"""`ordering: "session"` on real servers (SQLite and PostgreSQL): one session's backlog,
-its first event in flight, must not keep the other sessions' events from going out."""
+"""What a claim finds, on real servers (SQLite and PostgreSQL): one session's backlog,
+its first event in flight, must not keep the other sessions' events from going out
+(`ordering: "session"`), and a matching event far past the cursor is found at once."""
 
 from __future__ import annotations
 
@@ -66,3 +67,21 @@ def test_a_long_backlog_of_one_session_does_not_starve_the_others(
         assert seen == [b, b]
         group = c.get(f"{G}/{name}").json()
         assert group["in_flight"] == 1 and group["ready"] == backlog - 1
+
+
+def test_a_rare_type_far_past_the_cursor_is_claimed_at_once(server: Server) -> None:
+    """A claim looks 20,000 positions past the cursor: behind 21,000 other events, a
+    claim with wait_seconds 0 answered no messages while a matching one was ready."""
+    with client(server) as c:
+        name = "rare-" + uuid.uuid4().hex[:8]
+        assert c.put(f"{G}/{name}", json={"from": "end", "types": ["rare"]}).status_code == 201
+        sid = c.post("/api/sessions").json()["session_id"]
+        for _ in range(21):
+            r = c.post(f"/api/sessions/{sid}/events", json={"events": [{"type": "noise"}] * 1000})
+            assert r.status_code == 201, r.text
+        r = c.post(f"/api/sessions/{sid}/events", json={"events": [{"type": "rare"}]})
+        position = r.json()["last_position"]
+        r = c.post(f"{G}/{name}/claim", json={"worker": "w", "wait_seconds": 0})
+        assert [m["event"]["position"] for m in r.json()["messages"]] == [position]
+        r = c.post(f"{G}/{name}/claim", json={"worker": "w", "wait_seconds": 0})
+        assert r.json()["messages"] == []
