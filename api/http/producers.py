@@ -9,6 +9,7 @@ Lifecycle and trigger types are refused: only commands may decide those.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Any
 
@@ -34,6 +35,10 @@ from projections.errors import Conflict, Invalid, session_not_found
 from projections.reserved import is_command_only
 
 MAX_EVENTS_PER_REQUEST = 1000
+# hivelog's derived event ids (a timer slot's fire, a webhook delivery, missed slots) are
+# version-5 UUIDs anyone can compute: a producer taking one beforehand made the real
+# fire a "duplicate", so it never happened. That text form is theirs alone.
+DERIVED_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 OptionalText = Annotated[str, msgspec.Meta(max_length=256)] | None
 
@@ -97,6 +102,11 @@ def to_new_events(body: AppendEvents, now: float) -> list[NewEvent]:
             # Both are text columns, and PostgreSQL's text cannot hold NUL (a 500 there).
             if value is not None and "\x00" in value:
                 raise Invalid(f"'events[{i}].{name}' must not contain NUL characters")
+        if event.id is not None and DERIVED_ID.fullmatch(event.id):
+            raise Invalid(
+                f"'events[{i}].id': lowercase version-5 UUIDs are reserved for the ids "
+                "hivelog derives (trigger fires, webhook deliveries); use another form"
+            )
         if is_command_only(event.type):
             raise Invalid(
                 f"'events[{i}].type': {event.type!r} is written only by hivelog's own "

@@ -1,5 +1,6 @@
-"""Webhooks when the session is too busy to record a hit: a 503 the sender retries,
-not a 404 "No active webhook" that loses the hit.
+"""Webhooks that must fire: when the session is too busy to record a hit (a 503 the
+sender retries, not a 404 "No active webhook" that loses it), and when a producer tried
+to take the id the hit's event will have beforehand.
 
 Contention enough to exhaust `SessionService.execute`'s retries happens under load
 (1 hit in 40 on PostgreSQL with 40 producers on the session, /work/scratch/subs/
@@ -8,6 +9,7 @@ SQLite store and makes `execute` give up as it does then (Conflict)."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import httpx
@@ -18,8 +20,9 @@ from api.core.service import Decide
 from api.core.settings import Settings
 from api.http.state import Parts
 from projections.errors import Conflict
+from projections.schedule import FIRE_NAMESPACE, fire_event_text
 from projections.session import SessionState
-from tests.support.sessions_support import make_colony
+from tests.support.sessions_support import head, make_colony, make_env
 
 OPEN = {
     "id": "open",
@@ -64,3 +67,46 @@ async def test_a_hit_the_busy_session_could_not_record_is_503_and_retried(
         again = await c.post("/api/webhooks/open", content=b"x", headers=headers)
         assert again.status_code == 202, again.text
         assert again.json()["fired"] == [{"session_id": sid, "trigger_id": "open"}]
+
+
+def test_a_producer_cannot_take_the_id_of_a_coming_fire_or_delivery(tmp_path: Path) -> None:
+    """Derived ids are computable: appended first, the webhook's hit was answered as a
+    duplicate and the timer's slot counted as fired, so neither ever fired."""
+    env = make_env(tmp_path)
+    tick = {
+        "id": "tick",
+        "name": "Tick",
+        "trigger_type": "timer",
+        "trigger_config": {"interval_minutes": 60},
+        "task": "t",
+    }
+    colony = make_colony(env.root, "c1", triggers=[OPEN, tick])
+    server = env.start()
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=30) as c:
+            r = c.post("/api/sessions", json={"agent_path": str(colony)})
+            assert r.status_code == 201, r.text
+            sid = r.json()["session_id"]
+            triggers = {
+                t["id"]: t for t in c.get(f"/api/sessions/{sid}/triggers").json()["triggers"]
+            }
+            slot = fire_event_text(sid, "tick", triggers["tick"]["next_fire_at"])
+            hook = str(uuid.uuid5(FIRE_NAMESPACE, f"hook\x00{sid}\x00open\x00d-7"))
+            before = head(c)
+            for taken in (slot, hook):
+                body = {"events": [{"type": "note"}, {"type": "note", "id": taken}]}
+                r = c.post(f"/api/sessions/{sid}/events", json=body)
+                assert r.status_code == 400 and "events[1].id" in r.json()["error"], r.text
+            assert head(c) == before
+            mine = [str(uuid.uuid4()), str(uuid.uuid5(uuid.NAMESPACE_URL, "x")).upper()]
+            r = c.post(
+                f"/api/sessions/{sid}/events",
+                json={"events": [{"type": "n", "id": i} for i in mine]},
+            )
+            assert r.status_code == 201, r.text
+            r = c.post("/api/webhooks/open", content=b"x", headers={"x-github-delivery": "d-7"})
+            assert r.status_code == 202 and r.json()["fired"] == [
+                {"session_id": sid, "trigger_id": "open"}
+            ], r.text
+    finally:
+        server.stop()
