@@ -139,7 +139,7 @@ def _service(request: Request) -> SubscriptionService:
 def _start_after(value: int | str) -> int | None:
     if isinstance(value, int):
         if not 0 <= value <= MAX_INT64:  # past int64 the store's column overflowed: a 500
-            raise Invalid('\'from\' must be "start", "end" or a position >= 0')
+            raise Invalid('\'from\' must be "start", "end" or a position in 0..2**63-1')
         return value
     if value == "start":
         return 0
