@@ -57,8 +57,10 @@ def recorded_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
 
 def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
     """HMAC check of `X-Hub-Signature-256`. A non-ASCII header is simply wrong (401):
-    `compare_digest` raises TypeError on non-ASCII str, which was a 500."""
-    if not header or not header.isascii() or not header.startswith("sha256="):
+    `compare_digest` raises TypeError on non-ASCII str, which was a 500. An empty
+    secret matches nothing: anyone can sign with the empty key, so it only looked
+    protected."""
+    if not secret or not header or not header.isascii() or not header.startswith("sha256="):
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())

@@ -9,6 +9,8 @@ SQLite store and makes `execute` give up as it does then (Conflict)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from pathlib import Path
 
@@ -108,5 +110,25 @@ def test_a_producer_cannot_take_the_id_of_a_coming_fire_or_delivery(tmp_path: Pa
             assert r.status_code == 202 and r.json()["fired"] == [
                 {"session_id": sid, "trigger_id": "open"}
             ], r.text
+    finally:
+        server.stop()
+
+
+def test_an_empty_secret_lets_no_one_in(tmp_path: Path) -> None:
+    """`"secret": ""` passes the config check and looked protected, but the HMAC key was
+    empty: anyone could sign. It now matches no signature (401), nothing recorded."""
+    env = make_env(tmp_path)
+    hook = {**OPEN, "trigger_config": {"path": "/open", "methods": ["POST"], "secret": ""}}
+    colony = make_colony(env.root, "c1", triggers=[hook])
+    server = env.start()
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=30) as c:
+            assert c.post("/api/sessions", json={"agent_path": str(colony)}).status_code == 201
+            before = head(c)
+            signed = "sha256=" + hmac.new(b"", b"evil", hashlib.sha256).hexdigest()
+            for headers in ({}, {"x-hub-signature-256": signed}):
+                r = c.post("/api/webhooks/open", content=b"evil", headers=headers)
+                assert r.status_code == 401, r.text
+            assert head(c) == before
     finally:
         server.stop()
