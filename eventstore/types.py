@@ -53,7 +53,11 @@ class InvalidEvent(EventStoreError, ValueError):
 
 def encodable_text(text: str, what: str) -> str:
     """`text` if it can be stored (UTF-8: no lone surrogate, which Python strings allow
-    and every encoder refuses, failing the whole group commit it rode in)."""
+    and every encoder refuses, failing the whole group commit it rode in), and the same
+    on both backends: no NUL, which PostgreSQL's text cannot hold (a 500 there, where
+    SQLite stored it)."""
+    if "\x00" in text:
+        raise InvalidEvent(f"{what} contains a NUL character")
     if not text.isascii():
         try:
             text.encode()

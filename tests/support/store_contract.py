@@ -184,6 +184,8 @@ class StoreContract(FreshStore):
             ["not an event"],
             [NewEvent("t\ud800", {})],  # a lone surrogate: no encoder takes it
             [NewEvent("t", {}, event_id="e\udfff")],
+            [NewEvent("t\x00", {})],  # NUL: PostgreSQL's text cannot hold it
+            [NewEvent("t", {}, event_id="e\x00")],
         ],
     )
     async def test_bad_events_raise_and_write_nothing(
@@ -207,6 +209,8 @@ class StoreContract(FreshStore):
             await store.tail("s", -1)
         with pytest.raises(InvalidEvent):
             await store.append("s\ud800", [ev()])
+        with pytest.raises(InvalidEvent):
+            await store.append("s\x00", [ev()])
         with pytest.raises(InvalidEvent):
             await store.append("s", [ev()], expected=2**63)  # past what a backend stores
         assert await store.head_position() == 0
