@@ -343,6 +343,8 @@ class EventStream(Response):
                 async with asyncio.timeout(self.hub.keepalive):
                     event = await client.queue.get()
             except TimeoutError:
+                if await self._erased():
+                    return
                 await send(
                     {"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True}
                 )
@@ -350,6 +352,17 @@ class EventStream(Response):
             if event.position > cursor:
                 cursor = event.position
                 await emit(event)
+
+    async def _erased(self) -> bool:
+        """Whether the session was erased while its stream is live: no event of it will
+        ever come again, so the response ends (the hub dispatches nothing of an erase to
+        the session's clients). Checked when the stream is idle, before each keepalive:
+        one point read per idle period."""
+        session_id = self.client.session_id
+        if session_id is None:
+            return False
+        info = await self.hub.store.stream_info(session_id)
+        return info is not None and info.deleted
 
     async def _catch_up(
         self, cursor: int, upto: int | None, emit: Callable[[RecordedEvent], Any]
@@ -377,7 +390,11 @@ class EventStream(Response):
         return cursor, len(batch) == CATCH_UP_BATCH
 
     async def _replay(self, emit: Callable[[RecordedEvent], Any]) -> int:
-        """No cursor: hive's replay (recent events of a few types), then live from the head."""
+        """No cursor: hive's replay (recent events of a few types), then live from the head.
+
+        The head is read first and returned as the cursor: an event committed after it
+        (the tail may already hold some) is live, so the catch-up sends it whatever its
+        type; moving the cursor to the tail's end would drop those of other types."""
         store = self.hub.store
         head = await store.head_position()
         session_id = self.client.session_id
@@ -385,9 +402,11 @@ class EventStream(Response):
             return head
         page = await store.tail(session_id, REPLAY_WINDOW)
         for event in page.events:
+            if event.position > head:
+                break  # committed after the head was read: live, sent by the catch-up
             if event.type in REPLAY_TYPES and self.client.wants(event):
                 await emit(event)
-        return max(head, page.events[-1].position) if page.events else head
+        return head
 
 
 SSE_BODY = Annotated[
