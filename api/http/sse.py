@@ -425,20 +425,28 @@ async def _wait_disconnect(receive: Receive) -> None:
         pass
 
 
-def _cursor(request: Request) -> int | None:
-    """Last-Event-ID wins over ?after= (a browser's reconnect keeps the original URL)."""
+def _cursor(request: Request) -> tuple[str, int | None]:
+    """(its name, the cursor): Last-Event-ID wins over ?after= (a browser's reconnect
+    keeps the original URL)."""
     header = request.headers.get("last-event-id")
     if header is not None and header.strip():
-        return parse_position("Last-Event-ID", header.strip())
-    return parse_position("after", request.query_params.get("after"))
+        return "Last-Event-ID", parse_position("Last-Event-ID", header.strip())
+    return "after", parse_position("after", request.query_params.get("after"))
 
 
 async def _open(request: Request, session_id: str | None) -> Response:
     hub = parts(request).hub
     try:
-        cursor = _cursor(request)
+        name, cursor = _cursor(request)
     except QueryError as exc:
         return error(400, str(exc))
+    if cursor is not None:
+        # A position never handed out (another log, one restored from an older backup):
+        # the stream would skip every event up to it, silently. Committed positions are
+        # visible to every node's store, so a real one is never past the head.
+        head = await hub.store.head_position()
+        if cursor > head:
+            return error(400, f"{name} {cursor} is past the newest position of the log ({head})")
     if session_id is not None and await session_stream_info(request, session_id) is None:
         return error(404, f"Session '{session_id}' not found")
     types = parse_types_param(request.query_params.get("types"))
@@ -532,7 +540,8 @@ def hub_from_env(store: EventStore, supervisor: Supervisor | None = None) -> Hub
     return Hub(
         store,
         keepalive=_env_float("HIVELOG_SSE_KEEPALIVE", KEEPALIVE_SECONDS),
-        queue_size=int(_env_float("HIVELOG_SSE_QUEUE", QUEUE_SIZE)),
+        # at least 1: asyncio.Queue(0) is unbounded, and 0.5 passes the > 0 check
+        queue_size=max(1, int(_env_float("HIVELOG_SSE_QUEUE", QUEUE_SIZE))),
         supervisor=supervisor,
     )
 

@@ -1,5 +1,6 @@
-"""SSE edges found in review: an erased session's stream ends, and events committed while
-a no-cursor connect replays are sent. Real servers on real SQLite files."""
+"""SSE edges found in review: an erased session's stream ends, a cursor past the log's head
+is a 400, events committed while a no-cursor connect replays are sent, and a fractional
+HIVELOG_SSE_QUEUE still gives a bounded queue. Real servers on real SQLite files."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import pytest
 
 from api.app import create_app
 from api.core.settings import Settings
+from api.http.sse import hub_from_env
 from eventstore import EventStore, TailPage
 from tests.support.server import Server, running_server, serve_in_process
-from tests.support.sse_client import events, read_sse, store_at
+from tests.support.sse_client import SSEMessage, events, read_sse, store_at
 
 WAIT = 30.0
 
@@ -45,6 +47,34 @@ async def test_an_erased_sessions_live_stream_ends(server: Server) -> None:
             rest = await asyncio.wait_for(read_sse(r, 10**6, keep_comments=True), WAIT)
     assert [m.id for m in got] == [1, 2]
     assert all(m.data is None for m in rest)  # keepalives at most, then the end
+
+
+@pytest.mark.parametrize("header", [True, False])
+async def test_a_cursor_past_the_head_is_a_400(server: Server, header: bool) -> None:
+    """Before: a 200 that skipped every event up to the bogus position, silently."""
+    async with store_at(db(server)) as store:
+        await store.append("past-head", events("custom", 1))
+        head = await store.head_position()
+    bogus = str(head + 1000)
+    url = f"{server.base_url}/api/sessions/past-head/events?types=*"
+    async with httpx.AsyncClient(timeout=WAIT) as client:
+        async with client.stream(
+            "GET",
+            url if header else f"{url}&after={bogus}",
+            headers={"Last-Event-ID": bogus} if header else {},
+        ) as r:
+            status = r.status_code  # the body of a wrong 200 never ends: not read
+            body = (await r.aread()) if status == 400 else b"{}"
+        at_head = await collect_one(client, f"{url}&after={head - 1}")
+    assert status == 400
+    assert b"past the newest position" in body
+    assert at_head.id == head  # a real cursor still resumes
+
+
+async def collect_one(client: httpx.AsyncClient, url: str) -> SSEMessage:
+    async with client.stream("GET", url) as r:
+        assert r.status_code == 200
+        return (await asyncio.wait_for(read_sse(r, 1), WAIT))[0]
 
 
 async def test_events_committed_during_the_replay_are_sent(tmp_path: Path) -> None:
@@ -80,3 +110,14 @@ async def test_events_committed_during_the_replay_are_sent(tmp_path: Path) -> No
         ("llm_text_delta", 1),
         ("llm_text_delta", 2),
     ]
+
+
+@pytest.mark.parametrize("value", ["0.5", "0.01"])
+def test_a_fractional_queue_size_is_still_bounded(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """Before: int(0.5) == 0, and asyncio.Queue(0) is unbounded."""
+    monkeypatch.setenv("HIVELOG_SSE_QUEUE", value)
+    hub = hub_from_env(store=None)  # type: ignore[arg-type]  # only the settings are read
+    assert hub.queue_size == 1
+    assert asyncio.Queue(hub.queue_size).maxsize == 1
