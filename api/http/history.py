@@ -177,7 +177,9 @@ def render(rows: list[StoredEvent], fields: dict[str, Any], tag: str) -> Respons
     "The newest events (hive's shape), or a page by position cursor",
     response=shapes.HistoryPage,
     query={
-        "limit": Annotated[str, Meta(description="1-10000, default 2000 (hive's clamp)")],
+        "limit": Annotated[
+            str, Meta(description="1-10000, default 500, 0 or a non-integer: the default")
+        ],
         "before": shapes.Position,
         "after": shapes.Position,
         "types": shapes.EventTypes,
@@ -325,7 +327,10 @@ async def _window(
     last = rows[-1].position if rows else None
     if newest_first:
         older = more
-        newer_than = last if last is not None else (q.before - 1 if q.before else None)
+        # an empty `before` page: anything at or after the cursor is newer (before=0 too)
+        newer_than = (
+            last if last is not None else (max(q.before - 1, 0) if q.before is not None else None)
+        )
         newer = newer_than is not None and await _exists(store, session_id, types, after=newer_than)
     else:
         newer = more
