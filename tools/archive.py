@@ -8,7 +8,16 @@ Only then, one transaction per stream, the events leave the live log while their
 links stay in `erased_links` (as after an erase), so the chain still verifies,
 and the stream records its cut (`truncated_before`). Versions and positions never
 change. Only events at or below the sessions catalogue checkpoint are taken: the
-service folds from that checkpoint, so it never needs them again.
+service folds from that checkpoint, so it never needs them again; and only events
+every consumer group is done with (at or below each group's checkpoint and below its
+oldest parked delivery): a group reads the live log, so it would never deliver an
+event archived before it got there.
+
+A run killed part-way is finished by running it again with the same `-o DIR`: a
+folder with its manifest is an archive whose files are complete, and each stream it
+names is cut now unless it is cut already (the selection arguments are not used
+again); a folder without a manifest is an archive that removed nothing, and its
+segment files are written anew.
 
 SQLite only for now; PostgreSQL is refused ("not yet").
 """
@@ -39,12 +48,16 @@ MANIFEST = "archive.json"
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+MAX_AGE_S = 10_000 * 365 * 86400  # older than the epoch: an age past it changes nothing
+
+
 def parse_age(text: str) -> float:
-    """`90d` -> seconds; s, m, h, d, w."""
+    """`90d` -> seconds; s, m, h, d, w. Bounded, so the cut in microseconds stays a
+    64-bit integer (an age of 10^20 days was a traceback from SQLite)."""
     match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text or "")
     if match is None:
         raise UsageError(f"--older-than {text!r}: want a number and a unit (s, m, h, d, w)")
-    return int(match.group(1)) * UNITS[match.group(2)]
+    return min(int(match.group(1)) * UNITS[match.group(2)], MAX_AGE_S)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,14 +86,26 @@ async def _main(args: argparse.Namespace) -> int:
 
 def describe(result: dict[str, Any]) -> str:
     verb = "would archive" if result["dry_run"] else "archived"
+    if "cut_now" in result:  # a re-run with the folder of a run stopped part-way
+        verb = f"finished the archive in the folder (cut {result['cut_now']} streams now):"
+    held = result.get("held_back_by") or []
     lines = [
         f"  {s['stream_id']}: versions {s['from_version']}..{s['before_version'] - 1} "
         f"(positions {s['first_position']}..{s['last_position']})\n"
         for s in result["streams"]
     ]
-    return "".join(lines) + (
-        f"{verb} {result['events']} events of {len(result['streams'])} streams "
-        f"(at or below checkpoint position {result['checkpoint_position']})\n"
+    return (
+        "".join(lines)
+        + (
+            f"{verb} {result['events']} events of {len(result['streams'])} streams "
+            f"(at or below checkpoint position {result['checkpoint_position']})\n"
+        )
+        + (
+            f"consumer groups not done with older events held the cut at position "
+            f"{result['max_position']}: {', '.join(held)}\n"
+            if held
+            else ""
+        )
     )
 
 
@@ -93,13 +118,18 @@ async def archive(
     session: str | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Archive the selection of `url` into `out`; returns the manifest (or the plan)."""
-    if not dry_run:
+    """Archive the selection of `url` into `out`; returns the manifest (or the plan).
+    An `out` holding the manifest of a run that was stopped part-way is finished."""
+    resume = not dry_run and (out / MANIFEST).exists()
+    if not dry_run and not resume:
+        _clear_unfinished(out)
         check_dest(out)
     store = await connect(url)
     try:
         if not isinstance(store, SQLiteStore):
             raise UsageError("archive: PostgreSQL is not supported yet (SQLite only)")
+        if resume:
+            return await _finish(store, out)
         checkpoint = await store.load_checkpoint(cat.CHECKPOINT_NAME)
         if checkpoint is None:
             raise UsageError(
@@ -109,8 +139,9 @@ async def archive(
         before_us = None
         if older_than_s is not None:
             before_us = time.time_ns() // 1000 - int(older_than_s * 1_000_000)
+        limit, held = await groups_limit(store, checkpoint.position)
         plan = await store.archive_plan(
-            max_position=checkpoint.position,
+            max_position=limit,
             recorded_before_us=before_us,
             keep_last=keep_last,
             stream_id=session,
@@ -120,6 +151,8 @@ async def archive(
             "created_at": now_iso(),
             "source": redact(url),
             "checkpoint_position": checkpoint.position,
+            "max_position": limit,
+            "held_back_by": held,
             "dry_run": dry_run,
             "events": 0,
             "streams": [],
@@ -156,6 +189,65 @@ async def archive(
         return manifest
     finally:
         await store.close()
+
+
+async def groups_limit(store: SQLiteStore, limit: int) -> tuple[int, list[str]]:
+    """`limit` lowered to what every consumer group is done with, and the groups that
+    lowered it. A group finds new events in the live log after its cursor and reads its
+    ready, in-flight and parked deliveries there by position: an event it has not
+    delivered for good must stay live (a cursor or a delivery only moves up, so the
+    bound holds for the whole run)."""
+    subs = store.subscriptions
+    held: list[str] = []
+    for group in await subs.list_groups():
+        done = group.checkpoint
+        if group.parked:
+            oldest = await subs.parked(group.name, 1)
+            if oldest:
+                done = min(done, oldest[0].position - 1)
+        if done < limit:
+            limit = done
+            held.append(group.name)
+    return limit, held
+
+
+async def _finish(store: SQLiteStore, out: Path) -> dict[str, Any]:
+    """Cut the streams of a complete archive folder that are not cut yet (a run stopped
+    after its manifest): the files are checked first, and each live range against the
+    manifest's count and links, so only the archived events leave."""
+    manifest = load_manifest(out)
+    damaged = files_problems(out, manifest["files"])
+    if damaged:
+        raise UsageError(f"{out}: an unfinished archive that does not read back: {damaged}")
+    manifest["cut_now"] = 0
+    for entry in manifest["streams"]:
+        stream_id, cut = entry["stream_id"], entry["before_version"]
+        info = await store.stream_info(stream_id)
+        if info is not None and info.truncated_before >= cut:
+            continue  # cut before the run stopped
+        if info is None or info.deleted:
+            raise UsageError(f"{stream_id}: erased since the archive was written; delete {out}")
+        rows = [EventRow._make(r) for r in await store.archive_rows(stream_id, cut)]
+        if (
+            len(rows) != entry["events"]
+            or bytes(rows[0].chain or b"").hex() != entry["first_link"]
+            or bytes(rows[-1].chain or b"").hex() != entry["last_link"]
+        ):
+            raise UsageError(f"{stream_id}: the live events below {cut} are not the archived ones")
+        await store.archive_before(stream_id, cut, entry["events"])
+        manifest["cut_now"] += 1
+    return manifest
+
+
+def _clear_unfinished(out: Path) -> None:
+    """A folder with segment files but no manifest is a run stopped while writing them:
+    nothing left the live log (that happens only after the manifest), so they go."""
+    if not out.is_dir() or (out / MANIFEST).exists():
+        return
+    names = [p.name for p in out.iterdir()]
+    if names and all(re.fullmatch(r"events-\d{6}\.jsonl\.gz|archive\.json\.tmp", n) for n in names):
+        for name in names:
+            (out / name).unlink()
 
 
 def files_problems(folder: Path, files: dict[str, dict[str, Any]]) -> list[str]:
@@ -198,8 +290,16 @@ def _write_stream(
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    path = out / MANIFEST
-    path.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
-    with path.open("rb") as f:
+    """Written whole or not at all (a temporary file renamed, the folder synced): its
+    presence is what says the files are complete (see `_finish`)."""
+    path, temporary = out / MANIFEST, out / f"{MANIFEST}.tmp"
+    temporary.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    with temporary.open("rb") as f:
         os.fsync(f.fileno())
+    temporary.replace(path)
+    folder = os.open(out, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
     manifest["manifest_sha256"] = file_sha256(path)
