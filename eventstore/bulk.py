@@ -76,6 +76,8 @@ class Loader(Protocol):
         streams: list[Row],
         checkpoints: list[Row],
         tail: LogTail,
+        *,
+        wipe: bool = False,
     ) -> None: ...
     async def close(self) -> None: ...
 
@@ -108,10 +110,14 @@ class SQLiteLoader:
     async def wipe(self) -> None:
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
+        self._wipe_tables()
+        c.execute("COMMIT")
+
+    def _wipe_tables(self) -> None:
+        c = self.conn
         for table in ("events", "erased_links", "streams", "checkpoints", "leases"):
             c.execute(f"DELETE FROM {table}")
         c.execute("UPDATE log_head SET last_position = 0, chain_position = 0, chain_hash = NULL")
-        c.execute("COMMIT")
 
     async def load(
         self,
@@ -120,10 +126,16 @@ class SQLiteLoader:
         streams: list[Row],
         checkpoints: list[Row],
         tail: LogTail,
+        *,
+        wipe: bool = False,
     ) -> None:
+        """All in one transaction; `wipe` empties the log first inside it, so a load that
+        fails (or is killed) leaves the log that was there."""
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
+            if wipe:
+                self._wipe_tables()
             async for batch in events:
                 c.executemany(
                     "INSERT INTO events (position, stream_id, version, event_id, type, data, "
@@ -200,12 +212,15 @@ class PostgresLoader:
         return not found
 
     async def wipe(self) -> None:
-        q = self.q
         async with self.conn.transaction():
             await self.conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *self.lock)
-            for table in ("events", "erased_links", "tombstones", "checkpoints", "leases"):
-                await self.conn.execute(f"DELETE FROM {q}.{table}")
-            await self.conn.execute(f"UPDATE {q}.log_state SET erased_up_to = 0")
+            await self._wipe_tables()
+
+    async def _wipe_tables(self) -> None:
+        q = self.q
+        for table in ("events", "erased_links", "tombstones", "checkpoints", "leases"):
+            await self.conn.execute(f"DELETE FROM {q}.{table}")
+        await self.conn.execute(f"UPDATE {q}.log_state SET erased_up_to = 0")
 
     async def load(
         self,
@@ -214,11 +229,17 @@ class PostgresLoader:
         streams: list[Row],
         checkpoints: list[Row],
         tail: LogTail,
+        *,
+        wipe: bool = False,
     ) -> None:
+        """All in one transaction under the append lock; `wipe` empties the log first
+        inside it, so a load that fails leaves the log that was there."""
         conn, q = self.conn, self.q
         async with conn.transaction():
             await conn.execute("SET LOCAL synchronous_commit = on")
             await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *self.lock)
+            if wipe:
+                await self._wipe_tables()
             async for batch in events:
                 await conn.copy_records_to_table(
                     "events",

@@ -1,9 +1,12 @@
 """`hivelog restore SRC --db URL`: load a backup into an empty store, then prove it.
 
 Refuses a target that already holds events, streams or checkpoints unless
-`--force` (which empties it first). After loading, the target is read back in one
-snapshot and checked against the manifest (head position, chain head, event,
-stream and erased-link counts, every file's SHA-256 before loading) and audited
+`--force` (which empties it in the load's own transaction, so a load that fails
+leaves the old log as it was). Before the target is touched the backup is proved
+against itself: every file against the manifest's SHA-256, every event's content
+against its digest, the chain recomputed over events and erased links. After
+loading, the target is read back in one snapshot and checked against the manifest
+(head position, chain head, event, stream and erased-link counts) and audited
 in full (the chain is recomputed from the restored bytes). Exit 0 when all agree,
 1 when anything differs, 2 for usage errors.
 """
@@ -11,6 +14,7 @@ in full (the chain is recomputed from the restored bytes). Exit 0 when all agree
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +34,7 @@ from .keep_format import (
     event_files,
     event_from_line,
     link_from_line,
+    prove_events,
     read_lines,
     stream_from_line,
 )
@@ -64,7 +69,7 @@ def report(result: dict[str, Any], as_json: bool) -> int:
 async def restore(src: Path, url: str, *, force: bool) -> dict[str, Any]:
     """Load the backup at `src` into `url` and verify it; returns the verification."""
     manifest = Manifest.load(src)
-    damaged = check_files(src, manifest)
+    damaged = check_files(src, manifest) or prove_events(src, manifest)
     if damaged:
         raise UsageError(f"{src} is damaged, nothing restored: {'; '.join(damaged)}")
     try:
@@ -72,10 +77,9 @@ async def restore(src: Path, url: str, *, force: bool) -> dict[str, Any]:
     except InvalidEvent as exc:  # a bad URL; a refused file (StoreRefused) exits 2 too
         raise UsageError(str(exc)) from None
     try:
-        if not await loader.is_empty():
-            if not force:
-                raise UsageError(f"{url} already holds a log; restore needs an empty one (--force)")
-            await loader.wipe()
+        wipe = not await loader.is_empty()
+        if wipe and not force:
+            raise UsageError(f"{url} already holds a log; restore needs an empty one (--force)")
         head = manifest.chain_head
         await loader.load(
             _event_batches(src, manifest),
@@ -87,10 +91,22 @@ async def restore(src: Path, url: str, *, force: bool) -> dict[str, Any]:
                 int(head["position"]),
                 bytes.fromhex(head["hash"]) if head["position"] else None,
             ),
+            wipe=wipe,  # in the load's transaction: a load that fails leaves the old log
         )
+    except _integrity_errors() as exc:  # rolled back: the target is as it was
+        raise UsageError(f"{src} does not load, nothing restored: {exc}") from None
     finally:
         await loader.close()
     return await verify(url, manifest)
+
+
+def _integrity_errors() -> tuple[type[Exception], ...]:
+    """A backup that proves sound but breaks a constraint (an event id twice)."""
+    try:
+        import asyncpg
+    except ImportError:  # a build without the PostgreSQL backend
+        return (sqlite3.IntegrityError,)
+    return (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
 
 
 async def _event_batches(src: Path, manifest: Manifest) -> AsyncIterator[list[Row]]:
