@@ -7,6 +7,7 @@ the commit time.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -31,6 +32,15 @@ PREFERRED = (
     "reason",
     "content",
 )
+# What a terminal acts on instead of showing: C0 and C1 controls (escape sequences can
+# retitle, clear or recolour the operator's terminal) and the bidi overrides (which
+# reorder what is shown). Any producer can put them in a payload; shown escaped.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on shown as an escape."""
+    return _UNSAFE.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 def human_line(event: RecordedEvent) -> str:
@@ -46,7 +56,8 @@ def human_line(event: RecordedEvent) -> str:
         origin = envelope.get("stream_id")
         if isinstance(origin, str) and origin != "queen":
             source = f" [{origin}]"
-    return f"{when}  #{event.position} v{event.version}  {event.type}{source}  {key_fields(inner)}"
+    line = f"{when}  #{event.position} v{event.version}  {event.type}{source}  {key_fields(inner)}"
+    return printable(line)
 
 
 def key_fields(payload: Any) -> str:
