@@ -120,3 +120,29 @@ def _event(n: int) -> Any:
     from eventstore import NewEvent
 
     return NewEvent("note", {"n": n})
+
+
+async def test_an_archived_log_is_not_copied_into_postgres_without_its_cuts(
+    tmp_path: Path,
+    pg_dsn: str,  # noqa: F811
+) -> None:
+    """PostgreSQL keeps no archive cuts: the copy failed its own audit (versions
+    missing, positions unaccounted) after loading, and a copy back to SQLite had lost
+    the cuts for good (restore-archive then called every stream live)."""
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    await seed(source)
+    out = tmp_path / "arch"
+    assert hivelog("archive", "--db", source, "--keep-last", "5", "-o", str(out)).returncode == 0
+    target = fresh_url(pg_dsn)
+    done = hivelog("copy", "--from", source, "--to", target)
+    assert done.returncode == 2, done.stdout.decode() + done.stderr.decode()
+    assert b"archived" in done.stderr and b"nothing restored" in done.stderr
+    store = await open_store(target)
+    try:
+        assert await store.head_position() == 0
+    finally:
+        await store.close()
+    # restored into the archive's log and backed up again, it copies
+    assert hivelog("restore-archive", "--db", source, str(out)).returncode == 0
+    again = hivelog("copy", "--from", source, "--to", target)
+    assert again.returncode == 0, again.stdout.decode() + again.stderr.decode()
