@@ -25,7 +25,6 @@ SQLite only for now; PostgreSQL is refused ("not yet").
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
@@ -40,7 +39,14 @@ from projections import catalogue as cat
 from .audit_checks import EventRow
 from .backup import check_dest, prepare_dest, redact
 from .console import EXIT_OK, write_json
-from .keep_format import SegmentWriter, event_line, file_sha256, now_iso
+from .keep_format import (
+    SegmentWriter,
+    clear_unfinished,
+    event_line,
+    file_sha256,
+    now_iso,
+    write_durably,
+)
 from .logio import UsageError, connect, resolve_url, run_tool
 
 FORMAT = "hivelog-archive-v1"
@@ -239,15 +245,13 @@ async def _finish(store: SQLiteStore, out: Path) -> dict[str, Any]:
     return manifest
 
 
+ARCHIVE_FILES = re.compile(r"events-\d{6}\.jsonl\.gz|archive\.json\.tmp")
+
+
 def _clear_unfinished(out: Path) -> None:
     """A folder with segment files but no manifest is a run stopped while writing them:
     nothing left the live log (that happens only after the manifest), so they go."""
-    if not out.is_dir() or (out / MANIFEST).exists():
-        return
-    names = [p.name for p in out.iterdir()]
-    if names and all(re.fullmatch(r"events-\d{6}\.jsonl\.gz|archive\.json\.tmp", n) for n in names):
-        for name in names:
-            (out / name).unlink()
+    clear_unfinished(out, ARCHIVE_FILES, MANIFEST)
 
 
 def files_problems(folder: Path, files: dict[str, dict[str, Any]]) -> list[str]:
@@ -283,23 +287,13 @@ def _write_stream(
     writer.open(name)
     for row in rows:
         writer.write(event_line(row), row.position)
-    writer.close()
-    with (out / name).open("rb") as f:  # durable before the live copy goes
-        os.fsync(f.fileno())
+    writer.close()  # synced: durable before the live copy goes
     return name
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     """Written whole or not at all (a temporary file renamed, the folder synced): its
     presence is what says the files are complete (see `_finish`)."""
-    path, temporary = out / MANIFEST, out / f"{MANIFEST}.tmp"
-    temporary.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
-    with temporary.open("rb") as f:
-        os.fsync(f.fileno())
-    temporary.replace(path)
-    folder = os.open(out, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    path = out / MANIFEST
+    write_durably(path, orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
     manifest["manifest_sha256"] = file_sha256(path)

@@ -17,10 +17,13 @@ from pathlib import Path
 from .audit_source import LogSource, open_source
 from .console import EXIT_OK, write_json
 from .keep_format import (
+    BACKUP_FILES,
+    MANIFEST,
     SEGMENT_EVENTS,
     Manifest,
     SegmentWriter,
     checkpoint_line,
+    clear_unfinished,
     event_line,
     link_line,
     now_iso,
@@ -64,7 +67,9 @@ def prepare_dest(dest: Path) -> None:
 
 
 async def backup(url: str, dest: Path) -> Manifest:
-    """Write the log at `url` into `dest`; returns the manifest it wrote last."""
+    """Write the log at `url` into `dest`; returns the manifest it wrote last. A `dest`
+    left by a backup stopped part-way (its files, no manifest) is written anew."""
+    clear_unfinished(dest, BACKUP_FILES, MANIFEST)
     check_dest(dest)
     source = await open_source(url)  # the snapshot starts here
     try:

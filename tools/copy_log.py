@@ -2,12 +2,15 @@
 
 A backup of the source (one consistent snapshot) into a temporary folder, then a
 restore into the target with the same manifest checks and full audit, so a copy
-is exactly as trustworthy as a backup and restore.
+is exactly as trustworthy as a backup and restore. The temporary folder holds a full
+copy of the log; its name carries the copying process's id, so a copy killed before
+it could remove it (SIGKILL, power loss) has it removed by the next copy.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +18,8 @@ from pathlib import Path
 from .backup import backup
 from .logio import resolve_url, run_tool
 from .restore import report, restore
+
+PREFIX = "hivelog-copy-"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,10 +29,32 @@ def run(args: argparse.Namespace) -> int:
 async def _main(args: argparse.Namespace) -> int:
     source = resolve_url(args.source, must_exist=True)
     target = resolve_url(args.target, must_exist=False)
-    folder = Path(tempfile.mkdtemp(prefix="hivelog-copy-"))
+    sweep_dead(Path(tempfile.gettempdir()))
+    folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     try:
         await backup(source, folder / "backup")
         result = await restore(folder / "backup", target, force=args.force)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return report(result, args.json)
+
+
+def sweep_dead(tmp: Path) -> list[Path]:
+    """Remove the temporary folders of copies whose process is gone; the removed."""
+    removed = []
+    for folder in tmp.glob(f"{PREFIX}*-*"):
+        pid = folder.name[len(PREFIX) :].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -20,6 +20,8 @@ import base64
 import datetime as dt
 import gzip
 import hashlib
+import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,8 +133,45 @@ class Manifest:
             raise UsageError(f"{path} is not a valid manifest: {exc}") from None
 
     def write(self, folder: Path) -> None:
+        """Whole or not at all, and on disk before the backup is reported done: the
+        manifest is what says the folder is a finished backup."""
         data = orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
-        (folder / MANIFEST).write_bytes(data)
+        write_durably(folder / MANIFEST, data)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """`data` at `path` through a temporary file, renamed, with the file and its folder
+    synced: a crash leaves the old state or the new one, never a torn file."""
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    temporary.replace(path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+# The files a backup writes (a folder holding only these and no manifest is a backup
+# that was stopped before it finished).
+BACKUP_FILES = re.compile(
+    r"events-\d{6}\.jsonl\.gz|(erased_links|streams|checkpoints)\.jsonl\.gz|manifest\.json\.tmp"
+)
+
+
+def clear_unfinished(folder: Path, names: re.Pattern[str], manifest: str) -> None:
+    """Remove a run's own files from `folder` when it has no `manifest`: the run was
+    stopped before it finished (the manifest is written last), so they are of no use
+    and the same command can start again. A folder with anything else is left alone."""
+    if not folder.is_dir() or (folder / manifest).exists():
+        return
+    found = list(folder.iterdir())
+    if found and all(p.is_file() and names.fullmatch(p.name) for p in found):
+        for path in found:
+            path.unlink()
 
 
 def now_iso() -> str:
@@ -176,6 +215,7 @@ class SegmentWriter:
             return
         self._gz.close()
         self._raw.flush()
+        os.fsync(self._raw.fileno())  # on disk before the manifest says it is there
         self._raw.close()
         entry: dict[str, Any] = {
             "sha256": file_sha256(self.folder / self._name),
