@@ -66,6 +66,14 @@ async def restore_archive(url: str, src: Path) -> dict[str, Any]:
                 raise UsageError(
                     f"{entry['file']}: {len(rows)} events, manifest says {entry['events']}"
                 )
+            versions = [row[2] for row in rows]
+            if versions != list(range(entry["from_version"], entry["before_version"])):
+                # each row is checked against its kept link, but a row taken out (with the
+                # manifest edited to match) would come back as a stream with a hole
+                raise UsageError(
+                    f"{entry['file']}: versions are not {entry['from_version']}.."
+                    f"{entry['before_version'] - 1} without a gap, nothing restored"
+                )
             await store.restore_archived(stream_id, rows)
             result["restored"].append(stream_id)
             result["events"] += len(rows)

@@ -25,6 +25,7 @@ from eventstore.subscriptions import GroupSettings
 from tests.support.server import running_server
 from tests.support.tools_support import ROOT, hivelog, sqlite_path
 from tests.tools.test_archive import EVENTS, SESSIONS, audit, seed
+from tools.keep_format import file_sha256
 
 ALL = SESSIONS * EVENTS  # session events; every one is at or below the checkpoint
 
@@ -166,3 +167,52 @@ async def test_an_age_past_the_epoch_takes_everything_it_may(db_url: str, tmp_pa
     done = hivelog("archive", "--db", db_url, "--older-than", huge, "-o", str(out), "--dry-run")
     assert done.returncode == 0, done.stderr.decode()
     assert b"would archive 0 events of 0 streams" in done.stdout
+
+
+async def test_restore_archive_refuses_an_archive_with_an_event_taken_out(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Each restored event is checked against its kept link, but one taken out of the
+    file (count and SHA-256 in the manifest updated) came back as a hole: versions 1..10
+    and 12.. live, the cut at 12, and the audit failing."""
+    await seed(db_url)
+    out = tmp_path / "arch"
+    args = ["--keep-last", "5", "--session", "session_0", "-o", str(out)]
+    assert hivelog("archive", "--db", db_url, *args).returncode == 0
+    manifest = orjson.loads((out / "archive.json").read_bytes())
+    name = manifest["streams"][0]["file"]
+    lines = gzip.decompress((out / name).read_bytes()).splitlines()
+    del lines[10]
+    (out / name).write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    manifest["files"][name]["sha256"] = file_sha256(out / name)
+    manifest["streams"][0]["events"] -= 1
+    (out / "archive.json").write_bytes(orjson.dumps(manifest))
+    live = positions(db_url)
+
+    refused = hivelog("restore-archive", "--db", db_url, str(out))
+    assert refused.returncode == 2 and b"without a gap" in refused.stderr
+    assert positions(db_url) == live
+    assert audit(db_url)["ok"]
+
+
+@pytest.mark.parametrize("after", [0, 2])
+async def test_restore_archive_killed_between_streams_is_finished_by_a_rerun(
+    db_url: str, tmp_path: Path, after: int
+) -> None:
+    await seed(db_url)
+    before = positions(db_url)
+    out = tmp_path / "arch"
+    assert hivelog("archive", "--db", db_url, "--keep-last", "3", "-o", str(out)).returncode == 0
+    args = ["restore-archive", "--db", db_url, str(out)]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_AT.replace("archive_before", "restore_archived"), "cut",
+         str(after), *args],
+        cwd=ROOT, capture_output=True, check=False,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    assert len(positions(db_url)) == len(before) - (SESSIONS - after) * (EVENTS - 3)
+    again = hivelog(*args, "--json")
+    assert again.returncode == 0, again.stderr.decode()
+    assert len(orjson.loads(again.stdout)["skipped"]) == after
+    assert positions(db_url) == before
+    assert audit(db_url)["ok"]
