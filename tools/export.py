@@ -39,6 +39,8 @@ async def _main(args: argparse.Namespace) -> int:
         raise UsageError("--format hive needs -o HIVE_HOME")
     if args.json and args.format == "jsonl" and not args.output:
         raise UsageError("--json with --format jsonl needs -o PATH (stdout carries the events)")
+    if args.output:
+        check_output(Path(args.output), folder=args.format == "hive")
     store = await connect(resolve_url(args.db, must_exist=True))
     try:
         if args.session is not None:
@@ -63,6 +65,19 @@ async def _main(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def check_output(path: Path, *, folder: bool) -> None:
+    """Refuse an -o the export cannot write, before reading the log (it was a
+    traceback after the whole export, with the `.partial` file left behind)."""
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"-o {path}: not a folder (--format hive writes a HIVE_HOME)")
+        return
+    if path.is_dir():
+        raise UsageError(f"-o {path} is a folder; give a file path")
+    if not path.parent.is_dir():
+        raise UsageError(f"-o {path}: no folder {path.parent}")
+
+
 def _describe(summary: dict[str, object]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in summary.items())
 
@@ -77,11 +92,14 @@ async def _export_jsonl(
         # Write beside the target and rename: a crash never leaves half an export.
         target = Path(output)
         partial = target.with_name(target.name + ".partial")
-        with partial.open("wb") as out:
-            count = await _write_events(store, session, head, out)
-            out.flush()
-            os.fsync(out.fileno())
-        partial.replace(target)
+        try:
+            with partial.open("wb") as out:
+                count = await _write_events(store, session, head, out)
+                out.flush()
+                os.fsync(out.fileno())
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)  # a failed export leaves nothing half-written
     return {"format": "jsonl", "events": count, "head_position": head, "output": output or "-"}
 
 

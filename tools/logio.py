@@ -62,11 +62,27 @@ def run_tool(main: Coroutine[Any, Any, int]) -> int:
     except (UsageError, StoreRefused) as exc:  # StoreRefused: the file was not touched
         error(str(exc))
         return EXIT_USAGE
+    except _unreachable() as exc:  # a --db naming no database, a refused login, no server
+        error(f"cannot open the store: {type(exc).__name__}: {exc}")
+        return EXIT_USAGE
     except EventStoreError as exc:  # e.g. another writer moved a stream under an import
         error(str(exc))
         return EXIT_PROBLEMS
     except KeyboardInterrupt:
         return 130
+
+
+def _unreachable() -> tuple[type[Exception], ...]:
+    """The errors of a PostgreSQL URL that leads nowhere (a traceback before)."""
+    try:
+        import asyncpg
+    except ImportError:  # a build without the PostgreSQL backend
+        return (ConnectionRefusedError,)
+    return (
+        ConnectionRefusedError,
+        asyncpg.InvalidCatalogNameError,
+        asyncpg.InvalidAuthorizationSpecificationError,
+    )
 
 
 async def log_pages(
