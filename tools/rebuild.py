@@ -30,6 +30,14 @@ async def rebuild(
     store = await connect(url)
     try:
         archived = await archived_events(store, archives)
+        if save:
+            missing = await uncovered_cuts(url, archived)
+            if missing:  # the fold would lack their events: saving it breaks the service
+                raise UsageError(
+                    f"not saved: {len(missing)} streams are archived (e.g. {missing[0]}) and "
+                    "the --archive folders given do not hold their events once each; give "
+                    "every folder that holds them"
+                )
         result = await rebuild_catalogue(store, save=save, archived=archived)
     finally:
         await store.close()
@@ -60,8 +68,24 @@ async def archived_events(store: EventStore, archives: Sequence[Path]) -> list[R
             if info is not None and entry["before_version"] <= info.truncated_before:
                 lines = read_lines(folder, entry["file"])
                 found.extend(recorded(event_from_line(line)) for line in lines)
-    found.sort(key=lambda e: e.position)
-    return found
+    once = {e.position: e for e in found}  # a folder given twice folds its events once
+    return sorted(once.values(), key=lambda e: e.position)
+
+
+async def uncovered_cuts(url: str, archived: Sequence[RecordedEvent]) -> list[str]:
+    """The archived streams whose events `archived` does not hold exactly (versions
+    1 up to the cut): a fold from position 0 without them is not the projection."""
+    from .audit_source import open_source
+
+    source = await open_source(url)
+    try:
+        cuts = await source.archive_cuts()
+    finally:
+        await source.close()
+    counted: dict[str, int] = {}
+    for event in archived:
+        counted[event.stream_id] = counted.get(event.stream_id, 0) + 1
+    return sorted(s for s, cut in cuts.items() if counted.get(s, 0) != cut - 1)
 
 
 async def rebuild_catalogue(
