@@ -65,6 +65,15 @@ EVENT_COLUMNS = [
 #         deleted, erased_events[, truncated_before]); checkpoint: (name, position, state).
 Row = Sequence[Any]
 
+# Consumer groups are not in a backup (their state is the target's). A group that was
+# past the restored head would never deliver the events appended after the restore at
+# positions up to its cursor, and its deliveries there name events the log no longer
+# has: the cursor comes back to the head and those deliveries go (with the load).
+GROUPS_BACK_TO_HEAD = (
+    "DELETE FROM {q}subscription_deliveries WHERE position > {p}",
+    "UPDATE {q}subscription_groups SET cursor = {p} WHERE cursor > {p}",
+)
+
 
 class Loader(Protocol):
     async def is_empty(self) -> bool: ...
@@ -164,6 +173,8 @@ class SQLiteLoader:
                 "UPDATE log_head SET last_position = ?, chain_position = ?, chain_hash = ?",
                 (tail.head_position, tail.chain_position, tail.chain_hash),
             )
+            for sql in GROUPS_BACK_TO_HEAD:
+                c.execute(sql.format(q="", p="?1"), (tail.head_position,))
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
@@ -267,6 +278,8 @@ class PostgresLoader:
             )
             # The chain head on PostgreSQL is the newest link itself (no head row).
             await conn.execute(f"UPDATE {q}.log_state SET erased_up_to = $1", tail.head_position)
+            for sql in GROUPS_BACK_TO_HEAD:
+                await conn.execute(sql.format(q=f"{q}.", p="$1"), tail.head_position)
 
     async def close(self) -> None:
         await self.conn.close()

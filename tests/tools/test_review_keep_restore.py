@@ -146,3 +146,38 @@ async def test_an_archived_log_is_not_copied_into_postgres_without_its_cuts(
     assert hivelog("restore-archive", "--db", source, str(out)).returncode == 0
     again = hivelog("copy", "--from", source, "--to", target)
     assert again.returncode == 0, again.stdout.decode() + again.stderr.decode()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_consumer_group_past_the_restored_head_delivers_new_events(
+    tmp_path: Path,
+    pg_dsn: str,  # noqa: F811
+    backend: str,
+) -> None:
+    """Groups are not in a backup; a group whose cursor was past the restored head
+    never delivered the events appended after the restore at positions up to it
+    (cursor 280, head 250, lag 0, nothing delivered)."""
+    from eventstore import NewEvent
+    from eventstore.subscriptions import GroupSettings
+    from tests.support.server import running_server
+    from tests.tools.test_review_keep_archive import claim_all
+
+    url = fresh_url(pg_dsn) if backend == "postgresql" else f"sqlite:///{tmp_path / 'l.db'}"
+    await seed(url)
+    assert hivelog("backup", "--db", url, str(tmp_path / "bk")).returncode == 0
+    store = await open_store(url)
+    try:
+        await store.append("session_0", [NewEvent("note", {"n": n}) for n in range(40)])
+        settings = GroupSettings(ordering="none")
+        await store.subscriptions.put_group("mailer", settings, start_after=280)
+    finally:
+        await store.close()
+    done = hivelog("restore", str(tmp_path / "bk"), "--db", url, "--force")
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    store = await open_store(url)
+    try:
+        await store.append("session_0", [NewEvent("note", {"n": n}) for n in range(10)])
+    finally:
+        await store.close()
+    with running_server(url, tmp_path) as srv:
+        assert sorted(claim_all(srv.base_url, "mailer")) == list(range(241, 251))
