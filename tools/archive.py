@@ -92,7 +92,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 def describe(result: dict[str, Any]) -> str:
     verb = "would archive" if result["dry_run"] else "archived"
-    if "cut_now" in result:  # a re-run with the folder of a run stopped part-way
+    if result.get("resumed"):  # a re-run with the folder of a run stopped part-way
         verb = f"finished the archive in the folder (cut {result['cut_now']} streams now):"
     held = result.get("held_back_by") or []
     lines = [
@@ -190,8 +190,7 @@ async def archive(
         damaged = files_problems(out, manifest["files"])
         if damaged:  # read back before anything leaves the live log
             raise UsageError(f"archive folder does not read back, nothing removed: {damaged}")
-        for entry in manifest["streams"]:
-            await store.archive_before(entry["stream_id"], entry["before_version"], entry["events"])
+        await _cut(store, manifest, check_links=False)
         return manifest
     finally:
         await store.close()
@@ -225,24 +224,38 @@ async def _finish(store: SQLiteStore, out: Path) -> dict[str, Any]:
     damaged = files_problems(out, manifest["files"])
     if damaged:
         raise UsageError(f"{out}: an unfinished archive that does not read back: {damaged}")
-    manifest["cut_now"] = 0
+    manifest["resumed"] = True
+    await _cut(store, manifest, check_links=True)
+    return manifest
+
+
+async def _cut(store: SQLiteStore, manifest: dict[str, Any], *, check_links: bool) -> None:
+    """Cut each stream the manifest names, unless it is cut already. A session erased
+    since its events were written is passed over (listed in `erased_meanwhile`; its
+    content stays in the folder, as for one erased after the archive), so one erase
+    never leaves the other streams both live and archived. `check_links`: compare each
+    live range with the manifest's links first (a re-run; the live log may have moved)."""
+    manifest["cut_now"], manifest["erased_meanwhile"] = 0, []
     for entry in manifest["streams"]:
         stream_id, cut = entry["stream_id"], entry["before_version"]
         info = await store.stream_info(stream_id)
         if info is not None and info.truncated_before >= cut:
             continue  # cut before the run stopped
         if info is None or info.deleted:
-            raise UsageError(f"{stream_id}: erased since the archive was written; delete {out}")
-        rows = [EventRow._make(r) for r in await store.archive_rows(stream_id, cut)]
-        if (
-            len(rows) != entry["events"]
-            or bytes(rows[0].chain or b"").hex() != entry["first_link"]
-            or bytes(rows[-1].chain or b"").hex() != entry["last_link"]
-        ):
-            raise UsageError(f"{stream_id}: the live events below {cut} are not the archived ones")
+            manifest["erased_meanwhile"].append(stream_id)
+            continue
+        if check_links:
+            rows = [EventRow._make(r) for r in await store.archive_rows(stream_id, cut)]
+            if (
+                len(rows) != entry["events"]
+                or bytes(rows[0].chain or b"").hex() != entry["first_link"]
+                or bytes(rows[-1].chain or b"").hex() != entry["last_link"]
+            ):
+                raise UsageError(
+                    f"{stream_id}: the live events below {cut} are not the archived ones"
+                )
         await store.archive_before(stream_id, cut, entry["events"])
         manifest["cut_now"] += 1
-    return manifest
 
 
 ARCHIVE_FILES = re.compile(r"events-\d{6}\.jsonl\.gz|archive\.json\.tmp")
