@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from .backup import backup
-from .logio import resolve_url, run_tool
+from .logio import UsageError, resolve_url, run_tool
 from .restore import report, restore
 
 PREFIX = "hivelog-copy-"
@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
 async def _main(args: argparse.Namespace) -> int:
     source = resolve_url(args.source, must_exist=True)
     target = resolve_url(args.target, must_exist=False)
+    if same_log(source, target):
+        raise UsageError(f"copy: --from and --to name the same log ({source}); nothing copied")
     sweep_dead(Path(tempfile.gettempdir()))
     folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     try:
@@ -37,6 +39,19 @@ async def _main(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return report(result, args.json)
+
+
+def same_log(source: str, target: str) -> bool:
+    """Both URLs name one log: with --force a copy would wipe its own source and reload
+    it from the temporary backup (its consumer groups and leases gone)."""
+    prefix = "sqlite:///"
+    if source.startswith(prefix) and target.startswith(prefix):
+        a, b = Path(source[len(prefix) :]), Path(target[len(prefix) :])
+        try:
+            return a.resolve() == b.resolve() or (b.exists() and a.samefile(b))
+        except OSError:
+            return False
+    return source == target
 
 
 def sweep_dead(tmp: Path) -> list[Path]:

@@ -101,3 +101,21 @@ async def test_a_killed_copy_leaves_no_copy_of_the_log_behind(db_url: str, tmp_p
     assert again.returncode == 0, again.stdout.decode() + again.stderr.decode()
     assert list(tmp.iterdir()) == []
     assert await snapshot(target) == await snapshot(db_url)
+
+
+async def test_a_copy_onto_its_own_source_is_refused(db_url: str, tmp_path: Path) -> None:
+    """`copy --from X --to X --force` wiped X and reloaded it from the temporary backup
+    (consumer groups and leases gone); the same file by another spelling or a hard link
+    too. Refused with exit 2; the log is as it was."""
+    await seed(db_url)
+    before = await snapshot(db_url)
+    path = Path(db_url[len("sqlite:///") :])
+    (tmp_path / "alias.db").hardlink_to(path)
+    for target in (
+        db_url,
+        f"sqlite:///{path.parent}/./{path.name}",
+        f"sqlite:///{tmp_path}/alias.db",
+    ):
+        refused = hivelog("copy", "--from", db_url, "--to", target, "--force")
+        assert refused.returncode == 2 and b"same log" in refused.stderr, refused.stderr
+    assert await snapshot(db_url) == before
