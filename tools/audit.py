@@ -258,6 +258,7 @@ def archived_rows(archives: Sequence[Path], cuts: dict[str, int]) -> list[EventR
         for entry in manifest["streams"]:
             if entry["before_version"] <= cuts.get(entry["stream_id"], 0):
                 rows.extend(event_from_line(line) for line in read_lines(folder, entry["file"]))
+    rows = list({row.position: row for row in rows}.values())  # one folder given twice
     counted: dict[str, int] = {}
     for row in rows:
         counted[row.stream_id] = counted.get(row.stream_id, 0) + 1

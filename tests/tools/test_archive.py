@@ -117,6 +117,8 @@ async def test_archive_keep_last_then_restore(db_url: str, tmp_path: Path) -> No
     assert "projections" in plain["skipped"]
     full = audit(db_url, out)
     assert full["ok"] and "projections" not in full["skipped"], full
+    doubled = audit(db_url, out, out)  # each archived event counted once (it was twice)
+    assert doubled["ok"] and "projections" not in doubled["skipped"], doubled
 
     # `replay --rebuild` folds the archive where it was: it still equals the checkpoint
     rebuilt_cli = hivelog("replay", "--db", db_url, "--rebuild", "--json", "--archive", str(out))
