@@ -310,6 +310,15 @@ class EventStore(abc.ABC):
     async def stream_info(self, stream_id: str) -> StreamInfo | None:
         """The stream's head row, or None if it never existed."""
 
+    async def archived_after(self, after_position: int, stream_id: str | None = None) -> bool:
+        """Whether an event past `after_position` (of `stream_id`, else of any stream not
+        erased) was archived (`hivelog archive`): a reader resuming there would skip it
+        without a sign. False here: a backend that cannot archive (PostgreSQL today)."""
+        validate_count("after_position", after_position)
+        if stream_id is not None:
+            validate_stream_id(stream_id)
+        return False
+
     @abc.abstractmethod
     async def head_position(self) -> int:
         """The global position of the newest committed event (0 when empty)."""

@@ -651,6 +651,17 @@ class SQLiteStore(EventStore):
         sid, head, head_position, deleted, erased, cut = rows[0]
         return StreamInfo(sid, head, head_position, bool(deleted), erased, cut)
 
+    async def archived_after(self, after_position: int, stream_id: str | None = None) -> bool:
+        """An archived link past `after_position`: of `stream_id` (below its cut), else of
+        any stream not erased (an erased session's links are not archived events). The
+        primary key range from the cursor up, so a recent cursor reads little."""
+        await super().archived_after(after_position, stream_id)
+        if stream_id is not None:
+            found = await self._fetch(ARCHIVED_AFTER_IN_STREAM, (after_position, stream_id))
+        else:
+            found = await self._fetch(ARCHIVED_AFTER, (after_position,))
+        return bool(found)
+
     async def tail_array(self, stream_id: str, n: int) -> TailArray:
         """The newest `n` events spliced into one JSON array by SQLite, with the stream's
         head row: one statement, one snapshot, no per-row Python objects (tail_array.py)."""
@@ -778,6 +789,15 @@ def _after_erase(conn: sqlite3.Connection) -> None:
 
 # ---- jobs: run in the writer thread inside the batch transaction -----------------------
 
+ARCHIVED_AFTER_IN_STREAM = (
+    "SELECT 1 FROM erased_links AS l JOIN streams AS s ON s.stream_id = l.stream_id "
+    "WHERE l.position > ?1 AND l.stream_id = ?2 AND s.deleted = 0 "
+    "AND l.version < s.truncated_before LIMIT 1"
+)
+ARCHIVED_AFTER = (
+    "SELECT 1 FROM erased_links AS l JOIN streams AS s ON s.stream_id = l.stream_id "
+    "WHERE l.position > ?1 AND s.deleted = 0 AND l.version < s.truncated_before LIMIT 1"
+)
 INSERT_EVENTS = (
     "INSERT INTO events (position, stream_id, version, event_id, type, data, metadata, "
     "recorded_at, digest, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"

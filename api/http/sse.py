@@ -449,6 +449,14 @@ async def _open(request: Request, session_id: str | None) -> Response:
             return error(400, f"{name} {cursor} is past the newest position of the log ({head})")
     if session_id is not None and await session_stream_info(request, session_id) is None:
         return error(404, f"Session '{session_id}' not found")
+    if cursor is not None and await hub.store.archived_after(cursor, session_id):
+        # The events after the cursor are no longer all in the live log: resuming would
+        # skip the archived ones without a sign ("every later event exactly once").
+        return error(
+            410,
+            f"events after {name} {cursor} were archived (hivelog archive): resuming here "
+            "would skip them; read the history (archived_before) or the archive",
+        )
     types = parse_types_param(request.query_params.get("types"))
     client = Client(session_id, types, asyncio.Queue(hub.queue_size))
     opening: tuple[list[bytes], list[bytes]] = ([], [])

@@ -215,6 +215,15 @@ class StoreContract(FreshStore):
             await store.append("s", [ev()], expected=2**63)  # past what a backend stores
         assert await store.head_position() == 0
 
+    async def test_nothing_is_archived_in_a_log_never_archived(self, store: EventStore) -> None:
+        await store.append("s", [ev(), ev()])
+        assert not await store.archived_after(0)
+        assert not await store.archived_after(0, "s")
+        with pytest.raises(InvalidEvent):
+            await store.archived_after(-1)
+        with pytest.raises(InvalidEvent):
+            await store.archived_after(0, "")
+
     async def test_bad_input_among_concurrent_appends_fails_only_itself(
         self, store: EventStore
     ) -> None:
