@@ -1,10 +1,15 @@
 """Leases on PostgreSQL: claims with `FOR UPDATE SKIP LOCKED`, timed by the server clock.
 
-A claim first makes sure a row exists for every name, then locks the rows that are
-free, expired or ours, skipping rows another node is claiming at this instant
-(never waiting on them), and takes them in the same transaction, bumping the fence
-on a change of owner. The server's `clock_timestamp()` is the only clock, so nodes
-whose clocks disagree still agree on who holds what.
+A claim first makes sure a row exists for every name (one statement inserting only
+the names missing), then, in ONE statement, locks the rows that are free, expired or
+ours, skipping rows another node is claiming at this instant (never waiting on them),
+and takes them, bumping the fence on a change of owner. Both are autocommit
+statements: no lock is held across a round trip, so a node paused (SIGSTOP) or cut off
+mid-claim cannot make other nodes' claims wait on its rows (a transaction around the
+two did: a row it had claimed but not committed made every other node's seed of that
+name wait, and with the coalesced claims, every fire of that node). The server's
+`clock_timestamp()` is the only clock, so nodes whose clocks disagree still agree on
+who holds what.
 
 Single-name `acquire` and `release` calls made at the same time are coalesced
 (eventstore/coalesce.py): the scheduler claims one lease per session it fires, and
@@ -20,6 +25,7 @@ from typing import Any
 
 from .coalesce import Coalescer
 from .leases import Lease, Leases, validate_lease_args
+from .postgres import _unavailable_on_outage, pool_fetch, pool_fetchrow
 
 MAX_COALESCED = 512  # names per coalesced claim or release
 
@@ -34,9 +40,13 @@ class PostgresLeases(Leases):
             self._release_many, MAX_COALESCED, "hivelog-pg-lease-releases"
         )
         t = f"{schema_q}.leases"
+        # Only names with no row: an INSERT that meets an existing row, even with ON
+        # CONFLICT DO NOTHING, waits for whoever holds that row locked.
         self._sql_seed = (
             f"INSERT INTO {t} (name, owner, fence, expires_at) "
-            "SELECT n, '', 0, '-infinity' FROM unnest($1::text[]) AS n ON CONFLICT DO NOTHING"
+            "SELECT n, '', 0, '-infinity' FROM unnest($1::text[]) AS n "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.name = n) "
+            "ON CONFLICT DO NOTHING"
         )
         self._sql_claim = (
             f"WITH free AS (SELECT name, owner, fence FROM {t} WHERE name = ANY($1::text[]) "
@@ -76,9 +86,9 @@ class PostgresLeases(Leases):
 
     async def _claim_sorted(self, names: Sequence[str], owner: str, ttl: float) -> list[Lease]:
         wanted = sorted(set(names))
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(self._sql_seed, wanted)
-            rows = await conn.fetch(self._sql_claim, wanted, owner, float(ttl))
+        with _unavailable_on_outage():
+            await self._pool.execute(self._sql_seed, wanted)
+        rows = await pool_fetch(self._pool, self._sql_claim, wanted, owner, float(ttl))
         return [Lease(*row) for row in rows]
 
     async def settle(self) -> None:
@@ -101,8 +111,8 @@ class PostgresLeases(Leases):
 
     async def renew(self, lease: Lease, ttl: float) -> Lease | None:
         validate_lease_args([lease.name], lease.owner, ttl)
-        row = await self._pool.fetchrow(
-            self._sql_renew, lease.name, lease.owner, lease.fence, float(ttl)
+        row = await pool_fetchrow(
+            self._pool, self._sql_renew, lease.name, lease.owner, lease.fence, float(ttl)
         )
         return None if row is None else Lease(*row)
 
@@ -113,12 +123,16 @@ class PostgresLeases(Leases):
         names = [lease.name for lease in leases]
         owners = [lease.owner for lease in leases]
         fences = [lease.fence for lease in leases]
-        await self._pool.execute(self._sql_release, names, owners, fences)
+        with _unavailable_on_outage():
+            await self._pool.execute(self._sql_release, names, owners, fences)
         return [None] * len(leases)
 
     async def holders(self, prefix: str = "") -> list[Lease]:
-        return [Lease(*row) for row in await self._pool.fetch(self._sql_holders, prefix)]
+        rows = await pool_fetch(self._pool, self._sql_holders, prefix)
+        return [Lease(*row) for row in rows]
 
     async def is_current(self, lease: Lease) -> bool:
-        row = await self._pool.fetchrow(self._sql_current, lease.name, lease.owner, lease.fence)
+        row = await pool_fetchrow(
+            self._pool, self._sql_current, lease.name, lease.owner, lease.fence
+        )
         return row is not None

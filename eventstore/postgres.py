@@ -94,13 +94,16 @@ AppendArgs = tuple[str, int, list[str], list[str], list[bytes], list[bytes | Non
 
 # Errors that mean "the database cannot take this write now": resources (53: disk
 # full, out of memory, too many connections), system/I-O (58), shutdown or start-up
-# (57), a lost connection (08), a read-only standby after a failover (25006).
+# (57), a lost connection (08), a read-only standby after a failover (25006). asyncpg's
+# InternalClientError ("cannot switch to state ...") is what a pool connection killed
+# under a query (pg_terminate_backend) raises when the loss races the protocol.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InsufficientResourcesError,
     asyncpg.PostgresSystemError,
     asyncpg.OperatorInterventionError,
     asyncpg.PostgresConnectionError,
     asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.InternalClientError,
     OSError,
 )
 
@@ -112,6 +115,19 @@ def _unavailable_on_outage() -> Iterator[None]:
         yield
     except UNAVAILABLE_ERRORS as exc:
         raise StoreUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+
+
+async def pool_fetch(pool: Any, sql: str, *args: Any) -> list[Any]:
+    """`pool.fetch`, an outage raised as `StoreUnavailable`: a read whose connection was
+    killed answers 503 like a refused write, not a 500 with asyncpg's own exception."""
+    with _unavailable_on_outage():
+        return list(await pool.fetch(sql, *args))
+
+
+async def pool_fetchrow(pool: Any, sql: str, *args: Any) -> Any:
+    """`pool.fetchrow` with outages as `StoreUnavailable` (see `pool_fetch`)."""
+    with _unavailable_on_outage():
+        return await pool.fetchrow(sql, *args)
 
 
 # Server settings for every connection the store opens.
@@ -506,7 +522,7 @@ class PostgresStore(EventStore):
         self, stream_id: str, ids: list[str], expected: Expected
     ) -> AppendResult | None:
         """Stored ids never change place (only erasure removes them), so no lock is needed."""
-        rows = await self._pool.fetch(self._sql_found, ids)
+        rows = await pool_fetch(self._pool, self._sql_found, ids)
         found = {r[0]: (r[1], r[2], r[3]) for r in rows}
         return resolve_retry(stream_id, ids, expected, found)
 
@@ -529,7 +545,7 @@ class PostgresStore(EventStore):
     # ---- reads -----------------------------------------------------------------------
 
     async def _events(self, sql: str, *args: Any) -> list[RecordedEvent]:
-        return list(map(RecordedEvent._make, await self._pool.fetch(sql, *args)))
+        return list(map(RecordedEvent._make, await pool_fetch(self._pool, sql, *args)))
 
     async def tail(self, stream_id: str, n: int) -> TailPage:
         stream_id = validate_stream_id(stream_id)
@@ -541,7 +557,7 @@ class PostgresStore(EventStore):
     async def tail_json(self, stream_id: str, n: int) -> JsonTailPage:
         stream_id = validate_stream_id(stream_id)
         validate_count("n", n)
-        rows = await self._pool.fetch(self._sql_tail_json, stream_id, n)
+        rows = await pool_fetch(self._pool, self._sql_tail_json, stream_id, n)
         newest = list(map(JsonRow._make, reversed(rows)))
         return JsonTailPage(newest, await self._total(stream_id, newest))
 
@@ -607,7 +623,7 @@ class PostgresStore(EventStore):
         return await self._events(self._sql_read_all, after_position, limit)
 
     async def stream_info(self, stream_id: str) -> StreamInfo | None:
-        row = await self._pool.fetchrow(self._sql_info, stream_id)
+        row = await pool_fetchrow(self._pool, self._sql_info, stream_id)
         if row is None:
             return None
         head, head_position, deleted, erased = row
@@ -621,7 +637,7 @@ class PostgresStore(EventStore):
         cache, sql = self._tail_array_parts()
         cached = cache.lookup(stream_id, n)
         head = cached.head if cached is not None else NO_HEAD
-        row = await self._pool.fetchrow(sql, stream_id, n, head[0], head[1])
+        row = await pool_fetchrow(self._pool, sql, stream_id, n, head[0], head[1])
         return cache.finish(stream_id, n, tuple(row), cached)
 
     def _tail_array_parts(self) -> tuple[TailCache, str]:
@@ -633,18 +649,18 @@ class PostgresStore(EventStore):
         return parts
 
     async def head_position(self) -> int:
-        return int(await self._pool.fetchval(self._sql_head))
+        return int((await pool_fetchrow(self._pool, self._sql_head))[0])
 
     async def chain_head(self) -> ChainHead:
         """The newest link: of the newest event, or of an erased one if that came later."""
-        row = await self._pool.fetchrow(self._sql_chain_head)
+        row = await pool_fetchrow(self._pool, self._sql_chain_head)
         if row is None:
             return ChainHead(0, GENESIS)
         return ChainHead(int(row[0]), bytes(row[1]))
 
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
         name = validate_checkpoint_name(name)
-        row = await self._pool.fetchrow(self._sql_load_checkpoint, name)
+        row = await pool_fetchrow(self._pool, self._sql_load_checkpoint, name)
         if row is None:
             return None
         return Checkpoint(row[0], row[1], bytes(row[2]))
