@@ -128,6 +128,8 @@ class PostgresLeases(Leases):
         return [None] * len(leases)
 
     async def holders(self, prefix: str = "") -> list[Lease]:
+        if "\x00" in prefix:
+            return []  # no name holds NUL (validate_lease_args), and PostgreSQL cannot
         rows = await pool_fetch(self._pool, self._sql_holders, prefix)
         return [Lease(*row) for row in rows]
 

@@ -130,6 +130,22 @@ async def pool_fetchrow(pool: Any, sql: str, *args: Any) -> Any:
         return await pool.fetchrow(sql, *args)
 
 
+def _no_nul(text: str, what: str) -> str:
+    """PostgreSQL text cannot hold NUL: refuse it before it reaches SQL, where it failed
+    the whole group commit (then each append alone) and surfaced as asyncpg's error."""
+    if "\x00" in text:
+        raise InvalidEvent(f"{what} contains a NUL character")
+    return text
+
+
+def _storable_types(types: Sequence[str] | None) -> list[str] | None:
+    """A read's type filter without types PostgreSQL cannot hold (NUL): those match
+    nothing stored, so leaving them out changes no answer (an empty list: none match)."""
+    if not types:
+        return None
+    return [t for t in types if "\x00" not in t]
+
+
 # Server settings for every connection the store opens.
 SERVER_SETTINGS = {"synchronous_commit": "on", "application_name": "hivelog"}
 
@@ -362,6 +378,9 @@ class PostgresStore(EventStore):
         stream_id = validate_stream_id(stream_id)
         expected = validate_expected(expected)
         encoded = encode_events(events)
+        for e in encoded:
+            _no_nul(e.type, "event type")
+            _no_nul(e.event_id, "event_id")
         self._check_open()
         ids = [e.event_id for e in encoded]
         args = (
@@ -534,7 +553,7 @@ class PostgresStore(EventStore):
         self.doorbell.ring()
 
     async def save_checkpoint(self, name: str, position: int, state: bytes) -> None:
-        name = validate_checkpoint_name(name)
+        name = _no_nul(validate_checkpoint_name(name), "checkpoint name")
         validate_count("position", position)
         if not isinstance(state, bytes):
             raise InvalidEvent("checkpoint state must be bytes")
@@ -599,8 +618,9 @@ class PostgresStore(EventStore):
         if before_position is not None:
             args.append(before_position)
             where.append(f"position < ${len(args)}")
-        if types:
-            args.append(list(types))
+        wanted = _storable_types(types)
+        if wanted is not None:
+            args.append(wanted)
             where.append(f"type = ANY(${len(args)}::text[])")
         args.append(limit)
         order = "DESC" if newest_first else "ASC"
@@ -618,11 +638,13 @@ class PostgresStore(EventStore):
     ) -> list[RecordedEvent]:
         validate_count("after_position", after_position)
         validate_count("limit", limit)
-        if types:
-            return await self._events(self._sql_read_all_types, after_position, limit, list(types))
+        wanted = _storable_types(types)
+        if wanted is not None:
+            return await self._events(self._sql_read_all_types, after_position, limit, wanted)
         return await self._events(self._sql_read_all, after_position, limit)
 
     async def stream_info(self, stream_id: str) -> StreamInfo | None:
+        stream_id = validate_stream_id(stream_id)
         row = await pool_fetchrow(self._pool, self._sql_info, stream_id)
         if row is None:
             return None
@@ -660,6 +682,8 @@ class PostgresStore(EventStore):
 
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
         name = validate_checkpoint_name(name)
+        if "\x00" in name:
+            return None  # never saved: PostgreSQL cannot hold the name
         row = await pool_fetchrow(self._pool, self._sql_load_checkpoint, name)
         if row is None:
             return None

@@ -9,11 +9,12 @@ row stalled every claim of the node, so none of its sessions' timers fired."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from eventstore import open_store
+from eventstore import InvalidEvent, open_store
 from eventstore.pg_leases import PostgresLeases
 from eventstore.postgres import PostgresStore
 from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
@@ -51,3 +52,22 @@ async def test_a_claim_skips_rows_a_paused_claimer_holds(pg_dsn: str) -> None:  
         await side.close()
         await paused.close()
         await other.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_lease_names_and_owners_with_nul_are_refused(
+    backend: str,
+    pg_dsn: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL text cannot hold NUL: both backends refuse it (SQLite stored it)."""
+    url = fresh_url(pg_dsn) if backend == "postgresql" else f"sqlite:///{tmp_path}/l.db"
+    store = await open_store(url)
+    try:
+        with pytest.raises(InvalidEvent, match="NUL"):
+            await store.leases.acquire("fire:\x00", "node-a", 30)
+        with pytest.raises(InvalidEvent, match="NUL"):
+            await store.leases.claim(["a"], "node\x00a", 30)
+        assert await store.leases.holders("fire:\x00") == []
+    finally:
+        await store.close()

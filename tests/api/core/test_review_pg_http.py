@@ -1,5 +1,5 @@
-"""A real `hivelog serve` on PostgreSQL: a killed read connection gives a 503, never a
-500 (asyncpg's own exceptions reached the error handler)."""
+"""A real `hivelog serve` on PostgreSQL: NUL in input and a killed read connection give
+a clear 4xx / 503, never a 500 (asyncpg's own exceptions reached the error handler)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,37 @@ def node(tmp_path: Path, pg_dsn: str) -> Iterator[tuple[Env, Server]]:  # noqa: 
         yield env, server
     finally:
         server.stop()
+
+
+def test_nul_in_an_event_type_or_id_is_a_400_and_appends_nothing(
+    node: tuple[Env, Server],
+) -> None:
+    _env, server = node
+    with client(server) as c:
+        sid = c.post("/api/sessions", json={}).json()["session_id"]
+        before = c.get("/api/health").json()["head_position"]
+        for event in ({"type": "a\u0000b"}, {"type": "note", "id": "x\u0000y"}):
+            r = c.post(f"/api/sessions/{sid}/events", json={"events": [event]})
+            assert r.status_code == 400, r.text
+            assert "NUL" in r.json()["error"]
+        assert c.get("/api/health").json()["head_position"] == before
+        ok = c.post(f"/api/sessions/{sid}/events", json={"events": [{"type": "note"}]})
+        assert ok.status_code == 201, ok.text
+
+
+def test_history_filtered_by_a_type_with_nul_matches_nothing(node: tuple[Env, Server]) -> None:
+    _env, server = node
+    with client(server) as c:
+        sid = c.post("/api/sessions", json={}).json()["session_id"]
+        r = c.get(f"/api/sessions/{sid}/events/history", params={"types": "a\u0000b"})
+        assert r.status_code == 200, r.text
+        assert r.json()["events"] == []
+        r = c.get(
+            f"/api/sessions/{sid}/events/history",
+            params={"types": "x\u0000,session_created"},
+        )
+        assert r.status_code == 200, r.text
+        assert [e["type"] for e in r.json()["events"]] == ["session_created"]
 
 
 async def _kill_the_reader(dsn: str, url: str, request: threading.Thread) -> None:
