@@ -675,16 +675,19 @@ async def migrate(conn: Any, names: SchemaNames) -> int:
             f"schema {names.schema!r} was written by a newer hivelog (schema version {current}; "
             f"this one knows up to {newest}); upgrade hivelog. Nothing was changed"
         )
-    if current == 0 and await has_foreign_tables(conn, names):
-        raise StoreRefused(
-            f"schema {names.schema!r} holds tables but no hivelog schema_migrations: "
-            "not a hivelog log; nothing was changed (pick another ?schema=)"
-        )
     applied_now = 0
     async with conn.transaction():
         await conn.execute(
             "SELECT pg_advisory_xact_lock($1, $2)", MIGRATE_LOCK_CLASS, names.lock_key
         )
+        # Under the lock, not before it: a node starting at the same moment may have
+        # committed the first migration since `current` was read, and its tables then
+        # looked like a foreign application's (StoreRefused for one of two fresh nodes).
+        if not await _has_migrations_table(conn, names) and await has_foreign_tables(conn, names):
+            raise StoreRefused(
+                f"schema {names.schema!r} holds tables but no hivelog schema_migrations: "
+                "not a hivelog log; nothing was changed (pick another ?schema=)"
+            )
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {names.q}")
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {names.q}.schema_migrations ("
@@ -709,6 +712,13 @@ async def migrate(conn: Any, names: SchemaNames) -> int:
             )
             applied_now += 1
     return applied_now
+
+
+async def _has_migrations_table(conn: Any, names: SchemaNames) -> bool:
+    """Whether schema_migrations exists (asked without an error, which would abort the
+    migration's transaction)."""
+    found = await conn.fetchval("SELECT to_regclass($1)", f"{names.q}.schema_migrations")
+    return found is not None
 
 
 async def _current_version(conn: Any, names: SchemaNames) -> int:
