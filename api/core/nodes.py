@@ -28,6 +28,7 @@ log = logging.getLogger("hivelog.nodes")
 
 NODE_LEASE_TTL = 10.0
 NODE_PREFIX = "node:"
+FIRE_CLAIM_PREFIX = "fire:"  # the scheduler's per-session fire claims (api/core/scheduler.py)
 
 
 def node_lease_name(node_id: str) -> str:
@@ -98,6 +99,7 @@ class NodeLiveness:
         if self.lease is None:
             return []  # not alive ourselves: adopting would only orphan them again
         alive = await self.alive()
+        await self._free_dead_claims(alive)
         adopted = []
         for session_id in sessions.live_ids():
             if not needs_adoption(sessions.get(session_id), alive):
@@ -116,6 +118,17 @@ class NodeLiveness:
         if adopted:
             log.warning("node %s adopted %d orphaned sessions", self.node_id, len(adopted))
         return adopted
+
+    async def _free_dead_claims(self, alive: set[str]) -> None:
+        """Release the fire claims of nodes that are not alive. A node that died (or was
+        paused) while firing kept its `fire:<session>` claim for the claim's own 30 s, so
+        the sessions adopted from it stayed silent that long after their adoption. A
+        released claim of a node that comes back costs at most a refused duplicate: the
+        fire ids are derived from the slot."""
+        leases = self.store.leases
+        for lease in await leases.holders(FIRE_CLAIM_PREFIX):
+            if lease.owner not in alive and lease.owner != self.node_id:
+                await leases.release(lease)
 
     async def _adopt_loop(self, sessions: SessionService) -> None:
         while True:
