@@ -89,6 +89,11 @@ RECONNECT_MAX_SECONDS = 2.0
 # bounds the call's size and how long it holds the lock other nodes wait on.
 MAX_BATCH_APPENDS = 512
 MAX_BATCH_EVENTS = 10_000
+# ... and at most this many bytes of payload: PostgreSQL takes at most 1 GB in one array
+# parameter (and one message), and a larger call kills the connection, failing every
+# append in it as StoreUnavailable though each was valid alone (two appends of 550
+# events of 1 MB did). One append is always taken, whatever its size.
+MAX_BATCH_BYTES = 64 * 1024 * 1024
 
 AppendArgs = tuple[str, int, list[str], list[str], list[bytes], list[bytes | None]]
 
@@ -193,6 +198,7 @@ class _Waiting:
 
     args: AppendArgs
     done: asyncio.Future[tuple[int, int, int]]
+    size: int  # payload bytes (data + metadata), for MAX_BATCH_BYTES
 
 
 async def _init_connection(conn: Any) -> None:
@@ -416,7 +422,8 @@ class PostgresStore(EventStore):
     async def _group_commit(self, args: AppendArgs) -> tuple[int, int, int]:
         """Queue one append for this node's next commit and wait for its own outcome."""
         done: asyncio.Future[tuple[int, int, int]] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(args, done))
+        size = sum(map(len, args[4])) + sum(len(m) for m in args[5] if m is not None)
+        self._waiting.append(_Waiting(args, done, size))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(
                 self._commit_waiting(), name="hivelog-pg-group-commit"
@@ -434,14 +441,17 @@ class PostgresStore(EventStore):
                     return
             # A caller that gave up before its append was sent gets nothing written.
             self._waiting = [w for w in self._waiting if not w.done.cancelled()]
-            take, events = 0, 0
+            take, events, size = 0, 0, 0
             for waiting in self._waiting:
                 if take and (
-                    take >= MAX_BATCH_APPENDS or events + len(waiting.args[2]) > MAX_BATCH_EVENTS
+                    take >= MAX_BATCH_APPENDS
+                    or events + len(waiting.args[2]) > MAX_BATCH_EVENTS
+                    or size + waiting.size > MAX_BATCH_BYTES
                 ):
                     break
                 take += 1
                 events += len(waiting.args[2])
+                size += waiting.size
             batch, self._waiting = self._waiting[:take], self._waiting[take:]
             if batch:
                 await self._commit_batch(batch)
