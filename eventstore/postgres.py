@@ -94,6 +94,10 @@ MAX_BATCH_EVENTS = 10_000
 # append in it as StoreUnavailable though each was valid alone (two appends of 550
 # events of 1 MB did). One append is always taken, whatever its size.
 MAX_BATCH_BYTES = 64 * 1024 * 1024
+# One append goes in one call whatever its size, so it must fit that 1 GB itself (with
+# room for its ids, types and the arrays' own bytes): over it, it was sent, the server
+# dropped the connection, and the caller heard StoreUnavailable, for ever on retry.
+MAX_APPEND_BYTES = 768 * 1024 * 1024
 
 AppendArgs = tuple[str, int, list[str], list[str], list[bytes], list[bytes | None]]
 
@@ -384,9 +388,16 @@ class PostgresStore(EventStore):
         stream_id = validate_stream_id(stream_id)
         expected = validate_expected(expected)
         encoded = encode_events(events)
+        size = 0
         for e in encoded:
             _no_nul(e.type, "event type")
             _no_nul(e.event_id, "event_id")
+            size += len(e.data) + (len(e.metadata) if e.metadata is not None else 0)
+        if size > MAX_APPEND_BYTES:
+            raise InvalidEvent(
+                f"{size} bytes of data and metadata in one append; PostgreSQL takes at most "
+                f"{MAX_APPEND_BYTES} in one (split it into several appends)"
+            )
         self._check_open()
         ids = [e.event_id for e in encoded]
         args = (
@@ -399,7 +410,7 @@ class PostgresStore(EventStore):
         )
         for _ in range(APPEND_ATTEMPTS):
             try:
-                status, head, last_position = await self._group_commit(args)
+                status, head, last_position = await self._group_commit(args, size)
             except asyncpg.UniqueViolationError as exc:  # from the one-by-one fallback
                 if exc.constraint_name != EVENT_ID_CONSTRAINT:
                     raise
@@ -419,10 +430,10 @@ class PostgresStore(EventStore):
 
     # ---- group commit ----------------------------------------------------------------
 
-    async def _group_commit(self, args: AppendArgs) -> tuple[int, int, int]:
-        """Queue one append for this node's next commit and wait for its own outcome."""
+    async def _group_commit(self, args: AppendArgs, size: int) -> tuple[int, int, int]:
+        """Queue one append (`size` payload bytes) for this node's next commit and wait
+        for its own outcome."""
         done: asyncio.Future[tuple[int, int, int]] = asyncio.get_running_loop().create_future()
-        size = sum(map(len, args[4])) + sum(len(m) for m in args[5] if m is not None)
         self._waiting.append(_Waiting(args, done, size))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from eventstore import NewEvent, open_store
+from eventstore import InvalidEvent, NewEvent, open_store
 from eventstore import postgres as pg
 from tests.support.group_commit import chain_faults
 from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
@@ -43,3 +43,21 @@ async def test_a_batch_stops_at_its_byte_bound(
     finally:
         await store.close()
     assert await chain_faults(url) == []
+
+
+async def test_one_append_over_what_postgresql_takes_in_a_call_is_invalid(
+    pg_dsn: str,  # noqa: F811
+) -> None:
+    """1,100 events of ~1 MB are within the per-event and per-append limits, but over the
+    1 GB PostgreSQL takes in one message with the rest of the call: it was sent, the
+    connection dropped, and the caller got StoreUnavailable (on every retry too)."""
+    store = await open_store(fresh_url(pg_dsn))
+    blob = b'"' + b"x" * 1_000_000 + b'"'  # one object, shared: the test stays small
+    try:
+        with pytest.raises(InvalidEvent, match="in one append"):
+            await store.append("big", [NewEvent("t", blob) for _ in range(1100)])
+        assert await store.read_all(0, 10) == []
+        done = await store.append("big", [NewEvent("t", blob) for _ in range(2)])
+        assert done.last_version == 2
+    finally:
+        await store.close()
