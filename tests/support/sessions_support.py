@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from tests.support.pg import fresh_url
 from tests.support.server import Server, start_server
 
 
@@ -86,3 +88,27 @@ def client(server: Server) -> Iterator[httpx.Client]:
 def head(c: httpx.Client) -> int:
     position: int = c.get("/api/health").json()["head_position"]
     return position
+
+
+# One real `hivelog serve` per backend: `params=BACKENDS` on a module fixture that
+# yields from `backend_server` (PostgreSQL runs where the `pg_dsn` fixture has a server).
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def backend_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server on the backend `request.param` names, stopped by its pid at the end."""
+    tmp = tmp_path_factory.mktemp("served")
+    root = (tmp / "colonies").resolve()
+    root.mkdir()
+    (tmp / "hive").mkdir()
+    if request.param == "postgres":
+        url = fresh_url(request.getfixturevalue("pg_dsn"))
+    else:
+        url = f"sqlite:///{tmp / 'hivelog.db'}"
+    server = Env(tmp, url, root, tmp / "hive").start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -10,34 +10,19 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
+from tests.support.pg import pg_dsn  # noqa: F401
 from tests.support.server import Server
-from tests.support.sessions_support import Env, client, head
+from tests.support.sessions_support import BACKENDS, backend_server, client, head
 
 G = "/api/subscriptions"
 INT64 = 2**63 - 1
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """One real `hivelog serve` per backend, stopped by its pid at the end."""
-    tmp = tmp_path_factory.mktemp("served")
-    root = (tmp / "colonies").resolve()
-    root.mkdir()
-    (tmp / "hive").mkdir()
-    if request.param == "postgres":
-        url = fresh_url(request.getfixturevalue("pg_dsn"))
-    else:
-        url = f"sqlite:///{tmp / 'hivelog.db'}"
-    server = Env(tmp, url, root, tmp / "hive").start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from backend_server(request, tmp_path_factory)
 
 
 def new_session(c: httpx.Client) -> str:
