@@ -29,7 +29,6 @@ from .subscriptions import (
     Pending,
     Rules,
     Subscriptions,
-    delivery_id,
     parse_delivery_id,
     validate_group_name,
     validate_start_after,
@@ -226,15 +225,16 @@ class PostgresSubscriptions(Subscriptions):
             rows = await conn.fetch(
                 f"UPDATE {self._d} SET state = 'inflight', attempt = attempt + 1, "
                 "handouts = handouts + 1, deadline = $3, worker = $4, "
-                "delivery_id = position || ':' || (handouts + 1) "
+                "delivery_id = position || ':' || (handouts + 1) || ':' "
+                "|| lpad(to_hex(floor(random() * 4294967296)::bigint), 8, '0') "  # DELIVERY_TAG
                 "WHERE group_name = $1 AND position = ANY($2::bigint[]) "
-                "RETURNING position, attempt, handouts",
+                "RETURNING position, attempt, delivery_id",
                 name,
                 taken,
                 now + settings.ack_timeout_seconds,
                 worker,
             )
-        out = {r[0]: Delivery(delivery_id(r[0], r[2]), r[1], events[r[0]]) for r in rows}
+        out = {r[0]: Delivery(r[2], r[1], events[r[0]]) for r in rows}
         return [out[p] for p in taken if p in out]
 
     async def ack(self, name: str, delivery_ids: Sequence[str]) -> list[str] | None:

@@ -28,7 +28,6 @@ from .subscriptions import (
     Pending,
     Rules,
     Subscriptions,
-    delivery_id,
     parse_delivery_id,
     validate_group_name,
     validate_start_after,
@@ -229,19 +228,20 @@ class SQLiteSubscriptions(Subscriptions):
                 )
             deadline = now + settings.ack_timeout_seconds
             taken = [p for p in plan.claim if p in events]  # erased sessions: nothing to deliver
-            marked: dict[int, tuple[int, int]] = {}
+            marked: dict[int, tuple[int, str]] = {}
             for start in range(0, len(taken), 500):
                 chunk = taken[start : start + 500]
-                for position, attempt, handouts in conn.execute(
+                for position, attempt, handed_out_as in conn.execute(
                     f"UPDATE {T} SET state = 'inflight', attempt = attempt + 1, "
                     "handouts = handouts + 1, deadline = ?, worker = ?, "
-                    "delivery_id = position || ':' || (handouts + 1) "
+                    "delivery_id = position || ':' || (handouts + 1) || ':' "
+                    "|| lower(hex(randomblob(4))) "  # DELIVERY_TAG
                     f"WHERE group_name = ? AND position IN ({_in(chunk)}) "
-                    "RETURNING position, attempt, handouts",
+                    "RETURNING position, attempt, delivery_id",
                     (deadline, worker, name, *chunk),
                 ):
-                    marked[position] = (attempt, handouts)
-            return [Delivery(delivery_id(p, marked[p][1]), marked[p][0], events[p]) for p in taken]
+                    marked[position] = (attempt, handed_out_as)
+            return [Delivery(marked[p][1], marked[p][0], events[p]) for p in taken]
 
         return await self._submit(job)
 

@@ -145,23 +145,33 @@ class Rules(Protocol):
         ...
 
 
-def delivery_id(position: int, attempt: int) -> str:
-    return f"{position}:{attempt}"
-
-
 def parse_delivery_id(text: str) -> tuple[int, int] | None:
-    """`(position, attempt)`, or None for a string that is not one of ours.
+    """`(position, hand-out)` of one of our delivery ids, or None for a string that is
+    not one: `P:N:TAG` (TAG 8 hex digits drawn per hand-out), or `P:N` as ids were made
+    before TAG (still acked while their rows are in flight).
 
-    ASCII digits only and both parts within int64: `str.isdigit` also accepts '²'
+    ASCII digits only and both numbers within int64: `str.isdigit` also accepts '²'
     (int() then raises) and 20 digits overflow the column; either, raised inside
     SQLite's writer job, failed the whole group commit with every client's appends.
     """
-    head, sep, tail = text.partition(":")
-    if not sep or not text.isascii() or not head.isdigit() or not tail.isdigit():
+    if len(text) > 48 or not text.isascii():
         return None
-    if len(text) > 40 or int(head) > MAX_INT64 or int(tail) > MAX_INT64:
+    parts = text.split(":")
+    if len(parts) == 3 and DELIVERY_TAG.fullmatch(parts[2]):
+        parts = parts[:2]
+    if len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit():
         return None
-    return int(head), int(tail)
+    head, tail = int(parts[0]), int(parts[1])
+    if head > MAX_INT64 or tail > MAX_INT64:
+        return None
+    return head, tail
+
+
+# A delivery id's last part, drawn by the database at each hand-out: a group deleted and
+# made again under its name starts its hand-out counts over, so `P:N` alone named the old
+# group's deliveries too, and a worker still holding one acked the new group's event,
+# which then counted as done and was never processed.
+DELIVERY_TAG = re.compile(r"[0-9a-f]{8}")
 
 
 def validate_group_name(name: object) -> str:

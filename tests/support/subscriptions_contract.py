@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from api.core.subscriptions import RULES
 from eventstore import EventStore, InvalidEvent, NewEvent
-from eventstore.subscriptions import Delivery, GroupSettings, Subscriptions
+from eventstore.subscriptions import Delivery, GroupSettings, Subscriptions, parse_delivery_id
 
 T0 = 1_800_000_000.0
 
@@ -117,6 +117,29 @@ class SubscriptionsContract:
         assert acked == odd and nacked == odd
         assert appended.last_position == 2
         assert await subs.ack("g", [got.delivery_id]) == []
+
+    async def test_a_group_made_again_does_not_take_the_old_groups_delivery_ids(
+        self, store: EventStore
+    ) -> None:
+        """Deleted and made again under its name, a group counts hand-outs from 1 again:
+        `P:N` named the old group's delivery too, so a worker still holding it acked the
+        new group's event, which was then never processed."""
+        await store.append("s1", [ev()])
+        subs = store.subscriptions
+        await subs.put_group("g", GroupSettings(), 0)
+        [old] = await self.claim(subs)
+        assert await subs.delete_group("g") is True
+        await subs.put_group("g", GroupSettings(), 0)
+        [new] = await self.claim(subs)
+        assert (new.event.position, new.attempt) == (old.event.position, old.attempt)
+        assert await subs.ack("g", [old.delivery_id]) == [old.delivery_id]  # unknown
+        assert await subs.nack("g", [old.delivery_id], "skip", "", T0, 0, RULES) == [
+            old.delivery_id
+        ]
+        assert await subs.ack("g", [new.delivery_id]) == []
+        assert parse_delivery_id(new.delivery_id) == (new.event.position, 1)
+        assert parse_delivery_id(f"{new.event.position}:1") == (new.event.position, 1)
+        assert parse_delivery_id(f"{new.event.position}:1:XYZ") is None
 
     # ---- claim and ack ---------------------------------------------------------------
 
