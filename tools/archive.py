@@ -28,6 +28,8 @@ import argparse
 import re
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +44,11 @@ from .console import EXIT_OK, write_json
 from .keep_format import (
     SegmentWriter,
     clear_unfinished,
+    event_from_line,
     event_line,
     file_sha256,
     now_iso,
+    read_lines,
     write_durably,
 )
 from .logio import UsageError, connect, resolve_url, run_tool
@@ -265,6 +269,31 @@ def _clear_unfinished(out: Path) -> None:
     """A folder with segment files but no manifest is a run stopped while writing them:
     nothing left the live log (that happens only after the manifest), so they go."""
     clear_unfinished(out, ARCHIVE_FILES, MANIFEST)
+
+
+def read_archived(archives: Sequence[Path], cuts: dict[str, int]) -> list[EventRow]:
+    """The events in archive folders whose streams are still cut (`cuts`: stream ->
+    truncated_before), each folder's files checked first; one row per position (a
+    folder given twice counts once), in position order."""
+    rows: dict[int, EventRow] = {}
+    for folder in archives:
+        manifest = load_manifest(folder)
+        damaged = files_problems(folder, manifest["files"])
+        if damaged:
+            raise UsageError(f"{folder}: {'; '.join(damaged)}")
+        for entry in manifest["streams"]:
+            if entry["before_version"] <= cuts.get(entry["stream_id"], 0):
+                for line in read_lines(folder, entry["file"]):
+                    row = event_from_line(line)
+                    rows[row.position] = row
+    return sorted(rows.values(), key=lambda r: r.position)
+
+
+def uncovered(cuts: dict[str, int], stream_ids: Iterable[str]) -> list[str]:
+    """The cut streams whose archived events (one stream id per event) are not exactly
+    their versions below the cut: a fold from position 0 would lack some."""
+    counted = Counter(stream_ids)
+    return sorted(s for s, cut in cuts.items() if counted[s] != cut - 1)
 
 
 def files_problems(folder: Path, files: dict[str, dict[str, Any]]) -> list[str]:

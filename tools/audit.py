@@ -246,26 +246,11 @@ async def _chain_only(source: LogSource, report: Report, from_position: int) -> 
 def archived_rows(archives: Sequence[Path], cuts: dict[str, int]) -> list[EventRow]:
     """The events `hivelog archive` moved out that are still cut, in position order;
     [] unless the folders cover every cut exactly."""
-    from .archive import files_problems, load_manifest
-    from .keep_format import event_from_line, read_lines
+    from .archive import read_archived, uncovered
 
-    rows: list[EventRow] = []
-    for folder in archives:
-        manifest = load_manifest(folder)
-        damaged = files_problems(folder, manifest["files"])
-        if damaged:
-            raise UsageError(f"{folder}: {'; '.join(damaged)}")
-        for entry in manifest["streams"]:
-            if entry["before_version"] <= cuts.get(entry["stream_id"], 0):
-                rows.extend(event_from_line(line) for line in read_lines(folder, entry["file"]))
-    rows = list({row.position: row for row in rows}.values())  # one folder given twice
-    counted: dict[str, int] = {}
-    for row in rows:
-        counted[row.stream_id] = counted.get(row.stream_id, 0) + 1
-    missing = [s for s, cut in cuts.items() if counted.get(s, 0) != cut - 1]
-    if missing:  # the caller reports the projection checks as skipped
-        return []
-    rows.sort(key=lambda r: r.position)
+    rows = read_archived(archives, cuts)
+    if uncovered(cuts, (row.stream_id for row in rows)):
+        return []  # the caller reports the projection checks as skipped
     return rows
 
 

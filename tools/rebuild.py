@@ -19,6 +19,9 @@ import orjson
 from eventstore import EventStore, RecordedEvent
 from projections import catalogue as cat
 
+from .archive import read_archived, uncovered
+from .audit_projections import recorded
+from .audit_source import open_source
 from .console import EXIT_OK, EXIT_PROBLEMS, progress, write_json
 from .logio import UsageError, connect, log_pages
 from .projection_compare import as_json, differences
@@ -27,11 +30,12 @@ from .projection_compare import as_json, differences
 async def rebuild(
     url: str, as_json_output: bool, *, save: bool, archives: Sequence[Path] = ()
 ) -> int:
+    cuts = await _archive_cuts(url) if archives or save else {}
+    archived = [recorded(row) for row in read_archived(archives, cuts)]
     store = await connect(url)
     try:
-        archived = await archived_events(store, archives)
         if save:
-            missing = await uncovered_cuts(url, archived)
+            missing = uncovered(cuts, (event.stream_id for event in archived))
             if missing:  # the fold would lack their events: saving it breaks the service
                 raise UsageError(
                     f"not saved: {len(missing)} streams are archived (e.g. {missing[0]}) and "
@@ -48,44 +52,14 @@ async def rebuild(
     return EXIT_OK if result["equal"] is not False else EXIT_PROBLEMS
 
 
-async def archived_events(store: EventStore, archives: Sequence[Path]) -> list[RecordedEvent]:
-    """The events of `hivelog archive` folders that are still cut from the live log, in
-    position order: the rebuild folds them where they were, so it equals the checkpoint."""
-    if not archives:
-        return []
-    from .archive import files_problems, load_manifest
-    from .audit_projections import recorded
-    from .keep_format import event_from_line, read_lines
-
-    found: list[RecordedEvent] = []
-    for folder in archives:
-        manifest = load_manifest(folder)
-        damaged = files_problems(folder, manifest["files"])
-        if damaged:
-            raise UsageError(f"{folder}: {'; '.join(damaged)}")
-        for entry in manifest["streams"]:
-            info = await store.stream_info(entry["stream_id"])
-            if info is not None and entry["before_version"] <= info.truncated_before:
-                lines = read_lines(folder, entry["file"])
-                found.extend(recorded(event_from_line(line)) for line in lines)
-    once = {e.position: e for e in found}  # a folder given twice folds its events once
-    return sorted(once.values(), key=lambda e: e.position)
-
-
-async def uncovered_cuts(url: str, archived: Sequence[RecordedEvent]) -> list[str]:
-    """The archived streams whose events `archived` does not hold exactly (versions
-    1 up to the cut): a fold from position 0 without them is not the projection."""
-    from .audit_source import open_source
-
+async def _archive_cuts(url: str) -> dict[str, int]:
+    """Streams cut by `hivelog archive` (stream -> truncated_before), read as the audit
+    reads them: the archived events of these are folded where they were."""
     source = await open_source(url)
     try:
-        cuts = await source.archive_cuts()
+        return await source.archive_cuts()
     finally:
         await source.close()
-    counted: dict[str, int] = {}
-    for event in archived:
-        counted[event.stream_id] = counted.get(event.stream_id, 0) + 1
-    return sorted(s for s, cut in cuts.items() if counted.get(s, 0) != cut - 1)
 
 
 async def rebuild_catalogue(
