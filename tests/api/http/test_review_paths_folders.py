@@ -10,7 +10,7 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import count
@@ -198,6 +198,32 @@ def test_patch_metadata_over_the_file_limit_is_400(served: Served) -> None:
 # -- a folder swapped for a link after it was checked --------------------------------------
 
 
+@contextlib.contextmanager
+def swapped_for_a_link(
+    folder: Path, outside: Path, parked: Path, before_each: Callable[[], None] = lambda: None
+) -> Iterator[None]:
+    """While the block runs, a thread swaps `folder` for a link to `outside` and back as
+    fast as it can (renamed to `parked`, the link made, then undone), as another process
+    could between the service's check of a path and its use."""
+    stop = threading.Event()
+
+    def swapper() -> None:
+        while not stop.is_set():
+            before_each()
+            os.rename(folder, parked)
+            os.symlink(outside, folder)
+            os.unlink(folder)
+            os.rename(parked, folder)
+
+    thread = threading.Thread(target=swapper)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def test_folder_swapped_for_a_link_is_never_written_or_read_through(tmp_path: Path) -> None:
     """The folder was checked by path, then written and read by path: a swap in between
     (another process renames it and leaves a link to an outside folder) wrote
@@ -209,19 +235,7 @@ def test_folder_swapped_for_a_link_is_never_written_or_read_through(tmp_path: Pa
     (outside / "metadata.json").write_text(json.dumps({"colony_name": "OUTSIDE"}))
     (outside / "w.json").write_text(json.dumps({"name": "OUTSIDE"}))
     folder = make_colony(root, "c", worker="w", metadata={})
-    parked = root / "c.parked"
-    stop = threading.Event()
-
-    def swapper() -> None:
-        while not stop.is_set():
-            os.rename(folder, parked)
-            os.symlink(outside, folder)
-            os.unlink(folder)
-            os.rename(parked, folder)
-
-    thread = threading.Thread(target=swapper)
-    thread.start()
-    try:
+    with swapped_for_a_link(folder, outside, root / "c.parked"):
         for attempt in range(5000):
             with contextlib.suppress(AgentFileError, FileNotFoundError):
                 write_metadata(folder, {"n": attempt})
@@ -229,9 +243,6 @@ def test_folder_swapped_for_a_link_is_never_written_or_read_through(tmp_path: Pa
                 facts = read_colony(folder)
                 assert "OUTSIDE" not in json.dumps(facts.metadata) + facts.colony_name
             assert "n" not in json.loads((outside / "metadata.json").read_text())
-    finally:
-        stop.set()
-        thread.join()
     write_metadata(folder, {"n": "last"})  # unswapped, both work as before
     assert read_colony(folder).metadata["n"] == "last"
 
@@ -248,28 +259,17 @@ def test_delete_agent_never_removes_a_folder_outside_through_a_swapped_parent(
     parent = served.env.root / name
     (parent / "b").mkdir(parents=True)
     parked = served.env.root / f"{name}.parked"
-    stop = threading.Event()
 
-    def swapper() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                (parent / "b").mkdir()
-            os.rename(parent, parked)
-            os.symlink(outside, parent)
-            os.unlink(parent)
-            os.rename(parked, parent)
+    def remake() -> None:  # what a DELETE that got through removed
+        with contextlib.suppress(OSError):
+            (parent / "b").mkdir()
 
-    thread = threading.Thread(target=swapper)
-    thread.start()
     statuses: set[int] = set()
-    try:
+    with swapped_for_a_link(parent, outside, parked, before_each=remake):
         for _ in range(300):
             body = {"agent_path": str(parent / "b")}
             statuses.add(served.client.request("DELETE", "/api/agents", json=body).status_code)
             assert (outside / "b" / "precious.txt").read_text() == "keep me"
-    finally:
-        stop.set()
-        thread.join()
     assert statuses <= {200, 400}
     (parent / "b").mkdir(exist_ok=True)
     r = served.client.request("DELETE", "/api/agents", json={"agent_path": str(parent / "b")})
