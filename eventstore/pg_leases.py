@@ -25,7 +25,7 @@ from typing import Any
 
 from .coalesce import Coalescer
 from .leases import Lease, Leases, validate_lease_args
-from .postgres import _unavailable_on_outage, pool_fetch, pool_fetchrow
+from .postgres import pool_execute, pool_fetch, pool_fetchrow
 
 MAX_COALESCED = 512  # names per coalesced claim or release
 
@@ -86,8 +86,7 @@ class PostgresLeases(Leases):
 
     async def _claim_sorted(self, names: Sequence[str], owner: str, ttl: float) -> list[Lease]:
         wanted = sorted(set(names))
-        with _unavailable_on_outage():
-            await self._pool.execute(self._sql_seed, wanted)
+        await pool_execute(self._pool, self._sql_seed, wanted)
         rows = await pool_fetch(self._pool, self._sql_claim, wanted, owner, float(ttl))
         return [Lease(*row) for row in rows]
 
@@ -123,8 +122,7 @@ class PostgresLeases(Leases):
         names = [lease.name for lease in leases]
         owners = [lease.owner for lease in leases]
         fences = [lease.fence for lease in leases]
-        with _unavailable_on_outage():
-            await self._pool.execute(self._sql_release, names, owners, fences)
+        await pool_execute(self._pool, self._sql_release, names, owners, fences)
         return [None] * len(leases)
 
     async def holders(self, prefix: str = "") -> list[Lease]:

@@ -139,6 +139,12 @@ async def pool_fetchrow(pool: Any, sql: str, *args: Any) -> Any:
         return await pool.fetchrow(sql, *args)
 
 
+async def pool_execute(pool: Any, sql: str, *args: Any) -> None:
+    """`pool.execute` with outages as `StoreUnavailable` (see `pool_fetch`)."""
+    with _unavailable_on_outage():
+        await pool.execute(sql, *args)
+
+
 def _storable_types(types: Sequence[str] | None) -> list[str] | None:
     """A read's type filter without types PostgreSQL cannot hold (NUL): those match
     nothing stored, so leaving them out changes no answer (an empty list: none match)."""
@@ -559,8 +565,7 @@ class PostgresStore(EventStore):
     async def delete_stream(self, stream_id: str) -> None:
         stream_id = validate_stream_id(stream_id)
         self._check_open()
-        with _unavailable_on_outage():
-            await self._pool.execute(self._sql_delete, stream_id)
+        await pool_execute(self._pool, self._sql_delete, stream_id)
         self.doorbell.ring()
 
     async def save_checkpoint(self, name: str, position: int, state: bytes) -> None:
@@ -569,8 +574,7 @@ class PostgresStore(EventStore):
         if not isinstance(state, bytes):
             raise InvalidEvent("checkpoint state must be bytes")
         self._check_open()
-        with _unavailable_on_outage():
-            await self._pool.execute(self._sql_save_checkpoint, name, position, state)
+        await pool_execute(self._pool, self._sql_save_checkpoint, name, position, state)
 
     # ---- reads -----------------------------------------------------------------------
 
