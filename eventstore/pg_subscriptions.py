@@ -29,6 +29,7 @@ from .subscriptions import (
     Pending,
     Rules,
     Subscriptions,
+    held_up,
     parse_delivery_id,
     validate_group_name,
     validate_start_after,
@@ -194,10 +195,7 @@ class PostgresSubscriptions(Subscriptions):
                 )
                 pending.extend(fresh)
             plan = rules.plan_claim(settings, pending, now, limit)
-            blocked = not plan.claim and in_flight < settings.max_in_flight
-            if blocked and target <= len(pending) < MAX_BUFFER:
-                # Every buffered row is held up (one session's backlog, in session
-                # order): look further, or the other sessions after it would starve.
+            if held_up(plan, settings, in_flight, len(pending), target):  # look further
                 _, fresh = await self._fill(conn, name, settings, cursor, MAX_BUFFER - len(pending))
                 if fresh:
                     pending.extend(fresh)

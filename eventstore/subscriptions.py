@@ -174,6 +174,17 @@ def parse_delivery_id(text: str) -> tuple[int, int] | None:
 DELIVERY_TAG = re.compile(r"[0-9a-f]{8}")
 
 
+def held_up(
+    plan: ClaimPlan, settings: GroupSettings, in_flight: int, buffered: int, target: int
+) -> bool:
+    """Whether a claim should buffer more rows before answering: it hands out nothing
+    though the group may have more in flight, and the buffer is full to its target but
+    under MAX_BUFFER. Every buffered row is then held up (one session's backlog, in
+    session order), and without a further look the sessions after it would starve."""
+    blocked = not plan.claim and in_flight < settings.max_in_flight
+    return blocked and target <= buffered < MAX_BUFFER
+
+
 def validate_group_name(name: object) -> str:
     if not isinstance(name, str) or not GROUP_NAME.fullmatch(name):
         raise InvalidEvent(
