@@ -89,6 +89,9 @@ def _from(bench: str, *needles: str, unit: str) -> Callable[[Mapping[str, Outcom
     return lambda results: _ratio_row("", _find(results.get(bench), *needles), unit)
 
 
+# A floor's row (tools/bench_floors.py): no target of its own; it says how far any durable
+# implementation could get on this machine, beside the figures it bounds.
+REFERENCE = "reference"
 FULL_SIZE_ONLY = "judged at 1M only"  # a figure's note: neither "met" nor "missed" follows
 
 
@@ -135,6 +138,18 @@ FIGURES: tuple[Figure, ...] = (
         _from("store", "two nodes", unit="events/s"),
     ),
     Figure(
+        "floor: bare PostgreSQL group commit vs bare SQLite's, 32 writers",
+        "store",
+        REFERENCE,
+        _from("store", "floor: bare postgresql group commit vs", unit="events/s"),
+    ),
+    Figure(
+        "floor: bare PostgreSQL group commit, 2 connections x 16 vs 1 x 32",
+        "store",
+        REFERENCE,
+        _from("store", "floor: bare postgresql group commit, two connections", unit="events/s"),
+    ),
+    Figure(
         "SQLite group commit, 32 writers, vs one commit per event",
         "store",
         ">= 10x",
@@ -151,6 +166,12 @@ FIGURES: tuple[Figure, ...] = (
         "sessions",
         ">= 0.5x",
         _from("sessions", "POST /api/sessions", "16 connection", unit="req/s"),
+    ),
+    Figure(
+        "floor: bare endpoint + bare durable commit of 3 events vs bare, 16 connections",
+        "sessions",
+        REFERENCE,
+        _from("sessions", "floor: bare endpoint", unit="req/s"),
     ),
     Figure(
         "timer CPU per fire vs one task per timer",

@@ -13,7 +13,10 @@ Rows (medians within this one run):
   - at 16 connections, the CPU each request costs the server process (all its
     threads: event loop, SQLite writer, reader) and the load generator, hivelog vs
     bare (Linux /proc): client and servers share this machine's cores, so once the
-    server is CPU-bound the throughput ratio is roughly the inverse of this one.
+    server is CPU-bound the throughput ratio is roughly the inverse of this one;
+  - at 16 connections, the floor (tools/bench_floors.py): the bare endpoint plus only a
+    durable group commit of a create's three events, against the bare endpoint (how far
+    any durable create could get here), and hivelog against that floor.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import orjson
 from api.core.service import SessionService
 from eventstore import NO_STREAM, NewEvent, open_store
 from projections.envelope import envelope
+from tools.bench_floors import FLOOR_APP
 from tools.bench_table import Row, show
 
 BARE_APP = """
@@ -246,21 +250,28 @@ def throughput_rows(base_dir: Path, quick: bool) -> list[Row]:
         "--agents-root", str(base_dir),
     ]  # fmt: skip
     bare_argv = [sys.executable, "-c", BARE_APP, str(bare_port)]
+    floor_port = _free_port()
+    floor_argv = [sys.executable, "-c", FLOOR_APP, str(floor_port), str(base_dir / "floor.db")]
     rows = []
     cpu: dict[str, list[Sample]] = {"ours": [], "bare": []}
+    floor_runs: list[Sample] = []
     with (
         _server(ours_argv, ours_port, base_dir / "ours.log") as ours_pid,
         _server(bare_argv, bare_port, base_dir / "bare.log") as bare_pid,
+        _server(floor_argv, floor_port, base_dir / "floor.log") as floor_pid,
     ):
         # up; the load goes over raw keep-alive connections
         asyncio.run(post_rate(ours_port, 50, 16))  # warm-up
         asyncio.run(post_rate(bare_port, 50, 16))
+        asyncio.run(post_rate(floor_port, 50, 16))
         for concurrency in (1, 16, 64):
             ours_runs, bare_runs = [], []
             n = total // 4 if concurrency == 1 else total
             for _ in range(3):  # interleaved, so machine noise hits both
                 ours_runs.append(measure(ours_pid, ours_port, n, concurrency))
                 bare_runs.append(measure(bare_pid, bare_port, n, concurrency))
+                if concurrency == 16:  # the floor beside them (tools/bench_floors.py)
+                    floor_runs.append(measure(floor_pid, floor_port, n, concurrency))
             ours_rate = statistics.median(r.rate for r in ours_runs)
             bare_rate = statistics.median(r.rate for r in bare_runs)
             ratio = ours_rate / bare_rate
@@ -278,8 +289,36 @@ def throughput_rows(base_dir: Path, quick: bool) -> list[Row]:
             )
             if concurrency == 16:
                 cpu = {"ours": ours_runs, "bare": bare_runs}
+                rows += floor_rows(
+                    ours_rate, bare_rate, statistics.median(r.rate for r in floor_runs)
+                )
     rows += cpu_rows(cpu["ours"], cpu["bare"])
     return rows
+
+
+def floor_rows(ours: float, bare: float, floor: float) -> list[Row]:
+    """The floor at 16 connections: the bare endpoint plus nothing but a durable group
+    commit of a create's three events (no checks, chain, projections or middleware),
+    against the bare endpoint, and hivelog's create against that floor."""
+    return [
+        Row(
+            "floor: bare endpoint + bare durable group commit of 3 events, 16 connections, "
+            "vs bare Starlette endpoint",
+            floor,
+            "req/s",
+            bare,
+            floor / bare,
+            "reference",
+        ),
+        Row(
+            "hivelog's create (POST) vs that floor, 16 connections",
+            ours,
+            "req/s",
+            floor,
+            ours / floor,
+            "reference",
+        ),
+    ]
 
 
 def cpu_rows(ours: list[Sample], bare: list[Sample]) -> list[Row]:

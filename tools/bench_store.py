@@ -9,7 +9,9 @@ Rows (every figure a median of repetitions within this one run):
     events.jsonl (target: hivelog >= 50x faster at 1M).
 With `--db postgresql://...` the append and tail rows are measured for that store too,
 plus 1 / 32 / 128 concurrent single-event writers on PostgreSQL against SQLite's 32
-writers measured interleaved in the same run, and two nodes x 16 writers vs one x 32.
+writers measured interleaved in the same run, two nodes x 16 writers vs one x 32, and
+the floors beside them (tools/bench_floors.py: a bare durable group commit on each
+backend, with none of the log's guarantees: how far any implementation could get here).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import aiosqlite
 import orjson
 
 from eventstore import EventStore, NewEvent, open_store
+from tools.bench_floors import drop_pg_floor, pg_floor_appends, sqlite_floor_appends
 from tools.bench_table import Row, show
 from tools.hive_tail import read_events_tail
 
@@ -300,12 +303,58 @@ async def postgres_rows(
         rows = await append_rows(pg, "postgresql", base_dir, quick)
         rows += await writers_vs_sqlite(pg, sqlite_store, quick)
         rows += await two_nodes_row(pg, second, 30 if quick else 100)
+        rows += await floor_rows(url, pg, sqlite_store, base_dir, quick)
         pg_sizes = [10_000, 100_000] if quick else sizes
         rows += await tail_rows(pg, "postgresql", base_dir, pg_sizes, reps, with_hive=False)
     finally:
         await second.close()
         await pg.close()
     return rows
+
+
+async def floor_rows(
+    url: str, pg: EventStore, sqlite_store: EventStore, base_dir: Path, quick: bool
+) -> list[Row]:
+    """The floors (tools/bench_floors.py) beside hivelog's stores, 32 single-event writers,
+    interleaved: a bare durable group commit on each backend, PostgreSQL's with one
+    commit connection and with two (two nodes' worth), and each store against its own
+    backend's floor (what the log's guarantees cost)."""
+    per_writer = 100 if quick else 300
+    names = ("sqlite floor", "pg floor", "pg floor 2x16", "sqlite", "postgresql")
+    runs: dict[str, list[float]] = {name: [] for name in names}
+    try:
+        for rep in range(3):
+            tag = f"{RUN}-floor-{rep}"
+            runs["sqlite floor"].append(
+                await sqlite_floor_appends(base_dir / "floor.db", 32, per_writer, tag, _payload)
+            )
+            runs["pg floor"].append(await pg_floor_appends(url, 32, per_writer, tag, _payload))
+            runs["pg floor 2x16"].append(
+                await pg_floor_appends(url, 32, per_writer, f"{tag}-two", _payload, 2)
+            )
+            runs["sqlite"].append(await hivelog_appends(sqlite_store, 32, per_writer, tag))
+            runs["postgresql"].append(await hivelog_appends(pg, 32, per_writer, tag))
+    finally:
+        await drop_pg_floor(url)
+    m = {name: statistics.median(values) for name, values in runs.items()}
+
+    def row(name: str, value: float, base: float) -> Row:
+        return Row(name, value, "events/s", base, value / base, "reference")
+
+    return [
+        row("floor: bare postgresql group commit vs bare sqlite's, 32 writers",
+            m["pg floor"], m["sqlite floor"]),
+        row("floor: bare postgresql group commit, two connections x 16 writers vs one x 32",
+            m["pg floor 2x16"], m["pg floor"]),
+        row("sqlite: 32 writers vs bare sqlite group commit (what the log's guarantees cost)",
+            m["sqlite"], m["sqlite floor"]),
+        row("postgresql: 32 writers vs bare postgresql group commit (the same)",
+            m["postgresql"], m["pg floor"]),
+    ]  # fmt: skip
+
+
+def _payload(i: int) -> bytes:
+    return orjson.dumps(envelope(i))
 
 
 async def writers_vs_sqlite(pg: EventStore, sqlite_store: EventStore, quick: bool) -> list[Row]:

@@ -24,6 +24,15 @@ STORE = [
      "ratio": 0.0959},
     {"measurement": "postgresql: 32 writers on two nodes (16 + 16) vs on one node",
      "value": 1200.0, "unit": "events/s", "baseline": 1416.0, "ratio": 0.85},
+    {"measurement": "floor: bare postgresql group commit vs bare sqlite's, 32 writers",
+     "value": 22000.0, "unit": "events/s", "baseline": 35000.0, "ratio": 0.63,
+     "target": "reference"},
+    {"measurement": "floor: bare postgresql group commit, two connections x 16 writers vs "
+     "one x 32", "value": 21000.0, "unit": "events/s", "baseline": 22000.0, "ratio": 0.95,
+     "target": "reference"},
+    {"measurement": "postgresql: 32 writers vs bare postgresql group commit (the same)",
+     "value": 9000.0, "unit": "events/s", "baseline": 22000.0, "ratio": 0.41,
+     "target": "reference"},
 ]  # fmt: skip
 HTTP = [
     {"measurement": "events/history?limit=2000, 1,000,000-event session, 703 KiB body, "
@@ -31,6 +40,11 @@ HTTP = [
      "ratio": 0.0785},
 ]  # fmt: skip
 SESSIONS = [
+    {"measurement": "hivelog's create (POST) vs that floor, 16 connections", "value": 240.0,
+     "unit": "req/s", "baseline": 700.0, "ratio": 0.34, "target": "reference"},
+    {"measurement": "floor: bare endpoint + bare durable group commit of 3 events, "
+     "16 connections, vs bare Starlette endpoint", "value": 700.0, "unit": "req/s",
+     "baseline": 1000.0, "ratio": 0.7, "target": "reference"},
     {"measurement": "POST /api/sessions (3 durable events each), 1 connection(s) vs bare",
      "value": 50.0, "unit": "req/s", "baseline": 100.0, "ratio": 0.5},
     {"measurement": "POST /api/sessions (3 durable events each), 16 connection(s) vs bare",
@@ -78,6 +92,13 @@ def test_the_issue_table_from_recorded_results() -> None:
     assert (history.value, history.baseline, history.met) == (145.0, 1847.0, False)
     post = table["POST /api/sessions vs bare Starlette, 16 connections"]
     assert (post.ratio, post.met) == (0.24, False)  # the 16-connection row, not the 1
+    # the floors stand beside the figures they bound, as references: never met or missed
+    floor = table["floor: bare PostgreSQL group commit vs bare SQLite's, 32 writers"]
+    assert (floor.value, floor.ratio, floor.target, floor.met) == (22000.0, 0.63, "reference", None)
+    pair = table["floor: bare PostgreSQL group commit, 2 connections x 16 vs 1 x 32"]
+    assert (pair.ratio, pair.met) == (0.95, None)
+    bare = table["floor: bare endpoint + bare durable commit of 3 events vs bare, 16 connections"]
+    assert (bare.value, bare.baseline, bare.ratio, bare.met) == (700.0, 1000.0, 0.7, None)
     cpu = table["timer CPU per fire vs one task per timer"]
     assert (cpu.value, cpu.baseline, cpu.met) == (714.0, 52.0, False)
     late = table["timer lateness p99"]
