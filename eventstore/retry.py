@@ -56,4 +56,4 @@ def resolve_retry(
             stream_id, event_ids[0], f"it is stored at version {first}, not at the stream start"
         )
     last_position = found[event_ids[-1]][2]
-    return AppendResult(stream_id, first, versions[-1], last_position)
+    return AppendResult(stream_id, first, versions[-1], last_position, written=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -158,12 +158,17 @@ class RecordedEvent(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
-    """Where an append landed. `last_position` is the global position of its last event."""
+    """Where an append landed. `last_position` is the global position of its last event.
+
+    `written` is False when the append was a retry answered with the original result
+    (its ids were stored already): the events are where the result says, but this call
+    wrote nothing. It takes no part in equality, so a retry's result equals the original."""
 
     stream_id: str
     first_version: int
     last_version: int
     last_position: int
+    written: bool = field(default=True, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,7 +147,6 @@ async def append_events(request: Request) -> Response:
         raise session_not_found(session_id)
     events = to_new_events(body, time.time())
     store = service.store
-    before = await store.stream_info(session_id)
     expected = ANY if body.expected_version is None else body.expected_version
     try:
         result = await store.append(session_id, events, expected=expected)
@@ -165,8 +164,9 @@ async def append_events(request: Request) -> Response:
         status = 413 if "bytes; the limit is" in str(exc) else 400
         raise RequestError(status, str(exc)) from None
     await service.wait_for(result.last_position)
-    # A retry's events were stored before we looked at the head: nothing new was written.
-    retried = before is not None and before.head_version >= result.last_version
+    # The store says whether this call wrote (a retry, even one sent at the same moment as
+    # the first, is answered with the original result and written=False).
+    retried = not result.written
     payload = Appended(
         session_id, result.first_version, result.last_version, result.last_position, len(events)
     )

@@ -154,6 +154,25 @@ class StoreContract(FreshStore):
         exact_again = await store.append("s", batch, expected=0)
         assert exact_again == first
         assert (await store.tail("s", 10)).total == 4
+        # only the call that wrote says so (a producer answers 201 or 200 by it)
+        assert first.written
+        assert not (again.written or any_again.written or exact_again.written)
+
+    async def test_concurrent_identical_appends_write_once_and_say_which(
+        self, store: EventStore
+    ) -> None:
+        """Copies of one append sent at once (a client retrying before its first answer):
+        one writes, every other gets the same result marked not written, whether it
+        lands in the same commit as the first or in a later one."""
+        for round_ in range(5):
+            batch = [NewEvent("t", {"i": i}, event_id=str(uuid.uuid4())) for i in range(2)]
+            copies = 2 + round_ * 3
+            results = await asyncio.gather(
+                *[store.append(f"c{round_}", batch, expected=ANY) for _ in range(copies)]
+            )
+            assert len(set(results)) == 1  # all equal: the one place the events are
+            assert [r.written for r in results].count(True) == 1
+            assert (await store.tail(f"c{round_}", 10)).total == 2
 
     async def test_same_ids_elsewhere_is_an_error(self, store: EventStore) -> None:
         eid = str(uuid.uuid4())
