@@ -32,6 +32,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE
 
 from api.app import create_app
+from api.core.nodes import NodeIdInUse, claim_node_id
 from api.core.settings import Settings
 from eventstore import EventStoreError
 from eventstore.preflight import verify_store
@@ -122,6 +123,11 @@ def run(args: argparse.Namespace) -> int:
             + "; ".join(broken[:5])
             + ". Not serving; run `hivelog audit` for the full report, restore from a backup"
         )
+        return EXIT_USAGE
+    try:  # a second live process with this node id ends here, with the reason
+        asyncio.run(claim_node_id(settings.db_url, settings.node_id, settings.node_ttl))
+    except (NodeIdInUse, EventStoreError) as exc:
+        error(str(exc))
         return EXIT_USAGE
     try:
         protocol = protocol_with_head_timeout(args.header_timeout, args.http or DEFAULT_HTTP)
