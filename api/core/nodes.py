@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 
 from api.core.supervisor import RestartPolicy, Supervisor
 from api.core.tasks import stop_task
-from eventstore import EventStore, StoreUnavailable, open_store
-from eventstore.leases import Lease, Leases
+from eventstore import EventStore, InvalidEvent, StoreUnavailable, open_store
+from eventstore.leases import MAX_LEASE_NAME, Lease, Leases
 from projections.errors import DomainError
 from projections.ownership import decide_adopt, needs_adoption
 
@@ -51,7 +51,12 @@ def node_lease_name(node_id: str) -> str:
 
 
 def instance_lease_name(node_id: str) -> str:
-    return f"{INSTANCE_PREFIX}{node_id}"
+    """Hashed when the id is too long to follow the prefix: every id that fits in a
+    node lease name has an instance lease too."""
+    name = f"{INSTANCE_PREFIX}{node_id}"
+    if len(name) <= MAX_LEASE_NAME:
+        return name
+    return f"{INSTANCE_PREFIX}sha256:{hashlib.sha256(node_id.encode(errors='replace')).hexdigest()}"
 
 
 class NodeIdInUse(Exception):
@@ -140,6 +145,8 @@ async def claim_instance(leases: Leases, node_id: str, ttl: float) -> Lease:
     A holder that is another process is watched: renewed (or taken by a third) means
     alive, refused at once; expired unrenewed means dead, taken, at most `ttl` later.
     A holder of this machine whose process is gone is released and taken at once."""
+    if not node_id or len(node_lease_name(node_id)) > MAX_LEASE_NAME:
+        raise InvalidEvent(f"node id must be 1-{MAX_LEASE_NAME - len(NODE_PREFIX)} characters")
     name, me = instance_lease_name(node_id), this_instance().token
     poll = min(0.25, ttl / 10)
     deadline = time.monotonic() + 2 * ttl + 1  # until a holder is seen: a bound, not a wait

@@ -28,8 +28,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.core.nodes import Instance, instance_lease_name, node_lease_name
-from eventstore import open_store
+from api.core.nodes import Instance, claim_instance, instance_lease_name, node_lease_name
+from eventstore import InvalidEvent, open_store
 from eventstore.leases import Lease
 from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
 from tests.support.server import Server, free_port, start_server
@@ -238,6 +238,24 @@ def test_a_paused_process_whose_id_was_taken_stands_aside(log: Log) -> None:
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_every_node_id_that_fits_a_node_lease_has_an_instance_lease(log: Log) -> None:
+    """The instance name is longer than the node lease's: a long id's is hashed."""
+
+    async def claim(node_id: str) -> Lease:
+        store = await open_store(log.url)
+        try:
+            return await claim_instance(store.leases, node_id, TTL)
+        finally:
+            await store.close()
+
+    longest = "n" * (256 - len(node_lease_name("")))
+    lease = asyncio.run(claim(longest))
+    assert lease.name == instance_lease_name(longest) and owner_pid(lease) == os.getpid()
+    assert asyncio.run(claim(longest)).fence == lease.fence  # this process holds it still
+    with pytest.raises(InvalidEvent, match="node id must be 1-251 characters"):
+        asyncio.run(claim(longest + "n"))
 
 
 @given(
