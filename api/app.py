@@ -1,7 +1,7 @@
 """The composition root: the one place where hivelog's parts are built and wired.
 
-Parts start in dependency order (store -> session service -> node liveness ->
-scheduler -> SSE hub -> metrics) and stop in reverse. Routes receive them as one
+Parts start in dependency order (store -> node liveness -> session service ->
+adoption -> scheduler -> SSE hub -> metrics) and stop in reverse. Routes receive them as one
 typed `Parts` object (`api.http.state`); nothing probes for optional parts.
 """
 
@@ -93,14 +93,18 @@ def create_app(
             supervisor = Supervisor()
             store.on_commit.append(supervisor.incidents.on_commit)
 
+            # The node id first: a second live process with this id stops here, before
+            # folding the log, and the hold `hivelog serve` took on it is renewed from now
+            # on (a fold longer than its ttl no longer lets another process in).
+            node = NodeLiveness(store, settings.node_id, settings.node_ttl, supervisor)
+            await node.start()
+            stack.push_async_callback(node.stop)
+
             service = SessionService(store, supervisor=supervisor)
             await service.start()
             stack.push_async_callback(service.stop)
-
-            node = NodeLiveness(store, settings.node_id, settings.node_ttl, supervisor)
-            await node.start()
             node.start_adopting(service)
-            stack.push_async_callback(node.stop)
+            stack.push_async_callback(node.stop_adopting)  # before the service stops
 
             scheduler_clock = clock or RealClock()
             several_nodes = settings.db_url.startswith(("postgresql://", "postgres://"))

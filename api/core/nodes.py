@@ -327,10 +327,15 @@ class NodeLiveness:
     def start_adopting(self, sessions: SessionService) -> None:
         self._adopter = self.supervisor.spawn("node_adopter", lambda: self._adopt_loop(sessions))
 
+    async def stop_adopting(self) -> None:
+        """Stop adopting other nodes' sessions (before the session service stops)."""
+        await stop_task(self._adopter)
+        self._adopter = None
+
     async def stop(self) -> None:
-        for task in (self._task, self._adopter):
-            await stop_task(task)
-        self._task = self._adopter = None
+        await self.stop_adopting()
+        await stop_task(self._task)
+        self._task = None
         if self.lease is not None:
             with contextlib.suppress(Exception):
                 await self.store.leases.release(self.lease)

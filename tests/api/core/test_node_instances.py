@@ -28,7 +28,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api.app import create_app
 from api.core.nodes import Instance, claim_instance, instance_lease_name, node_lease_name
+from api.core.service import SessionService
+from api.core.settings import Settings
 from eventstore import InvalidEvent, open_store
 from eventstore.leases import Lease
 from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
@@ -267,3 +270,23 @@ def test_every_node_id_that_fits_a_node_lease_has_an_instance_lease(log: Log) ->
 def test_an_instance_token_reads_back(host: str, pid: int, started: str, place: str) -> None:
     instance = Instance(host, pid, started, place)
     assert Instance.parse(instance.token) == instance
+
+
+async def test_the_node_id_is_held_before_the_log_is_folded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app takes (and from then on renews) its node id before folding the log: a fold
+    longer than the ttl of the hold `hivelog serve` took first let a second process in."""
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    seen: list[set[str]] = []
+    fold = SessionService.start
+
+    async def watched(self: SessionService) -> None:
+        seen.append({lease.name for lease in await self.store.leases.holders("node")})
+        await fold(self)
+
+    monkeypatch.setattr(SessionService, "start", watched)
+    app = create_app(Settings(db_url=url, agents_roots=(tmp_path,), node_id="held"))
+    async with app.router.lifespan_context(app):
+        pass
+    assert seen == [{instance_lease_name("held"), node_lease_name("held")}]
