@@ -26,6 +26,7 @@ LIFECYCLE_TYPES: Final = frozenset(
         "colony_unloaded",
         "colony_metadata_updated",
         "colony_created",  # locks the source DM of a fork (projections/fork.py)
+        "colony_claimed",  # names a colony's canonical session in `$colony-<id>`
         "agent_deleted",
     }
 )

@@ -3,7 +3,9 @@
 This module turns a `colony_id` into a folder strictly inside an allowed root
 (hive itself does no path check), writes the minimal colony hive writes for a
 new one (`_ensure_minimal_colony`, SM:334-370), and picks the fork's de-duplicated
-id. No Starlette here; refusals are domain errors.
+id. It also keeps each colony's claim in the log (`$colony-<colony_id>`, below): the
+arbiter of which session is the colony's canonical one, across nodes that share the log
+but not a lockable colonies folder. No Starlette here; refusals are domain errors.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,10 @@ from api.core.agent_files import (
     write_at,
 )
 from api.core.colonies import read_json, validate_agent_path, worker_configs
+from eventstore import NO_STREAM, EventStore, WrongExpectedVersion
+from projections.envelope import decode, new_event, payload
 from projections.errors import Invalid
+from projections.ids import AGENTS_STREAM, SYSTEM_STREAM_PREFIX, is_valid_id
 
 FORK_SLUG = re.compile(r"^[a-z0-9_]+$")
 MAX_DEDUP = 1000
@@ -147,21 +153,106 @@ def ensure_minimal_colony(
         raise AgentFileError(f"{shown(folder)}: cannot be written ({exc.strerror})") from None
 
 
-def dedup_colony_id(base: str, roots: Iterable[Path]) -> str:
-    """hive's `<base>_<n>` for a colony name already taken (SM:315-331)."""
+def dedup_colony_id(base: str, roots: Iterable[Path], taken: Collection[str] = ()) -> str:
+    """hive's `<base>_<n>` for a colony name already taken (SM:315-331); names in
+    `taken` (claimed in the log by another node) count as taken too."""
     listed = list(roots)
     candidate = base
     for n in range(2, MAX_DEDUP):
-        if not (colony_folder(candidate, listed) / "metadata.json").is_file():
+        if (
+            candidate not in taken
+            and not (colony_folder(candidate, listed) / "metadata.json").is_file()
+        ):
             return candidate
         candidate = f"{base}_{n}"
     raise Invalid(f"Too many colonies named '{base}'")
 
 
-def fork_colony_id(requested: str, roots: Iterable[Path]) -> str:
+def fork_colony_id(requested: str, roots: Iterable[Path], taken: Collection[str] = ()) -> str:
     """hive's fork: an existing colony of that name is de-duplicated to `<base>_<n>`,
     and the slug must be lower-case alphanumeric with underscores."""
     slug = requested.strip()
     if not FORK_SLUG.fullmatch(slug):
         raise Invalid("colony_id must be lowercase alphanumeric with underscores")
-    return dedup_colony_id(slug, roots)
+    return dedup_colony_id(slug, roots, taken)
+
+
+# -- claims: which session is a colony's canonical one, decided by the log -----------------
+
+CLAIM_STREAM_PREFIX = f"{SYSTEM_STREAM_PREFIX}colony-"
+CLAIM_EVENT = "colony_claimed"
+
+
+def claim_stream(colony_id: str) -> str:
+    """`$colony-<colony_id>`: a system stream (no session projection folds it). A valid
+    colony id (at most 128 characters) keeps it under the store's 256."""
+    return CLAIM_STREAM_PREFIX + check_colony_id(colony_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The colony's newest claim: the session it names (None when the colony was never
+    claimed, or the claim is unreadable) and the claim stream's version (0: none)."""
+
+    session_id: str | None
+    version: int
+    position: int = 0  # the claim's global position
+
+
+async def read_claim(store: EventStore, colony_id: str) -> Claim:
+    """The newest `colony_claimed` of the colony (the one in force)."""
+    newest = await store.read(claim_stream(colony_id), backwards=True, limit=1)
+    if not newest:
+        return Claim(None, 0)
+    named = payload(decode(newest[0])).get("session_id")
+    usable = isinstance(named, str) and is_valid_id(named)
+    session_id = named if usable and isinstance(named, str) else None
+    return Claim(session_id, newest[0].version, newest[0].position)
+
+
+RELEASE_PAGE = 500
+
+
+async def folder_deleted_since(store: EventStore, colony_id: str, claim: Claim) -> bool:
+    """Whether a folder named `colony_id` was deleted through the API (`agent_deleted`
+    in `$agents`) after the claim: the colony is gone, and opening its id again makes
+    a new colony with a new session, as before claims (a folder that is simply absent
+    is no sign: on another host it never existed)."""
+    after = claim.position
+    while True:
+        page = await store.read_positions(
+            AGENTS_STREAM, after_position=after, limit=RELEASE_PAGE, types=["agent_deleted"]
+        )
+        for event in page:
+            path = payload(decode(event)).get("agent_path")
+            if isinstance(path, str) and os.path.basename(path) == colony_id:
+                return True
+        if len(page) < RELEASE_PAGE:
+            return False
+        after = page[-1].position
+
+
+async def is_claimed(store: EventStore, colony_id: str) -> bool:
+    """Whether any node ever claimed the colony (a new colony's name is then taken)."""
+    return await store.stream_info(claim_stream(colony_id)) is not None
+
+
+async def try_claim(
+    store: EventStore, colony_id: str, session_id: str, over: Claim, now: float
+) -> bool:
+    """Append a claim naming `session_id`, expecting the claim stream exactly as `over`
+    read it (no stream for a first claim; its version to supersede a claim whose
+    session was deleted). False when another claim came first: the caller reads it."""
+    stream = claim_stream(colony_id)
+    event = new_event(
+        CLAIM_EVENT,
+        {"colony_id": colony_id, "session_id": session_id},
+        timestamp=now,
+        stream_id=stream,
+        colony_id=colony_id,
+    )
+    try:
+        await store.append(stream, [event], expected=over.version or NO_STREAM)
+    except WrongExpectedVersion:
+        return False
+    return True

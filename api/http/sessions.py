@@ -14,7 +14,7 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +236,11 @@ async def colony_lock(request: Request) -> AsyncIterator[None]:
     their colony folder; two nodes on one log did the same (7 of 8 tries). So: this
     server's asyncio lock, then an flock on the colonies home folder (the nodes of one
     host), then the projection caught up with the log's head, so the checks see what
-    another node appended before it let go."""
+    another node appended before it let go. Hosts that share the log but no lockable
+    folder still race past these locks; the colony's claim in the log settles that race
+    (`_claimed_session`). The locks stay: they keep one host's folder writes (new
+    colonies, fork names, `queen_session_id`) one at a time, and spare its own opens a
+    lost claim and a re-read."""
     async with _node_lock():
         home_fd = colony_ids.open_colonies_home(parts(request).settings.agents_roots)
         try:
@@ -286,17 +290,24 @@ async def _open_colony(
     resume_from: str | None,
     session_id: str | None,
 ) -> Response:
-    """The colony's canonical session (`_create_with_colony_id`, under `colony_lock`)."""
+    """The colony's canonical session (`_create_with_colony_id`, under `colony_lock`).
+    Every check that can refuse (folder, ids, queen) runs before the claim is appended,
+    so a 4xx appends nothing."""
     service = sessions_of(request)
     roots = parts(request).settings.agents_roots
     folder = await asyncio.to_thread(colony_ids.colony_folder, colony_id, roots)
     existed = await asyncio.to_thread(colony_ids.colony_exists, folder)
-    if existed and _given(body.initial_prompt) is not None:
+    if _given(body.initial_prompt) is not None and (
+        existed or (await _claim_in_force(service, colony_id))[1] is not None
+    ):
         # hive (SM:680-695): a new colony with a first prompt reuses only a scaffolded
-        # colony of that name; otherwise it gets a fresh, de-duplicated id.
-        meta = await asyncio.to_thread(colony_ids.read_metadata, folder)
+        # colony of that name; otherwise it gets a fresh, de-duplicated id. A colony
+        # another host holds (claimed in the log, no folder here) is taken too.
+        meta = await asyncio.to_thread(colony_ids.read_metadata, folder) if existed else {}
         if not meta.get("scaffolded"):
-            colony_id = await asyncio.to_thread(colony_ids.dedup_colony_id, colony_id, roots)
+            colony_id = await _unclaimed(
+                service, lambda taken: colony_ids.dedup_colony_id(colony_id, roots, taken)
+            )
             folder = await asyncio.to_thread(colony_ids.colony_folder, colony_id, roots)
             existed = False
     queen_name = _given(body.queen_name)
@@ -306,19 +317,25 @@ async def _open_colony(
             raise Conflict(f"Session '{requested}' was deleted; its id cannot be reused")
         await asyncio.to_thread(colony_ids.ensure_minimal_colony, folder, colony_id, queen_name)
     meta = await asyncio.to_thread(colony_ids.read_metadata, folder)
-    target = _usable(service, meta.get("queen_session_id"))
-    if target is None and existed:
-        resumed = service.get(resume_from) if resume_from else None
-        if resumed is not None and resumed.colony and resumed.colony.colony_id == colony_id:
-            target = resume_from
-        else:
-            target = _newest_of_colony(service, colony_id)
-    if target is None:  # a new colony (or one never opened): hive's id rule (SM:708)
-        target = resume_from or session_id or new_session_id(time.time())
-    if service.is_deleted(target):
-        raise Conflict(f"Session '{target}' was deleted; its id cannot be reused")
     meta_queen = find_queen(meta["queen_name"]) if isinstance(meta.get("queen_name"), str) else None
     colony = await _read_colony(folder, colony_id, colony_id)
+
+    def pick() -> str:
+        """This node's choice when the colony has no claim in force (hive's rules)."""
+        target = _usable(service, meta.get("queen_session_id"))
+        if target is None and existed:
+            resumed = service.get(resume_from) if resume_from else None
+            if resumed is not None and resumed.colony and resumed.colony.colony_id == colony_id:
+                target = resume_from
+            else:
+                target = _newest_of_colony(service, colony_id)
+        if target is None:  # a new colony (or one never opened): hive's id rule (SM:708)
+            target = resume_from or session_id or new_session_id(time.time())
+        if service.is_deleted(target):
+            raise Conflict(f"Session '{target}' was deleted; its id cannot be reused")
+        return target
+
+    target = await _claimed_session(service, colony_id, pick)
     now = time.time()
     model = _given(body.model)
     # A client that names colonies by id speaks 54fd8db, whose frontend knows only the
@@ -334,7 +351,7 @@ async def _open_colony(
             queen=queen or meta_queen or default_queen(),
             resume=state is not None,
             initial_phase=initial_phase,
-            colony=colony,
+            colony=None if _runs_colony(state, colony_id) else colony,
             model=model,
             initial_prompt=_given(body.initial_prompt),
             runner_node=parts(request).settings.node_id,
@@ -345,6 +362,83 @@ async def _open_colony(
     if meta.get("queen_session_id") != target:
         await _remember_session(folder, target)
     return JSONResponse(views.live_dict(state, time.time()), status_code=201)
+
+
+def _runs_colony(state: SessionState | None, colony_id: str) -> bool:
+    """A live session with this colony id loaded: returned as it is, whichever node's
+    folder it was loaded from (the colonies folders of two hosts differ in path, and
+    `decide_start` took the other path for another colony: a 409)."""
+    return (
+        state is not None
+        and state.live
+        and state.colony is not None
+        and state.colony.colony_id == colony_id
+    )
+
+
+NO_CLAIM = colony_ids.Claim(None, 0)
+CLAIM_ATTEMPTS = 8  # each lost claim means another node's claim is now in force
+CLAIM_WAIT_SECONDS = 5.0  # for the claimant's session to show in this node's projection
+
+
+async def _claimed_session(service: SessionService, colony_id: str, pick: Callable[[], str]) -> str:
+    """The colony's canonical session id, with the log as the arbiter across nodes.
+
+    The claim in force (the newest `colony_claimed` in `$colony-<colony_id>`) names it,
+    unless that session was deleted. Otherwise this node's `pick()` is claimed with
+    the claim stream's version as read (none yet: `NO_STREAM`), so of two nodes
+    claiming at once exactly one append succeeds; the other reads the winner's claim
+    and answers with its session. The per-host `colony_lock` keeps this node's own
+    opens from racing for the claim; the claim settles the race between hosts."""
+    for _attempt in range(CLAIM_ATTEMPTS):
+        claim, named = await _claim_in_force(service, colony_id)
+        if named is not None:
+            await _await_session(service, named)
+            return named
+        target = pick()
+        if await colony_ids.try_claim(service.store, colony_id, target, claim, time.time()):
+            return target
+    raise Conflict(f"Colony '{colony_id}' is busy (claimed elsewhere); try again")
+
+
+async def _claim_in_force(
+    service: SessionService, colony_id: str
+) -> tuple[colony_ids.Claim, str | None]:
+    """The colony's newest claim, and the session it names while it is in force: not
+    when that session was deleted, nor when the colony's folder was deleted through
+    the API after the claim (either way the next open claims the colony anew)."""
+    claim = await colony_ids.read_claim(service.store, colony_id)
+    named = claim.session_id
+    if named is None or service.is_deleted(named):
+        return claim, None
+    if await colony_ids.folder_deleted_since(service.store, colony_id, claim):
+        return claim, None
+    return claim, named
+
+
+async def _await_session(service: SessionService, session_id: str) -> None:
+    """Wait, bounded, for a claimed session to show in this projection: the claimant
+    appends it right after its claim. Past the bound (the claimant died between its
+    claim and its session) the caller starts the session under the claimed id itself;
+    the session stream's expected version lets exactly one start create it."""
+    deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+    while service.get(session_id) is None and not service.is_deleted(session_id):
+        await service.wait_for(await service.store.head_position())
+        if service.get(session_id) is not None or time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(LOCK_POLL_SECONDS)
+
+
+async def _unclaimed(service: SessionService, pick: Callable[[frozenset[str]], str]) -> str:
+    """A new colony's name: `pick(taken)` (a de-duplicating choice among this node's
+    folders), also skipping names another node claimed in the log. Bounded: each turn
+    adds a name to `taken`, and the pick refuses past `MAX_DEDUP` names."""
+    taken: frozenset[str] = frozenset()
+    while True:
+        candidate = await asyncio.to_thread(pick, taken)
+        if not await colony_ids.is_claimed(service.store, candidate):
+            return candidate
+        taken = taken | {candidate}
 
 
 async def _remember_session(folder: Path, session_id: str) -> None:
@@ -367,10 +461,15 @@ async def _fork(
     explicit_queen: Queen | None,
 ) -> Response:
     """hive 54fd8db's fork: lock the source DM with `colony_created`, then a new
-    session bound to the new colony, recording `source_session_id` (201)."""
+    session bound to the new colony, recording `source_session_id` (201). The new
+    colony's name skips names claimed by other nodes, and is claimed (no claim stream
+    yet) before the source is locked: a node that forked to the same name first wins,
+    and this fork is a 409 with nothing appended."""
     service = sessions_of(request)
     roots = parts(request).settings.agents_roots
-    colony_id = await asyncio.to_thread(colony_ids.fork_colony_id, requested, roots)
+    colony_id = await _unclaimed(
+        service, lambda taken: colony_ids.fork_colony_id(requested, roots, taken)
+    )
     folder = await asyncio.to_thread(colony_ids.colony_folder, colony_id, roots)
     now = time.time()
     new_id = new_session_id(now)
@@ -383,6 +482,8 @@ async def _fork(
         colony_ids.ensure_minimal_colony, folder, colony_id, queen.queen_id, extra
     )
     colony = await _read_colony(folder, colony_id, colony_id)
+    if not await colony_ids.try_claim(service.store, colony_id, new_id, NO_CLAIM, now):
+        raise Conflict(f"Colony '{colony_id}' was just created on another node; try again")
     await service.execute(source_id, lambda st: decide_fork_source(st, cmd))
     command = StartSession(
         session_id=new_id,
