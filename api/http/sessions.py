@@ -320,8 +320,34 @@ async def _open_colony(
     meta_queen = find_queen(meta["queen_name"]) if isinstance(meta.get("queen_name"), str) else None
     colony = await _read_colony(folder, colony_id, colony_id)
 
+    now = time.time()
+    model = _given(body.model)
+    # A client that names colonies by id speaks 54fd8db, whose frontend knows only the
+    # phases `colony` and `independent`: record those names for it (3c390c9e clients,
+    # which send agent_path, keep getting `working` / `reviewing`).
+    initial_phase = commands.check_phase(body.initial_phase) or "colony"
+
+    def start(target: str) -> Callable[[SessionState | None], list[Any]]:
+        def decide(state: SessionState | None) -> list[Any]:
+            queen = explicit_queen or (_queen_of(state) if state else None)
+            command = StartSession(
+                session_id=target,
+                now=now,
+                queen=queen or meta_queen or default_queen(),
+                resume=state is not None,
+                initial_phase=initial_phase,
+                colony=None if _runs_colony(state, colony_id) else colony,
+                model=model,
+                initial_prompt=_given(body.initial_prompt),
+                runner_node=parts(request).settings.node_id,
+            )
+            return commands.decide_start(state, command)
+
+        return decide
+
     def pick() -> str:
-        """This node's choice when the colony has no claim in force (hive's rules)."""
+        """This node's choice when the colony has no claim in force (hive's rules),
+        refused here (before it is claimed) when starting it would be refused."""
         target = _usable(service, meta.get("queen_session_id"))
         if target is None and existed:
             resumed = service.get(resume_from) if resume_from else None
@@ -333,31 +359,11 @@ async def _open_colony(
             target = resume_from or session_id or new_session_id(time.time())
         if service.is_deleted(target):
             raise Conflict(f"Session '{target}' was deleted; its id cannot be reused")
+        start(target)(service.get(target))  # e.g. a live DM named as the new colony's id
         return target
 
     target = await _claimed_session(service, colony_id, pick)
-    now = time.time()
-    model = _given(body.model)
-    # A client that names colonies by id speaks 54fd8db, whose frontend knows only the
-    # phases `colony` and `independent`: record those names for it (3c390c9e clients,
-    # which send agent_path, keep getting `working` / `reviewing`).
-    initial_phase = commands.check_phase(body.initial_phase) or "colony"
-
-    def decide(state: SessionState | None) -> list[Any]:
-        queen = explicit_queen or (_queen_of(state) if state else None)
-        command = StartSession(
-            session_id=target,
-            now=now,
-            queen=queen or meta_queen or default_queen(),
-            resume=state is not None,
-            initial_phase=initial_phase,
-            colony=None if _runs_colony(state, colony_id) else colony,
-            model=model,
-            initial_prompt=_given(body.initial_prompt),
-            runner_node=parts(request).settings.node_id,
-        )
-        return commands.decide_start(state, command)
-
+    decide = start(target)
     state = await service.execute(target, decide)
     if meta.get("queen_session_id") != target:
         await _remember_session(folder, target)

@@ -29,7 +29,7 @@ from eventstore import RecordedEvent, open_store
 from projections import catalogue as cat
 from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
 from tests.support.server import Server, start_server
-from tests.support.sessions_support import make_colony
+from tests.support.sessions_support import head, make_colony
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 CATCH_UP_SECONDS = 20.0
@@ -228,6 +228,23 @@ def test_a_claim_whose_session_never_came_is_started_by_the_next_open(cluster: C
     results = cluster.open_all([(0, {"colony_id": name}), (1, {"colony_id": name})])
     assert _one_session(cluster, name, results) == sid
     assert cluster.claims(name) == [sid]
+
+
+def test_a_refused_open_claims_nothing(cluster: Cluster) -> None:
+    """A new colony whose `session_id` names a live DM is a 409 (the DM has no colony
+    to keep): the claim was appended first, so the 409 had written to the log and every
+    later open of the colony was the same 409."""
+    name = f"refused{next(_names)}"
+    a = cluster.hosts[0]
+    dm = a.post({})[1]["session_id"]
+    with httpx.Client(base_url=a.server.base_url, timeout=60) as c:
+        before = head(c)
+        r = c.post("/api/sessions", json={"colony_id": name, "session_id": dm})
+        assert r.status_code == 409, r.text
+        assert head(c) == before, "a refused open appended something"
+    assert cluster.claims(name) == []
+    status, opened = a.post({"colony_id": name})
+    assert status == 201 and opened["session_id"] != dm, opened
 
 
 def test_a_fork_claims_its_colony_and_skips_names_claimed_elsewhere(cluster: Cluster) -> None:
