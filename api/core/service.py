@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Generator, Sequence
-from typing import cast
+from typing import TypeVar, cast
 
 import orjson
 
@@ -35,12 +35,14 @@ from eventstore.base import new_event_id, wait_for_ticket
 from projections import catalogue as cat
 from projections.catalogue import SESSIONS_STREAM, CatalogueState
 from projections.envelope import new_event
-from projections.errors import Conflict, NotFound
+from projections.errors import Conflict, DomainError, NotFound
 from projections.session import SessionState
 
 log = logging.getLogger("hivelog.sessions")
+T = TypeVar("T")
 
 Decide = Callable[[SessionState | None], Sequence[NewEvent]]
+Check = Callable[[SessionState | None], T]
 Listener = Callable[[RecordedEvent], None]
 
 MAX_ATTEMPTS = 8
@@ -72,6 +74,16 @@ def _with_ids(events: Sequence[NewEvent]) -> list[NewEvent]:
     ]
 
 
+class _Turn:
+    """One session's lock and how many commands hold or await it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class SessionService:
     """Live and cold sessions, kept up to date from the log; see the module docstring."""
 
@@ -96,6 +108,9 @@ class SessionService:
         # each session's last checkpoint bytes, by the stream version they encode
         self._encoded: dict[str, tuple[int, bytes]] = {}
         self._stopping = False
+        # commands on one session take turns in this process (see `execute`); an entry
+        # lives only while a command holds or awaits it
+        self._turns: dict[str, _Turn] = {}
         self.restored_from_checkpoint = False
         self.events_folded_at_start = 0
 
@@ -271,13 +286,54 @@ class SessionService:
     # ---- commands -----------------------------------------------------------------
 
     async def execute(self, session_id: str, decide: Decide) -> SessionState:
-        """Decide on the projected state, append at its version, retry on conflict."""
+        """Decide on the projected state, append at its version, retry on conflict.
+
+        Commands on one session take turns in this process: run side by side, all but
+        one of them failed their append and retried, and past MAX_ATTEMPTS a command
+        was refused 409 "busy" (5 of 20 concurrent PATCHes of one trigger on one
+        node). Other nodes' commands still meet ours on the expected version.
+
+        A decision that appends nothing (a refusal, or "nothing to do") is trusted
+        only on a projection that has caught up with the log's head: another node's
+        create, resume or new trigger may not be folded here yet (a stop on node B
+        right after a create on node A was a 404 in 10 of 30 tries).
+        """
+        turn = self._take_turn(session_id)
+        try:
+            async with turn.lock:
+                return await self._execute(session_id, decide)
+        finally:
+            self._leave_turn(session_id, turn)
+
+    def _take_turn(self, session_id: str) -> _Turn:
+        turn = self._turns.get(session_id)
+        if turn is None:
+            turn = self._turns[session_id] = _Turn()
+        turn.users += 1
+        return turn
+
+    def _leave_turn(self, session_id: str, turn: _Turn) -> None:
+        turn.users -= 1
+        if turn.users == 0 and self._turns.get(session_id) is turn:
+            del self._turns[session_id]
+
+    async def _execute(self, session_id: str, decide: Decide) -> SessionState:
+        fresh = False  # whether this command has caught up with the head already
         for _attempt in range(MAX_ATTEMPTS):
             if self.is_deleted(session_id):
                 raise NotFound(f"Session '{session_id}' not found")
             state = self.get(session_id)
-            events = list(decide(state))
+            try:
+                events = list(decide(state))
+            except DomainError:
+                if fresh or not await self._catch_up():
+                    raise
+                fresh = True
+                continue
             if not events:
+                if not fresh and await self._catch_up():
+                    fresh = True
+                    continue
                 if state is None:
                     raise NotFound(f"Session '{session_id}' not found")
                 return state
@@ -299,22 +355,55 @@ class SessionService:
             return new_state
         raise Conflict(f"Session '{session_id}' is busy; try again")
 
+    async def _catch_up(self) -> bool:
+        """Fold up to the log's current head; whether the projection moved meanwhile
+        (by this fold or the follower's, during the head query)."""
+        seen = self.catalogue.position
+        await self.wait_for(await self.store.head_position())
+        return self.catalogue.position > seen
+
+    async def confirm(self, session_id: str, check: Check[T]) -> T:
+        """`check(state)` for a route's early refusal (before its body is read), and
+        like `execute`, a refusal only on a projection caught up with the head."""
+        try:
+            return check(self.get(session_id))
+        except DomainError:
+            if not await self._catch_up():
+                raise
+        return check(self.get(session_id))
+
     async def delete_session(self, session_id: str, now: float) -> bool:
         """Erase a session: record the deletion, erase its events, record the erase.
 
         Returns whether there was anything to delete. The `session_deleted` marker is
         written first, so a crash before the erase is finished on the next start.
+        Takes the session's turn (concurrent deletes each wrote a marker and an erase
+        record) and catches up with the head before saying there is nothing to delete
+        (a session another node had just created was answered "deleted" and kept).
         """
-        if self.get(session_id) is None and session_id not in self.catalogue.unerased:
-            return False
-        if self.get(session_id) is not None:
-            marker = new_event(
-                "session_deleted", {"session_id": session_id}, timestamp=now, stream_id="$sessions"
-            )
-            result = await self.store.append(SESSIONS_STREAM, [marker])
-            await self.wait_for(result.last_position)
-        await self._erase(session_id)
-        return True
+        turn = self._take_turn(session_id)
+        try:
+            async with turn.lock:
+                if not self._deletable(session_id):
+                    await self._catch_up()
+                    if not self._deletable(session_id):
+                        return False
+                if self.get(session_id) is not None:
+                    marker = new_event(
+                        "session_deleted",
+                        {"session_id": session_id},
+                        timestamp=now,
+                        stream_id="$sessions",
+                    )
+                    result = await self.store.append(SESSIONS_STREAM, [marker])
+                    await self.wait_for(result.last_position)
+                await self._erase(session_id)
+                return True
+        finally:
+            self._leave_turn(session_id, turn)
+
+    def _deletable(self, session_id: str) -> bool:
+        return self.get(session_id) is not None or session_id in self.catalogue.unerased
 
     async def _erase(self, session_id: str) -> None:
         await self.store.delete_stream(session_id)

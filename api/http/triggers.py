@@ -126,7 +126,7 @@ async def create_trigger(request: Request) -> Response:
     """hive's order: the session (404), then the body (400s), then the id."""
     session_id, _ = _ids(request)
     service = service_of(request)
-    require_live(service.get(session_id), session_id)
+    await service.confirm(session_id, lambda state: require_live(state, session_id))
     body = await read_model(request, CreateTriggerBody)
     cmd = tcreate.CreateTrigger(
         name=body.name,
@@ -188,7 +188,8 @@ class UpdateTrigger(Body):
 async def update_trigger(request: Request) -> Response:
     session_id, trigger_id = _ids(request)
     service = service_of(request)
-    tc.find_trigger(service.get(session_id), session_id, trigger_id)  # 404s before the body
+    # 404s before the body (hive's order), on a projection caught up with the head
+    await service.confirm(session_id, lambda st: tc.find_trigger(st, session_id, trigger_id))
     body = await read_model(request, UpdateTrigger)
     given = msgspec.to_builtins(body)  # UNSET fields are left out: "task" in given
     cmd = tc.UpdateTrigger(body=given, now=clock_of(request).now())
