@@ -25,6 +25,7 @@ from eventstore import (
     NO_STREAM,
     AppendResult,
     EventStore,
+    InvalidEvent,
     NewEvent,
     RecordedEvent,
     StoreUnavailable,
@@ -35,7 +36,7 @@ from eventstore.base import new_event_id, wait_for_ticket
 from projections import catalogue as cat
 from projections.catalogue import SESSIONS_STREAM, CatalogueState
 from projections.envelope import new_event
-from projections.errors import Conflict, DomainError, NotFound
+from projections.errors import Conflict, DomainError, Invalid, NotFound
 from projections.session import SessionState
 
 log = logging.getLogger("hivelog.sessions")
@@ -72,6 +73,17 @@ def _with_ids(events: Sequence[NewEvent]) -> list[NewEvent]:
         e if e.event_id is not None else NewEvent(e.type, e.data, e.metadata, new_event_id())
         for e in events
     ]
+
+
+class Unrecordable(InvalidEvent, Invalid):
+    """The store refused a command's events (one over 1 MiB: a body just under the
+    1 MiB limit with a long `initial_prompt`, `model`, or trigger `name` and `task`).
+    Still an `InvalidEvent`, which the scheduler and the webhook route handle
+    themselves; and an `Invalid`, so an HTTP command answers 400 with hive's
+    `{"error"}` body instead of a 500 (nothing was appended)."""
+
+    def __init__(self, cause: InvalidEvent) -> None:
+        Invalid.__init__(self, f"Too large to record: {cause}")
 
 
 class _Turn:
@@ -346,6 +358,8 @@ class SessionService:
                 continue
             except StreamDeleted:
                 raise NotFound(f"Session '{session_id}' not found") from None
+            except InvalidEvent as exc:
+                raise Unrecordable(exc) from exc
             if all(isinstance(e.data, dict) and e.metadata is None for e in events):
                 self._fold_own(session_id, events, result)
             await self.wait_for(result.last_position)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
+import orjson
 from msgspec import UNSET, UnsetType
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,10 +32,11 @@ from projections import trigger_commands as tc
 from projections import trigger_create as tcreate
 from projections.commands import require_live
 from projections.envelope import iso_utc
-from projections.errors import session_not_found
+from projections.errors import Invalid, session_not_found
 from projections.ids import is_valid_id
 from projections.schedule import DEFAULT_GRACE_SECONDS, DEFAULT_MISFIRE, next_fire_fields
 from projections.session import SessionState
+from projections.trigger_config import MAX_TRIGGER_BYTES
 from projections.triggers import TriggerState
 
 log = logging.getLogger("hivelog.triggers")
@@ -117,6 +119,20 @@ class CreateTriggerBody(Body):
     trigger_config: Any = None
 
 
+def _check_create_size(cmd: tcreate.CreateTrigger) -> None:
+    """PATCH's bound for a new trigger (hive's own 400s first, in their order): every
+    fire records the name and the task, so together with the config they may take at
+    most MAX_TRIGGER_BYTES as JSON. A create took up to the 1 MiB body (a PATCH of
+    that trigger's config was then refused for good, each fire wrote ~1 MiB), and a
+    body just under 1 MiB made an event the store refuses."""
+    name, task, config = tcreate.check_create(cmd)
+    if len(orjson.dumps([name, task, config])) > MAX_TRIGGER_BYTES:
+        raise Invalid(
+            f"'name', 'task' and 'trigger_config' together may take at most "
+            f"{MAX_TRIGGER_BYTES} bytes as JSON"
+        )
+
+
 @documented(
     "Create a timer schedule (hive 54fd8db): slugged id, started at once",
     body=CreateTriggerBody,
@@ -135,6 +151,7 @@ async def create_trigger(request: Request) -> Response:
         trigger_config=body.trigger_config,
         now=clock_of(request).now(),
     )
+    _check_create_size(cmd)
     created: dict[str, str] = {}
 
     def decide(state: SessionState | None) -> list[NewEvent]:
