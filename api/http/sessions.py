@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -26,13 +27,15 @@ from api.core import colony_ids
 from api.core.agent_files import AgentFileError
 from api.core.colonies import read_colony, read_json, validate_agent_path, write_metadata
 from api.core.queens import default_queen, find_queen, queens_dir
-from api.core.service import SessionService
+from api.core.service import SessionService, Unrecordable
 from api.http import shapes
 from api.http.body import RequestError
 from api.http.contract import Body, documented, read_model
 from api.http.responses import JSONResponse
 from api.http.routing import path_session_id, sessions_of
 from api.http.state import parts
+from eventstore import InvalidEvent
+from eventstore.base import encode_events
 from eventstore.entropy import random_bytes
 from projections import commands, views
 from projections.commands import ColonyFacts, Queen, StartSession
@@ -483,6 +486,22 @@ async def _fork(
     source = check_fork(service.get(source_id), cmd)  # refuse before writing anything
     initial_phase = commands.check_phase(body.initial_phase) or "colony"
     queen = explicit_queen or _queen_of(source)
+    command = StartSession(
+        session_id=new_id,
+        now=now,
+        queen=queen,
+        initial_phase=initial_phase,
+        model=_given(body.model),
+        runner_node=parts(request).settings.node_id,
+        source_session_id=source_id,
+    )
+    # The new session's events must be recordable before the source is locked: a
+    # `model` near the body limit made its `session_created` too large for the store
+    # after `colony_created` had locked the DM for good (every retry then a 409).
+    try:
+        encode_events(commands.decide_start(None, command))
+    except InvalidEvent as exc:
+        raise Unrecordable(exc) from None
     extra = {"queen_session_id": new_id, "source_session_id": source_id}
     await asyncio.to_thread(
         colony_ids.ensure_minimal_colony, folder, colony_id, queen.queen_id, extra
@@ -491,16 +510,7 @@ async def _fork(
     if not await colony_ids.try_claim(service.store, colony_id, new_id, NO_CLAIM, now):
         raise Conflict(f"Colony '{colony_id}' was just created on another node; try again")
     await service.execute(source_id, lambda st: decide_fork_source(st, cmd))
-    command = StartSession(
-        session_id=new_id,
-        now=now,
-        queen=queen,
-        initial_phase=initial_phase,
-        colony=colony,
-        model=_given(body.model),
-        runner_node=parts(request).settings.node_id,
-        source_session_id=source_id,
-    )
+    command = dataclasses.replace(command, colony=colony)
     state = await service.execute(new_id, lambda st: commands.decide_start(st, command))
     return JSONResponse(views.live_dict(state, time.time()), status_code=201)
 
@@ -595,7 +605,9 @@ async def load_colony(request: Request) -> Response:
     hive 54fd8db's `{colony_id, model?}` (the colony by id, inside the allowed roots)."""
     session_id = path_session_id(request)
     service = sessions_of(request)
-    commands.require_live(service.get(session_id), session_id)
+    # a refusal decided on a projection caught up with the head: another node's create
+    # may not be folded here yet (a 404 in 12 of 30 loads right after it)
+    await service.confirm(session_id, lambda s: commands.require_live(s, session_id))
     body = await read_model(request, LoadColony)
     roots = parts(request).settings.agents_roots
     if not body.agent_path:

@@ -288,3 +288,22 @@ def test_any_race_of_opens_ends_with_one_session(
             assert c.delete(f"/api/sessions/history/{old}").status_code == 200
     results = cluster.open_all([(t, {"colony_id": name}) for t in targets])
     _one_session(cluster, name, results)
+
+
+def test_a_colony_loads_on_the_other_host_right_after_the_create(cluster: Cluster) -> None:
+    """POST /api/sessions/{id}/colony on host B right after host A created the session:
+    B's early 'is it live?' check is decided on a projection caught up with the log (it
+    was a 404 in 12 of 30 tries while B had not folded A's create yet)."""
+    name = f"loadable{next(_names)}"
+    make_colony(cluster.hosts[1].root, name)
+    with (
+        httpx.Client(base_url=cluster.hosts[0].server.base_url, timeout=60) as a,
+        httpx.Client(base_url=cluster.hosts[1].server.base_url, timeout=60) as b,
+    ):
+        for _ in range(12):
+            created = a.post("/api/sessions", json={})
+            assert created.status_code == 201, created.text
+            sid = created.json()["session_id"]
+            loaded = b.post(f"/api/sessions/{sid}/colony", json={"colony_id": name})
+            assert loaded.status_code == 200, loaded.text
+            assert loaded.json()["session_id"] == sid

@@ -80,3 +80,21 @@ def test_a_new_trigger_keeps_the_patch_bound(server: Server) -> None:
         tid = r.json()["trigger_id"]
         edited = c.patch(f"{path}/{tid}", json={"trigger_config": {"interval_minutes": 30}})
         assert edited.status_code == 200, edited.text
+
+
+def test_a_fork_too_large_to_record_is_400_and_leaves_the_source_unlocked(
+    server: Server,
+) -> None:
+    """The fork's own session must be recordable before `colony_created` locks the
+    source: a `model` near the body limit locked the DM for good (every retry a 409)."""
+    with client(server) as c:
+        dm = c.post("/api/sessions", json={}).json()["session_id"]
+        before = _head(c)
+        body = {"colony_id": "bigfork", "source_session_id": dm, "model": "m" * 1_048_300}
+        r = _post(c, "/api/sessions", body)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"].startswith("Too large to record: event of ")
+        assert _head(c) == before
+        assert c.get(f"/api/sessions/{dm}").json()["colony_spawned"] is False
+        retry = c.post("/api/sessions", json={"colony_id": "bigfork", "source_session_id": dm})
+        assert retry.status_code == 201, retry.text
