@@ -313,11 +313,40 @@ class EventStore(abc.ABC):
     async def archived_after(self, after_position: int, stream_id: str | None = None) -> bool:
         """Whether an event past `after_position` (of `stream_id`, else of any stream not
         erased) was archived (`hivelog archive`): a reader resuming there would skip it
-        without a sign. False here: a backend that cannot archive (PostgreSQL today)."""
+        without a sign. False here: a backend that cannot archive."""
         validate_count("after_position", after_position)
         if stream_id is not None:
             validate_stream_id(stream_id)
         return False
+
+    # ---- archiving (truncate-before; tools/archive.py): both backends implement it ----
+
+    async def archive_plan(
+        self,
+        *,
+        max_position: int,
+        recorded_before_us: int | None,
+        keep_last: int | None,
+        stream_id: str | None = None,
+    ) -> list[tuple[str, int, int]]:
+        """(stream, first live version, cut) per live session stream with a prefix to
+        archive, taking only events at or below `max_position`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot archive")
+
+    async def archive_rows(self, stream_id: str, before_version: int) -> list[tuple[Any, ...]]:
+        """The live events below the cut, with digest and link, in backup row order
+        (position, stream, version, id, type, data, metadata, recorded_at_us, digest,
+        chain)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot archive")
+
+    async def archive_before(self, stream_id: str, before_version: int, expected: int) -> int:
+        """Remove the versions below `before_version` in one transaction, their links
+        kept; refused (nothing changes) unless exactly `expected` events go."""
+        raise NotImplementedError(f"{type(self).__name__} cannot archive")
+
+    async def restore_archived(self, stream_id: str, rows: list[tuple[Any, ...]]) -> int:
+        """Put archived rows back, each checked against the link it left behind."""
+        raise NotImplementedError(f"{type(self).__name__} cannot archive")
 
     @abc.abstractmethod
     async def head_position(self) -> int:

@@ -498,6 +498,85 @@ END
 $fn$;
 """
 
+
+def _derived(sql: str, start: str, end: str, edits: list[tuple[str, str]]) -> str:
+    """The text of `sql` from `start` up to `end`, with each (old, new) replaced once:
+    a later migration that changes a few lines of a shipped function keeps the rest of
+    it byte for byte (checked here, at import, so a shipped entry edited by mistake
+    fails loudly instead of replacing a function with something else)."""
+    begin = sql.index(start)
+    text = sql[begin : sql.index(end, begin)]
+    for old, replacement in edits:
+        if text.count(old) != 1:
+            raise AssertionError(f"migration source changed: {old!r}")
+        text = text.replace(old, replacement)
+    return text
+
+
+# Archiving (truncate-before; tools/archive.py), as SQLite's migration 5: versions
+# below a stream's cut were moved to an archive folder, their links stay in
+# erased_links (as after an erase) so the chain still verifies. PostgreSQL keeps no
+# head row per stream (the head is the newest event), so the cut is a row of its own,
+# with the position of the last archived version: a stream archived whole keeps its
+# head (version cut - 1) through it, and the append functions and delete_stream read
+# the head as the newest live event, else the cut's. The index serves the archive's
+# per-stream link look-ups and `archived_after` for one stream.
+ARCHIVE_MIGRATION: Final = (
+    """
+CREATE TABLE {s}.stream_cuts (
+    stream_id text PRIMARY KEY,
+    truncated_before bigint NOT NULL CHECK (truncated_before > 1),
+    cut_position bigint NOT NULL
+);
+CREATE INDEX erased_links_stream ON {s}.erased_links (stream_id, version);
+"""
+    + _derived(
+        CHAIN_MIGRATION,
+        "CREATE OR REPLACE FUNCTION {s}.append_events(",
+        "CREATE OR REPLACE FUNCTION {s}.delete_stream(",
+        [
+            (
+                "SELECT coalesce(max(e.version), 0) INTO head",
+                "SELECT coalesce(max(e.version), (SELECT c.truncated_before - 1 FROM "
+                "{s}.stream_cuts c WHERE c.stream_id = p_stream), 0) INTO head",
+            )
+        ],
+    )
+    + _derived(
+        CHAIN_MIGRATION,
+        "CREATE OR REPLACE FUNCTION {s}.delete_stream(",
+        "DO $do$",
+        [
+            (
+                "VALUES (p_stream, coalesce(v_head, 0), coalesce(v_head_position, 0),",
+                "VALUES (p_stream,\n"
+                "        coalesce(v_head, (SELECT c.truncated_before - 1\n"
+                "            FROM {s}.stream_cuts c WHERE c.stream_id = p_stream), 0),\n"
+                "        coalesce(v_head_position, (SELECT c.cut_position\n"
+                "            FROM {s}.stream_cuts c WHERE c.stream_id = p_stream), 0),",
+            )
+        ],
+    )
+    + _derived(
+        BATCH_SET_MIGRATION,
+        "CREATE OR REPLACE FUNCTION {s}.append_batch(",
+        "$fn$;\n",
+        [
+            (
+                "array_agg(coalesce(h.version, 0) ORDER BY a.n)",
+                "array_agg(coalesce(h.version, c.truncated_before - 1, 0) ORDER BY a.n)",
+            ),
+            (
+                "      LEFT JOIN {s}.tombstones t ON t.stream_id = a.s\n",
+                "      LEFT JOIN {s}.tombstones t ON t.stream_id = a.s\n"
+                "      LEFT JOIN {s}.stream_cuts c ON c.stream_id = a.s\n",
+            ),
+        ],
+    )
+    + "$fn$;\n"
+)
+
+
 # (description, SQL) per version; `{s}` is the quoted schema, `{lock}` the append lock
 # arguments, `{channel}` the NOTIFY channel. Append-only: never edit a shipped entry.
 MIGRATIONS: Final[list[tuple[str, str]]] = [
@@ -655,6 +734,10 @@ CREATE INDEX subscription_deliveries_state
     (
         "group commit, set-based: append_batch() with one look-up per kind and one INSERT",
         BATCH_SET_MIGRATION,
+    ),
+    (
+        "archiving: stream cuts (truncate-before); heads read through a cut",
+        ARCHIVE_MIGRATION,
     ),
 ]
 

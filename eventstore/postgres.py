@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -45,8 +46,9 @@ from .base import (
     validate_stream_id,
     validate_window,
 )
-from .chain import GENESIS
+from .chain import GENESIS, content_digest
 from .pg_schema import (
+    APPEND_LOCK_CLASS,
     APPENDED,
     DEFAULT_SCHEMA,
     DELETED,
@@ -162,6 +164,14 @@ EVENT_COLUMNS = (
 )
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _moment(recorded_at_us: int) -> dt.datetime:
+    """A stored `recorded_at` from its microseconds (exact: no float on the way)."""
+    return EPOCH + dt.timedelta(microseconds=recorded_at_us)
+
+
 def parse_postgres_url(url: str) -> tuple[str, str, int]:
     """Split hivelog's own query parameters (`schema`, `pool_size`) off a libpq-style URL."""
     parts = urlsplit(url)
@@ -245,11 +255,16 @@ class PostgresStore(EventStore):
             f"SELECT greatest((SELECT coalesce(max(position), 0) FROM {q}.events), "
             f"erased_up_to) FROM {q}.log_state"
         )
+        # A tombstone, else the newest live event, else (a stream archived whole) the cut;
+        # each with the stream's archive cut (0: none).
+        cut_of = f"coalesce((SELECT truncated_before FROM {q}.stream_cuts WHERE stream_id = $1), 0)"
         self._sql_info = (
-            f"SELECT head_version, head_position, true, erased_events FROM {q}.tombstones "
-            "WHERE stream_id = $1 UNION ALL "
-            f"(SELECT version, position, false, 0 FROM {q}.events WHERE stream_id = $1 "
-            "ORDER BY version DESC LIMIT 1) LIMIT 1"
+            f"SELECT head_version, head_position, true, erased_events, {cut_of} "
+            f"FROM {q}.tombstones WHERE stream_id = $1 UNION ALL "
+            f"(SELECT version, position, false, 0, {cut_of} FROM {q}.events "
+            "WHERE stream_id = $1 ORDER BY version DESC LIMIT 1) UNION ALL "
+            f"SELECT truncated_before - 1, cut_position, false, 0, truncated_before "
+            f"FROM {q}.stream_cuts WHERE stream_id = $1 LIMIT 1"
         )
         self._sql_tail = (
             f"SELECT {EVENT_COLUMNS} FROM {q}.events WHERE stream_id = $1 "
@@ -663,8 +678,8 @@ class PostgresStore(EventStore):
         row = await pool_fetchrow(self._pool, self._sql_info, stream_id)
         if row is None:
             return None
-        head, head_position, deleted, erased = row
-        return StreamInfo(stream_id, head, head_position, deleted, erased)
+        head, head_position, deleted, erased, cut = row
+        return StreamInfo(stream_id, head, head_position, deleted, erased, cut)
 
     async def tail_array(self, stream_id: str, n: int) -> TailArray:
         """The newest `n` events spliced into one JSON array by PostgreSQL (string_agg),
@@ -674,7 +689,7 @@ class PostgresStore(EventStore):
         cache, sql = self._tail_array_parts()
         cached = cache.lookup(stream_id, n)
         head = cached.head if cached is not None else NO_HEAD
-        row = await pool_fetchrow(self._pool, sql, stream_id, n, head[0], head[1])
+        row = await pool_fetchrow(self._pool, sql, stream_id, n, *head)
         return cache.finish(stream_id, n, tuple(row), cached)
 
     def _tail_array_parts(self) -> tuple[TailCache, str]:
@@ -684,6 +699,200 @@ class PostgresStore(EventStore):
             parts = (TailCache(), PG_TAIL_ARRAY.format(q=self.names.q))
             self._tail_array_state = parts
         return parts
+
+    async def archived_after(self, after_position: int, stream_id: str | None = None) -> bool:
+        """An archived link past `after_position`: of `stream_id` (below its cut), else of
+        any stream not erased (an erased session's links are not archived events)."""
+        await super().archived_after(after_position, stream_id)
+        q = self.names.q
+        sql = (
+            f"SELECT 1 FROM {q}.erased_links AS l JOIN {q}.stream_cuts AS c "
+            "ON c.stream_id = l.stream_id WHERE l.position > $1 "
+            "AND l.version < c.truncated_before AND NOT EXISTS "
+            f"(SELECT 1 FROM {q}.tombstones AS t WHERE t.stream_id = l.stream_id)"
+        )
+        if stream_id is not None:
+            row = await pool_fetchrow(
+                self._pool, sql + " AND l.stream_id = $2 LIMIT 1", after_position, stream_id
+            )
+        else:
+            row = await pool_fetchrow(self._pool, sql + " LIMIT 1", after_position)
+        return row is not None
+
+    # ---- archiving (truncate-before; tools/archive.py), as SQLiteStore's --------------
+
+    async def archive_plan(
+        self,
+        *,
+        max_position: int,
+        recorded_before_us: int | None,
+        keep_last: int | None,
+        stream_id: str | None = None,
+    ) -> list[tuple[str, int, int]]:
+        """(stream, first live version, cut) for each live session stream with a prefix to
+        archive: only events at or below `max_position` (the projections' checkpoint)."""
+        q = self.names.q
+        args: list[Any] = [max_position, recorded_before_us or 0]
+        where = ""
+        if stream_id is not None:
+            args.append(validate_stream_id(stream_id))
+            where = "AND e.stream_id = $3 "
+        rows = await pool_fetch(
+            self._pool,
+            "SELECT e.stream_id, max(e.version), min(e.version), "
+            "max(e.version) FILTER (WHERE e.position <= $1), "
+            "max(e.version) FILTER (WHERE "
+            "(extract(epoch FROM e.recorded_at) * 1000000)::bigint < $2) "
+            f"FROM {q}.events AS e WHERE e.stream_id NOT LIKE '$%' {where}"
+            f"AND NOT EXISTS (SELECT 1 FROM {q}.tombstones AS t "
+            "WHERE t.stream_id = e.stream_id) "
+            'GROUP BY e.stream_id ORDER BY e.stream_id COLLATE "C"',
+            *args,
+        )
+        plan = []
+        for sid, head, first, below_checkpoint, older in rows:
+            if below_checkpoint is None:
+                continue
+            cut = below_checkpoint + 1
+            if recorded_before_us is not None:
+                cut = min(cut, (older or 0) + 1)
+            if keep_last is not None:
+                cut = min(cut, head - keep_last + 1)
+            if cut > first:
+                plan.append((str(sid), int(first), int(cut)))
+        return plan
+
+    async def archive_rows(self, stream_id: str, before_version: int) -> list[tuple[Any, ...]]:
+        """The live events below the cut with their digest and link (backup row order)."""
+        return await pool_fetch(
+            self._pool,
+            "SELECT position, stream_id, version, event_id, type, data, metadata, "
+            "(extract(epoch FROM recorded_at) * 1000000)::bigint, digest, chain "
+            f"FROM {self.names.q}.events WHERE stream_id = $1 AND version < $2 ORDER BY version",
+            validate_stream_id(stream_id),
+            before_version,
+        )
+
+    async def archive_before(self, stream_id: str, before_version: int, expected: int) -> int:
+        """Remove a stream's versions below `before_version` in one transaction under the
+        append lock, keeping their links in erased_links; refuses (nothing changes) unless
+        exactly `expected` events go. Versions, positions and the head never change: the
+        log's top position is kept in `erased_up_to` (as an erase does), and a stream
+        archived whole keeps its head through its cut row."""
+        stream_id = validate_stream_id(stream_id)
+        self._check_open()
+        q = self.names.q
+        with _unavailable_on_outage():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await self._lock(conn)
+                old_cut = await self._live_cut(conn, stream_id, "no live stream to archive")
+                await conn.execute(
+                    f"UPDATE {q}.log_state SET erased_up_to = m.top FROM (SELECT "
+                    f"max(position) AS top FROM {q}.events) AS m WHERE m.top > erased_up_to"
+                )
+                await conn.execute(
+                    f"INSERT INTO {q}.erased_links (position, stream_id, version, event_id, "
+                    "type, recorded_at_us, digest, chain) SELECT position, stream_id, version, "
+                    "event_id, type, (extract(epoch FROM recorded_at) * 1000000)::bigint, "
+                    f"digest, chain FROM {q}.events WHERE stream_id = $1 AND version < $2 "
+                    "AND chain IS NOT NULL",
+                    stream_id,
+                    before_version,
+                )
+                status = await conn.execute(
+                    f"DELETE FROM {q}.events WHERE stream_id = $1 AND version < $2",
+                    stream_id,
+                    before_version,
+                )
+                removed = int(status.split()[-1])
+                if removed != expected:
+                    raise InvalidEvent(
+                        f"{stream_id}: {removed} events below the cut, archived {expected}"
+                    )
+                if before_version > old_cut:
+                    await self._set_cut(conn, stream_id, before_version)
+        return removed
+
+    async def restore_archived(self, stream_id: str, rows: list[tuple[Any, ...]]) -> int:
+        """Put archived rows back, each checked against the link it left behind, in one
+        transaction under the append lock; the cut moves down to what is still archived."""
+        stream_id = validate_stream_id(stream_id)
+        self._check_open()
+        q = self.names.q
+        with _unavailable_on_outage():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await self._lock(conn)
+                why = "deleted or unknown; its archive cannot come back"
+                await self._live_cut(conn, stream_id, why)
+                kept = {
+                    r[0]: tuple(r[1:])
+                    for r in await conn.fetch(
+                        "SELECT position, stream_id, version, event_id, type, recorded_at_us, "
+                        f"digest, chain FROM {q}.erased_links WHERE position = ANY($1::bigint[])",
+                        [r[0] for r in rows],
+                    )
+                }
+                for position, sid, version, event_id, type_, data, meta, rec_us, dig, chain in rows:
+                    link = (sid, version, event_id, type_, rec_us, dig, chain)
+                    if kept.get(position) != link:
+                        raise InvalidEvent(
+                            f"position {position}: does not match the link the log kept"
+                        )
+                    if sid != stream_id or content_digest(data, meta) != dig:
+                        raise InvalidEvent(f"position {position}: content differs from its digest")
+                await conn.executemany(
+                    f"INSERT INTO {q}.events (position, stream_id, version, event_id, type, "
+                    "data, metadata, recorded_at, digest, chain) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    [(*r[:7], _moment(r[7]), *r[8:]) for r in rows],
+                )
+                await conn.execute(
+                    f"DELETE FROM {q}.erased_links WHERE position = ANY($1::bigint[])",
+                    [r[0] for r in rows],
+                )
+                still = await conn.fetchval(
+                    f"SELECT max(version) + 1 FROM {q}.erased_links WHERE stream_id = $1",
+                    stream_id,
+                )
+                await conn.execute(f"DELETE FROM {q}.stream_cuts WHERE stream_id = $1", stream_id)
+                if still is not None and still > 1:
+                    await self._set_cut(conn, stream_id, int(still))
+        return len(rows)
+
+    async def _lock(self, conn: Any) -> None:
+        """The append lock, for this transaction: appends and erases wait for the cut."""
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)", APPEND_LOCK_CLASS, self.names.lock_key
+        )
+
+    async def _live_cut(self, conn: Any, stream_id: str, why: str) -> int:
+        """The cut of a live stream (0: none); InvalidEvent(`why`) for an erased or
+        unknown one (no events and no cut)."""
+        q = self.names.q
+        row = await conn.fetchrow(
+            f"SELECT EXISTS (SELECT 1 FROM {q}.tombstones WHERE stream_id = $1), "
+            f"EXISTS (SELECT 1 FROM {q}.events WHERE stream_id = $1), "
+            f"(SELECT truncated_before FROM {q}.stream_cuts WHERE stream_id = $1)",
+            stream_id,
+        )
+        erased, live, cut = row
+        if erased or (not live and cut is None):
+            raise InvalidEvent(f"{stream_id}: {why}")
+        return int(cut or 0)
+
+    async def _set_cut(self, conn: Any, stream_id: str, cut: int) -> None:
+        """Record the cut with the position of its last archived version (the head of a
+        stream archived whole), read from that version's kept link."""
+        q = self.names.q
+        await conn.execute(
+            f"INSERT INTO {q}.stream_cuts (stream_id, truncated_before, cut_position) "
+            f"SELECT $1, $2::bigint, coalesce((SELECT position FROM {q}.erased_links "
+            "WHERE stream_id = $1 AND version = $2::bigint - 1), 0) "
+            "ON CONFLICT (stream_id) DO UPDATE SET truncated_before = excluded.truncated_before, "
+            "cut_position = excluded.cut_position",
+            stream_id,
+            cut,
+        )
 
     async def head_position(self) -> int:
         return int((await pool_fetchrow(self._pool, self._sql_head))[0])

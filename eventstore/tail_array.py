@@ -186,23 +186,29 @@ LEFT JOIN streams AS s ON s.stream_id = ?1
 """
 
 
-# The same for PostgreSQL ({q}: the schema). $1 stream, $2 n, $3-$4 the cached page's
-# head. The head row is stream_info's (a tombstone, else the newest event); `json`
-# keeps the stored text verbatim, so `data::text` is the stored bytes.
+# The same for PostgreSQL ({q}: the schema). $1 stream, $2 n, $3-$5 the cached page's
+# head. The head row is stream_info's (a tombstone, else the newest event, else the
+# archive cut of a stream archived whole), with the cut; `json` keeps the stored text
+# verbatim, so `data::text` is the stored bytes.
 PG_TAIL_ARRAY = """
-WITH info AS (
+WITH cut AS (
+    SELECT truncated_before, cut_position FROM {q}.stream_cuts WHERE stream_id = $1
+), info AS (
     SELECT head_version, head_position, true AS deleted, erased_events
     FROM {q}.tombstones WHERE stream_id = $1
     UNION ALL
     (SELECT version, position, false, 0 FROM {q}.events WHERE stream_id = $1
      ORDER BY version DESC LIMIT 1)
+    UNION ALL
+    SELECT truncated_before - 1, cut_position, false, 0 FROM cut
     LIMIT 1
 ), page AS (
     SELECT e.position, e.version, e.data::text AS d
     FROM {q}.events AS e, info
     WHERE e.stream_id = $1 AND NOT info.deleted
       AND e.version > info.head_version - $2
-      AND NOT (info.head_version = $3 AND info.head_position = $4)
+      AND NOT (info.head_version = $3 AND info.head_position = $4
+               AND coalesce((SELECT truncated_before FROM cut), 0) = $5)
 )
 SELECT count(*), min(version), min(position), max(version), max(position),
        count(*) FILTER (WHERE left(d, 2) = '{{"' AND right(d, 1) = '}}'),
@@ -213,6 +219,7 @@ SELECT count(*), min(version), min(position), max(version), max(position),
            ORDER BY version
        ), 'UTF8'),
        (SELECT head_version FROM info), (SELECT head_position FROM info),
-       (SELECT deleted FROM info), (SELECT erased_events FROM info), 0
+       (SELECT deleted FROM info), (SELECT erased_events FROM info),
+       coalesce((SELECT truncated_before FROM cut), 0)
 FROM page
 """

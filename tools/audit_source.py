@@ -309,9 +309,19 @@ class PostgresSource:
         return None
 
     async def archive_cuts(self) -> dict[str, int]:
-        return {}  # archiving is SQLite-only for now
+        """Streams cut by `hivelog archive` (erased ones too, as on SQLite): versions
+        below the cut are in an archive. A log from before archiving has none."""
+        found = await self.conn.fetchval("SELECT to_regclass($1)", f"{self.q}.stream_cuts")
+        if found is None:
+            return {}
+        rows = await self.conn.fetch(
+            f"SELECT stream_id, truncated_before FROM {self.q}.stream_cuts"
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
 
     async def streams(self) -> list[StreamRow]:
+        """Tombstones, streams with live events, and streams archived whole (their head
+        is the cut's: version cut - 1 at the position its cut row keeps)."""
         live = await self.conn.fetch(
             "SELECT stream_id, max(version), (array_agg(position ORDER BY version DESC))[1] "
             f"FROM {self.q}.events GROUP BY stream_id"
@@ -319,9 +329,21 @@ class PostgresSource:
         dead = await self.conn.fetch(
             f"SELECT stream_id, head_version, head_position, erased_events FROM {self.q}.tombstones"
         )
+        cuts = await self.archive_cuts()
+        whole: list[Any] = []
+        if cuts:
+            whole = await self.conn.fetch(
+                f"SELECT stream_id, truncated_before - 1, cut_position FROM {self.q}.stream_cuts"
+            )
         tombstoned = {r[0] for r in dead}
-        rows = [StreamRow(r[0], r[1], r[2], True, r[3]) for r in dead]
-        rows += [StreamRow(r[0], r[1], r[2], False, 0) for r in live if r[0] not in tombstoned]
+        rows = [StreamRow(r[0], r[1], r[2], True, r[3], cuts.get(r[0], 0)) for r in dead]
+        rows += [
+            StreamRow(r[0], r[1], r[2], False, 0, cuts.get(r[0], 0))
+            for r in live
+            if r[0] not in tombstoned
+        ]
+        seen = tombstoned | {r[0] for r in live}
+        rows += [StreamRow(r[0], r[1], r[2], False, 0, r[1] + 1) for r in whole if r[0] not in seen]
         return rows
 
     async def checkpoints(self) -> list[CheckpointRow]:

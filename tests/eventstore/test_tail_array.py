@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from api.http.eventjson import events_array
 from eventstore import EventStore, JsonRow, NewEvent, StreamDeleted, open_store
-from eventstore.sqlite import SQLiteStore
 from eventstore.tail_array import TailCache
 from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
 from tests.support.store_contract import FreshStore
@@ -150,6 +149,22 @@ class TailArrayContract(FreshStore):
 
         await asyncio.gather(writer(), *(reader() for _ in range(4)))
 
+    async def test_archive_cut_moves_the_page(self, store: EventStore) -> None:
+        """The head does not move with a cut: the cached page must not be served."""
+        await store.append("s", [NewEvent("t", {**PLAIN, "i": i}) for i in range(6)])
+        first = await store.tail_array("s", 10)
+        assert first.count == 6 and first.info is not None and first.info.truncated_before == 0
+        assert await store.archive_before("s", 4, 3) == 3
+        page = await store.tail_array("s", 10)
+        assert (page.count, page.first_version, page.total) == (3, 4, 6)
+        assert page.info is not None and page.info.truncated_before == 4
+        await check(store, "s", 10)
+        assert await store.archive_before("s", 7, 3) == 3  # archived whole: head kept
+        whole = await store.tail_array("s", 10)
+        assert (whole.count, whole.total, whole.array()) == (0, 6, b"[]")
+        assert whole.info is not None and whole.info.truncated_before == 7
+        await check(store, "s", 10)
+
 
 def test_cache_is_bounded_and_least_recently_used_goes_first() -> None:
     cache = TailCache(max_bytes=4000)
@@ -170,17 +185,6 @@ class TestSQLiteTailArray(TailArrayContract):
     async def open_fresh(self) -> EventStore:
         folder = tempfile.mkdtemp(prefix="hivelog-test-")
         return await open_store(f"sqlite:///{folder}/store.db")
-
-    async def test_archive_cut_moves_the_page(self, store: EventStore) -> None:
-        assert isinstance(store, SQLiteStore)
-        await store.append("s", [NewEvent("t", {**PLAIN, "i": i}) for i in range(6)])
-        first = await store.tail_array("s", 10)
-        assert first.count == 6 and first.info is not None and first.info.truncated_before == 0
-        assert await store.archive_before("s", 4, 3) == 3
-        page = await store.tail_array("s", 10)
-        assert (page.count, page.first_version, page.total) == (3, 4, 6)
-        assert page.info is not None and page.info.truncated_before == 4
-        await check(store, "s", 10)
 
 
 @pytest.mark.postgres

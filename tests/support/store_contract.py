@@ -396,6 +396,70 @@ class StoreContract(FreshStore):
         await store.append("a", [ev()])
         assert (await store.chain_head()).position == 4
 
+    # ---- archiving (truncate-before: tools/archive.py) ---------------------------------
+
+    async def test_archive_cut_keeps_versions_positions_and_the_chain(
+        self, store: EventStore
+    ) -> None:
+        await store.append("s", [ev(i=i) for i in range(5)])  # positions 1-5
+        await store.append("t", [ev(i=9)])  # 6
+        chain = await store.chain_head()
+        first = [tuple(r) for r in await store.archive_rows("s", 4)]
+        assert [(r[0], r[2]) for r in first] == [(1, 1), (2, 2), (3, 3)]
+        with pytest.raises(InvalidEvent):
+            await store.archive_before("s", 4, 2)  # not the planned count: nothing goes
+        assert len(await store.read("s")) == 5
+        assert await store.archive_before("s", 4, 3) == 3
+        assert [e.version for e in await store.read("s")] == [4, 5]
+        assert [e.version for e in await store.read("s", backwards=True)] == [5, 4]
+        page = await store.tail("s", 10)
+        assert page.total == 5 and [e.version for e in page.events] == [4, 5]
+        assert [e.position for e in await store.read_positions("s", limit=10)] == [4, 5]
+        assert [e.position for e in await store.read_all(0)] == [4, 5, 6]
+        info = await store.stream_info("s")
+        assert info is not None and (info.head_version, info.head_position) == (5, 5)
+        assert info.truncated_before == 4 and not info.deleted
+        assert await store.chain_head() == chain and await store.head_position() == 6
+        assert await store.archived_after(0) and await store.archived_after(2, "s")
+        assert not await store.archived_after(3, "s") and not await store.archived_after(0, "t")
+
+        # archived whole: the head stays, so versions and positions go on from it
+        second = [tuple(r) for r in await store.archive_rows("s", 6)]
+        assert await store.archive_before("s", 6, 2) == 2
+        assert await store.read("s") == [] and (await store.tail("s", 3)).total == 5
+        info = await store.stream_info("s")
+        assert info is not None and (info.head_version, info.head_position) == (5, 5)
+        assert info.truncated_before == 6
+        with pytest.raises(WrongExpectedVersion):
+            await store.append("s", [ev()], expected=NO_STREAM)
+        r = await store.append("s", [ev()], expected=5)
+        assert (r.first_version, r.last_position) == (6, 7)
+        await store.append("u", [ev()])  # 8, the newest position: archived, never reused
+        assert await store.archive_before("u", 2, 1) == 1
+        assert await store.head_position() == 8
+        assert (await store.append("v", [ev()])).last_position == 9
+
+        # back, newest archive first, each row checked against the link it left
+        bad = list(second[0])
+        bad[5] = b'{"i": 99}'
+        with pytest.raises(InvalidEvent):
+            await store.restore_archived("s", [tuple(bad), second[1]])
+        assert [e.version for e in await store.read("s")] == [6]
+        assert await store.restore_archived("s", second) == 2
+        assert await store.restore_archived("s", first) == 3
+        assert [e.version for e in await store.read("s")] == [1, 2, 3, 4, 5, 6]
+        info = await store.stream_info("s")
+        assert info is not None and info.truncated_before == 0 and info.head_version == 6
+        assert not await store.archived_after(0, "s") and await store.archived_after(0)
+
+        # an erased stream's archived links are not archived events; its head stays
+        await store.delete_stream("u")
+        info = await store.stream_info("u")
+        assert info is not None and info.deleted and info.head_version == 1
+        assert not await store.archived_after(0)
+        with pytest.raises(InvalidEvent):
+            await store.archive_before("u", 2, 0)
+
     # ---- checkpoints --------------------------------------------------------------
 
     @pytest.mark.parametrize(

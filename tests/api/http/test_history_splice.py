@@ -22,7 +22,7 @@ async def test_spliced_page_equals_the_per_row_page(tmp_path: Path) -> None:
         await store.append("cut", events("client_output_delta", 12))
         await store.append("mixed", events("client_output_delta", 4))
         await store.append("mixed", [*events("llm_turn_complete", 3)])
-        await store.archive_before("cut", 5, 4)  # type: ignore[attr-defined]
+        await store.archive_before("cut", 5, 4)
     app = create_app(Settings(db_url=url, agents_roots=(tmp_path,)))
     async with serve_in_process(app) as base_url:
         store = app.state.parts.store
