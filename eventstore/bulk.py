@@ -229,7 +229,14 @@ class PostgresLoader:
 
     async def _wipe_tables(self) -> None:
         q = self.q
-        for table in ("events", "erased_links", "tombstones", "checkpoints", "leases"):
+        for table in (
+            "events",
+            "erased_links",
+            "tombstones",
+            "stream_cuts",
+            "checkpoints",
+            "leases",
+        ):
             await self.conn.execute(f"DELETE FROM {q}.{table}")
         await self.conn.execute(f"UPDATE {q}.log_state SET erased_up_to = 0")
 
@@ -270,6 +277,14 @@ class PostgresLoader:
                 f"INSERT INTO {q}.tombstones (stream_id, head_version, head_position, "
                 "erased_events, deleted_at) VALUES ($1, $2, $3, $4, now())",
                 [(s[0], s[1], s[2], s[4]) for s in streams if s[3]],
+            )
+            # Archive cuts (hivelog archive), with the position of the last archived version
+            # from its kept link (the head of a stream archived whole; postgres.py).
+            await conn.executemany(
+                f"INSERT INTO {q}.stream_cuts (stream_id, truncated_before, cut_position) "
+                f"SELECT $1, $2::bigint, coalesce((SELECT position FROM {q}.erased_links "
+                "WHERE stream_id = $1 AND version = $2::bigint - 1), 0)",
+                [(s[0], s[5]) for s in streams if len(s) > 5 and s[5] > 1],
             )
             await conn.executemany(
                 f"INSERT INTO {q}.checkpoints (name, position, state, saved_at) "

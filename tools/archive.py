@@ -19,7 +19,9 @@ names is cut now unless it is cut already (the selection arguments are not used
 again); a folder without a manifest is an archive that removed nothing, and its
 segment files are written anew.
 
-SQLite only for now; PostgreSQL is refused ("not yet").
+Both backends: the tool talks to the store only through its archive methods
+(`archive_plan`, `archive_rows`, `archive_before`; eventstore/sqlite.py and
+eventstore/postgres.py), each cut one transaction under the log's writer lock.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from eventstore.sqlite import SQLiteStore
+from eventstore import EventStore
 from projections import catalogue as cat
 
 from .audit_checks import EventRow
@@ -136,8 +138,6 @@ async def archive(
         check_dest(out)
     store = await connect(url)
     try:
-        if not isinstance(store, SQLiteStore):
-            raise UsageError("archive: PostgreSQL is not supported yet (SQLite only)")
         if resume:
             return await _finish(store, out)
         checkpoint = await store.load_checkpoint(cat.CHECKPOINT_NAME)
@@ -200,7 +200,7 @@ async def archive(
         await store.close()
 
 
-async def groups_limit(store: SQLiteStore, limit: int) -> tuple[int, list[str]]:
+async def groups_limit(store: EventStore, limit: int) -> tuple[int, list[str]]:
     """`limit` lowered to what every consumer group is done with, and the groups that
     lowered it. A group finds new events in the live log after its cursor and reads its
     ready, in-flight and parked deliveries there by position: an event it has not
@@ -220,7 +220,7 @@ async def groups_limit(store: SQLiteStore, limit: int) -> tuple[int, list[str]]:
     return limit, held
 
 
-async def _finish(store: SQLiteStore, out: Path) -> dict[str, Any]:
+async def _finish(store: EventStore, out: Path) -> dict[str, Any]:
     """Cut the streams of a complete archive folder that are not cut yet (a run stopped
     after its manifest): the files are checked first, and each live range against the
     manifest's count and links, so only the archived events leave."""
@@ -233,7 +233,7 @@ async def _finish(store: SQLiteStore, out: Path) -> dict[str, Any]:
     return manifest
 
 
-async def _cut(store: SQLiteStore, manifest: dict[str, Any], *, check_links: bool) -> None:
+async def _cut(store: EventStore, manifest: dict[str, Any], *, check_links: bool) -> None:
     """Cut each stream the manifest names, unless it is cut already. A session erased
     since its events were written is passed over (listed in `erased_meanwhile`; its
     content stays in the folder, as for one erased after the archive), so one erase

@@ -73,13 +73,6 @@ async def restore(src: Path, url: str, *, force: bool) -> dict[str, Any]:
     if damaged:
         raise UsageError(f"{src} is damaged, nothing restored: {'; '.join(damaged)}")
     streams = [stream_from_line(x) for x in read_lines(src, "streams.jsonl.gz")]
-    cut = [s.stream_id for s in streams if s.truncated_before and not s.deleted]
-    if cut and not url.startswith("sqlite:"):
-        raise UsageError(
-            f"{len(cut)} streams of {src} are archived (hivelog archive; e.g. {cut[0]}), and "
-            "PostgreSQL keeps no archive cuts yet: nothing restored. Restore into SQLite "
-            "and run restore-archive there first, then back up again"
-        )
     try:
         loader = await open_loader(url)
     except InvalidEvent as exc:  # a bad URL; a refused file (StoreRefused) exits 2 too

@@ -15,8 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eventstore.sqlite import SQLiteStore
-
 from .archive import files_problems, load_manifest
 from .console import EXIT_OK, write_json
 from .keep_format import event_from_line, read_lines
@@ -46,8 +44,6 @@ async def restore_archive(url: str, src: Path) -> dict[str, Any]:
         raise UsageError(f"{src} is damaged, nothing restored: {'; '.join(damaged)}")
     store = await connect(url)
     try:
-        if not isinstance(store, SQLiteStore):
-            raise UsageError("restore-archive: PostgreSQL is not supported yet (SQLite only)")
         result: dict[str, Any] = {"events": 0, "restored": [], "skipped": []}
         for entry in manifest["streams"]:
             stream_id = entry["stream_id"]

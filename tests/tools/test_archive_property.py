@@ -1,6 +1,7 @@
 """Property: any interleaving of session appends, archived in one or two rounds with any
 `--keep-last`, audits clean (chain, positions, projections with the archives) and comes
-back event for event after `restore-archive` (newest archive first)."""
+back event for event after `restore-archive` (newest archive first); on SQLite and on
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventstore import RecordedEvent, open_store
 from projections import catalogue as cat
 from projections.envelope import new_event
+from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
 from tools.archive import archive
 from tools.audit import audit
 from tools.audit_source import open_source
@@ -40,8 +43,7 @@ async def _audit_ok(url: str, archives: list[Path]) -> None:
     assert "projections" not in report.skipped, report.skipped
 
 
-async def _scenario(folder: Path, streams: list[int], rounds: list[int]) -> None:
-    url = f"sqlite:///{folder / 'log.db'}"
+async def _scenario(folder: Path, url: str, streams: list[int], rounds: list[int]) -> None:
     store = await open_store(url)
     try:
         for n in sorted(set(streams)):
@@ -77,13 +79,26 @@ async def _scenario(folder: Path, streams: list[int], rounds: list[int]) -> None
     await _audit_ok(url, [])
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    streams=st.lists(st.integers(0, 3), min_size=1, max_size=25),
-    rounds=st.lists(st.integers(0, 6), min_size=1, max_size=2).map(
-        lambda ks: sorted(ks, reverse=True)  # a later round keeps fewer: it cuts further
-    ),
+STREAMS = st.lists(st.integers(0, 3), min_size=1, max_size=25)
+ROUNDS = st.lists(st.integers(0, 6), min_size=1, max_size=2).map(
+    lambda ks: sorted(ks, reverse=True)  # a later round keeps fewer: it cuts further
 )
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams=STREAMS, rounds=ROUNDS)
 def test_archive_audit_restore_roundtrip(streams: list[int], rounds: list[int]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(_scenario(Path(tmp), streams, rounds))
+        asyncio.run(_scenario(Path(tmp), f"sqlite:///{tmp}/log.db", streams, rounds))
+
+
+@pytest.mark.postgres
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams=STREAMS, rounds=ROUNDS)
+def test_archive_audit_restore_roundtrip_on_postgresql(
+    pg_dsn: str,  # noqa: F811
+    streams: list[int],
+    rounds: list[int],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(_scenario(Path(tmp), fresh_url(pg_dsn), streams, rounds))

@@ -3,7 +3,8 @@
 A consumer group reads the live log after its cursor, and its deliveries (ready, in
 flight, parked) by position: an archive must leave every event a group has not
 delivered for good. A run killed at any step must lose nothing, double nothing, and
-be finished by running it again with the same folder.
+be finished by running it again with the same folder. Every test runs on SQLite and on
+PostgreSQL (`db_url` from tests/tools/test_archive.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import gzip
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -22,17 +22,29 @@ import pytest
 
 from eventstore import open_store
 from eventstore.subscriptions import GroupSettings
+from tests.support.pg import pg_dsn  # noqa: F401
 from tests.support.server import running_server
-from tests.support.tools_support import ROOT, hivelog, sqlite_path
-from tests.tools.test_archive import EVENTS, SESSIONS, audit, seed
+from tests.support.sessions_support import BACKENDS
+from tests.support.tools_support import ROOT, hivelog
+from tests.tools.test_archive import EVENTS, SESSIONS, audit, log_url, seed
 from tools.keep_format import file_sha256
 
 ALL = SESSIONS * EVENTS  # session events; every one is at or below the checkpoint
 
 
-def positions(db_url: str) -> set[int]:
-    with sqlite3.connect(sqlite_path(db_url)) as conn:
-        return {p for (p,) in conn.execute("SELECT position FROM events")}
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh log on each backend (as in test_archive.py)."""
+    return log_url(request.param, request, tmp_path)
+
+
+async def positions(url: str) -> set[int]:
+    """The positions of the live events, on either backend."""
+    store = await open_store(url)
+    try:
+        return {e.position for e in await store.read_all(0, limit=100_000)}
+    finally:
+        await store.close()
 
 
 def archived(folder: Path) -> list[int]:
@@ -89,7 +101,7 @@ async def test_archive_leaves_what_consumer_groups_have_not_delivered(
     manifest = orjson.loads(done.stdout)
     assert manifest["max_position"] == 9 and manifest["held_back_by"] == ["behind", "parks"]
     assert max(archived(out)) <= 9
-    assert positions(db_url) >= set(range(10, ALL + 1))
+    assert await positions(db_url) >= set(range(10, ALL + 1))
 
     with running_server(db_url, tmp_path) as srv:
         assert sorted(claim_all(srv.base_url, "behind")) == list(range(101, ALL + 1))
@@ -100,6 +112,7 @@ async def test_archive_leaves_what_consumer_groups_have_not_delivered(
 
 KILL_AT = """
 import os, signal, sys
+from eventstore.postgres import PostgresStore
 from eventstore.sqlite import SQLiteStore
 from tools import keep_format
 from tools.cli import main
@@ -118,6 +131,7 @@ def wrap(original):
 
 if where == "cut":
     SQLiteStore.archive_before = wrap(SQLiteStore.archive_before)
+    PostgresStore.archive_before = wrap(PostgresStore.archive_before)
 else:
     keep_format.SegmentWriter.write = wrap(keep_format.SegmentWriter.write)
 sys.exit(main(sys.argv[3:]))
@@ -134,7 +148,7 @@ async def test_archive_killed_part_way_is_finished_by_a_rerun(
     """SIGKILL while writing the segments (nothing left the log) or between the
     per-stream cuts (some streams cut): the same command again finishes the job."""
     await seed(db_url)
-    before = positions(db_url)
+    before = await positions(db_url)
     out = tmp_path / "arch"
     args = ["archive", "--db", db_url, "--keep-last", "2", "-o", str(out)]
     killed = subprocess.run(
@@ -144,14 +158,14 @@ async def test_archive_killed_part_way_is_finished_by_a_rerun(
         check=False,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
-    assert positions(db_url) | set(archived(out) if (out / "archive.json").exists() else []) == (
-        before
-    )
+    assert await positions(db_url) | set(
+        archived(out) if (out / "archive.json").exists() else []
+    ) == (before)
 
     again = hivelog(*args)
     assert again.returncode == 0, again.stderr.decode()
     in_archive = archived(out)
-    live = positions(db_url)
+    live = await positions(db_url)
     assert len(in_archive) == len(set(in_archive)) == SESSIONS * (EVENTS - 2)
     assert live.isdisjoint(in_archive) and live | set(in_archive) == before
     report = audit(db_url, out)
@@ -187,11 +201,11 @@ async def test_restore_archive_refuses_an_archive_with_an_event_taken_out(
     manifest["files"][name]["sha256"] = file_sha256(out / name)
     manifest["streams"][0]["events"] -= 1
     (out / "archive.json").write_bytes(orjson.dumps(manifest))
-    live = positions(db_url)
+    live = await positions(db_url)
 
     refused = hivelog("restore-archive", "--db", db_url, str(out))
     assert refused.returncode == 2 and b"without a gap" in refused.stderr
-    assert positions(db_url) == live
+    assert await positions(db_url) == live
     assert audit(db_url)["ok"]
 
 
@@ -200,7 +214,7 @@ async def test_restore_archive_killed_between_streams_is_finished_by_a_rerun(
     db_url: str, tmp_path: Path, after: int
 ) -> None:
     await seed(db_url)
-    before = positions(db_url)
+    before = await positions(db_url)
     out = tmp_path / "arch"
     assert hivelog("archive", "--db", db_url, "--keep-last", "3", "-o", str(out)).returncode == 0
     args = ["restore-archive", "--db", db_url, str(out)]
@@ -210,28 +224,31 @@ async def test_restore_archive_killed_between_streams_is_finished_by_a_rerun(
         cwd=ROOT, capture_output=True, check=False,
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
-    assert len(positions(db_url)) == len(before) - (SESSIONS - after) * (EVENTS - 3)
+    assert len(await positions(db_url)) == len(before) - (SESSIONS - after) * (EVENTS - 3)
     again = hivelog(*args, "--json")
     assert again.returncode == 0, again.stderr.decode()
     assert len(orjson.loads(again.stdout)["skipped"]) == after
-    assert positions(db_url) == before
+    assert await positions(db_url) == before
     assert audit(db_url)["ok"]
 
 
 ERASE_DURING = """
 import sys
+from eventstore.postgres import PostgresStore
 from eventstore.sqlite import SQLiteStore
 from tools.cli import main
 
-original = SQLiteStore.archive_before
 erased = []
 
-async def erase_first(self, stream_id, before_version, expected):
-    if not erased:  # the service erases a session between the manifest and its cut
-        erased.append(await self.delete_stream("session_2"))
-    return await original(self, stream_id, before_version, expected)
+def erase_first(original):
+    async def wrapped(self, stream_id, before_version, expected):
+        if not erased:  # the service erases a session between the manifest and its cut
+            erased.append(await self.delete_stream("session_2"))
+        return await original(self, stream_id, before_version, expected)
+    return wrapped
 
-SQLiteStore.archive_before = erase_first
+SQLiteStore.archive_before = erase_first(SQLiteStore.archive_before)
+PostgresStore.archive_before = erase_first(PostgresStore.archive_before)
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -249,7 +266,7 @@ async def test_a_session_erased_while_archiving_leaves_the_others_cut(
     )
     assert done.returncode == 0, done.stderr.decode()
     assert orjson.loads(done.stdout)["erased_meanwhile"] == ["session_2"]
-    live = positions(db_url)
+    live = await positions(db_url)
     for n in (0, 1, 3):
         base = n * EVENTS
         assert live & set(range(base + 1, base + EVENTS + 1)) == {base + EVENTS - 1, base + EVENTS}

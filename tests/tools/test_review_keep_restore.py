@@ -122,30 +122,30 @@ def _event(n: int) -> Any:
     return NewEvent("note", {"n": n})
 
 
-async def test_an_archived_log_is_not_copied_into_postgres_without_its_cuts(
+async def test_an_archived_log_is_copied_into_postgres_with_its_cuts(
     tmp_path: Path,
     pg_dsn: str,  # noqa: F811
 ) -> None:
-    """PostgreSQL keeps no archive cuts: the copy failed its own audit (versions
-    missing, positions unaccounted) after loading, and a copy back to SQLite had lost
-    the cuts for good (restore-archive then called every stream live)."""
+    """PostgreSQL kept no archive cuts: the copy failed its own audit (versions missing,
+    positions unaccounted) after loading, and a copy back to SQLite had lost the cuts for
+    good (restore-archive then called every stream live); then the copy was refused.
+    Now PostgreSQL keeps them: the copy audits clean with the archive, and a copy back
+    to SQLite still has them, so restore-archive there gives the log before the archive."""
     source = f"sqlite:///{tmp_path / 'source.db'}"
     await seed(source)
+    before = await snapshot(source)
     out = tmp_path / "arch"
     assert hivelog("archive", "--db", source, "--keep-last", "5", "-o", str(out)).returncode == 0
     target = fresh_url(pg_dsn)
     done = hivelog("copy", "--from", source, "--to", target)
-    assert done.returncode == 2, done.stdout.decode() + done.stderr.decode()
-    assert b"archived" in done.stderr and b"nothing restored" in done.stderr
-    store = await open_store(target)
-    try:
-        assert await store.head_position() == 0
-    finally:
-        await store.close()
-    # restored into the archive's log and backed up again, it copies
-    assert hivelog("restore-archive", "--db", source, str(out)).returncode == 0
-    again = hivelog("copy", "--from", source, "--to", target)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    checked = hivelog("audit", "--db", target, "--json", "--archive", str(out))
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+    back = f"sqlite:///{tmp_path / 'back.db'}"
+    again = hivelog("copy", "--from", target, "--to", back)
     assert again.returncode == 0, again.stdout.decode() + again.stderr.decode()
+    assert hivelog("restore-archive", "--db", back, str(out)).returncode == 0
+    assert await snapshot(back) == before
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
