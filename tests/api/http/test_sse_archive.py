@@ -3,6 +3,7 @@
 Before, a client that had seen 5 of 20 events and resumed with Last-Event-ID after the
 archive moved versions 1-15 out got 16-20: 6-15 were skipped with no sign, against "every
 later event exactly once". Now such a resume is a 410; one past the cut streams as before.
+On SQLite and on PostgreSQL (whose `archived_after` answered False before it could archive).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
+from tests.support.pg import fresh_url, pg_dsn  # noqa: F401
 from tests.support.server import running_server
+from tests.support.sessions_support import BACKENDS
 from tests.support.sse_client import events, read_sse, store_at
 from tests.support.tools_support import ROOT
 
@@ -38,8 +42,17 @@ async def status_of(client: httpx.AsyncClient, url: str, last_id: int) -> int:
         return r.status_code
 
 
-async def test_a_resume_across_an_archive_cut_is_410_not_a_silent_gap(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'hivelog.db'}"
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh log on each backend (set up before the test's event loop runs)."""
+    if request.param == "postgres":
+        return fresh_url(request.getfixturevalue("pg_dsn"))
+    return f"sqlite:///{tmp_path / 'hivelog.db'}"
+
+
+async def test_a_resume_across_an_archive_cut_is_410_not_a_silent_gap(
+    tmp_path: Path, url: str
+) -> None:
     env = {"HIVELOG_AGENTS_ROOTS": str(tmp_path), "HIVELOG_SSE_KEEPALIVE": "0.3"}
     with running_server(url, tmp_path, env=env) as srv:
         async with store_at(url) as store:
