@@ -15,6 +15,9 @@ scheduled everywhere, the derived ids deduplicating). With a lease table, each
 session's due fires are also claimed (`fire:<session>` lease, fenced) before they
 are appended, so during an adoption the old and the new runner never both work on
 the same session's slots.
+
+Retry backoffs are kept on the monotonic clock, so a wall-clock step does not
+stretch them (`_note_clock_step`).
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ FIRE_CLAIM_TTL = 30.0  # seconds a fire claim lasts if its node dies while holdi
 # It bounds the added lateness (p99 target 50 ms); 0 fires each slot on its own.
 FIRE_TICK_SECONDS = 0.020
 HEAP_SLACK = 64  # stale heap entries tolerated beyond the live ones before a rebuild
+# Wall minus monotonic time moving by more than this is a clock step: retry times,
+# kept monotonic, are turned into due times again.
+CLOCK_STEP_MS = 100
 
 Key = tuple[str, str]  # (session id, trigger id)
 
@@ -105,7 +111,8 @@ class Scheduler:
         self._by_session: dict[str, set[str]] = {}
         self._dirty: set[str] = set()
         self._inflight: dict[str, asyncio.Task[None]] = {}
-        self._retry_at: dict[str, int] = {}
+        self._retry_at: dict[str, int] = {}  # monotonic ms (a backoff, not a wall time)
+        self._clock_offset: int | None = None  # wall minus monotonic ms at the last look
         # per session, per trigger: (state, loaded_at, due) as last computed
         self._seen: dict[str, dict[str, tuple[TriggerState, float, int | None]]] = {}
         self._wake = asyncio.Event()
@@ -216,10 +223,27 @@ class Scheduler:
         return wanted
 
     def _retry_until(self, session_id: str, now_ms: int) -> int | None:
-        """When the session may be tried again, at most the longest backoff from now: a
-        retry time kept as wall-clock time must not outlive a backward clock step."""
+        """The wall time the session may be tried again at (None: now), from its backoff
+        kept on the monotonic clock; `_note_clock_step` redoes it after a step."""
         retry = self._retry_at.get(session_id)
-        return None if retry is None else min(retry, now_ms + STORE_RETRY_MS)
+        if retry is None:
+            return None
+        left = retry - self.clock.monotonic_ms()
+        return now_ms + left if left > 0 else None
+
+    def _retry_later(self, session_id: str, delay_ms: int) -> None:
+        self._retry_at[session_id] = self.clock.monotonic_ms() + delay_ms
+
+    def _note_clock_step(self) -> None:
+        """After the wall clock stepped (NTP, a suspended VM), recompute the due times
+        of sessions waiting for a retry: theirs were wall times computed before it, and
+        a backward step would hold them for its whole size (an hour back: an hour)."""
+        offset = self.clock.now_ms() - self.clock.monotonic_ms()
+        last = self._clock_offset
+        if last is None or abs(offset - last) > CLOCK_STEP_MS:
+            self._clock_offset = offset
+            if last is not None:
+                self._dirty.update(self._retry_at)
 
     def _forget(self, session_id: str, state: SessionState | None) -> None:
         """Drop what is kept about triggers that are gone (or now run by another node),
@@ -308,6 +332,7 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
+            self._note_clock_step()
             while self._dirty:
                 self._refresh(self._dirty.pop())
             now_ms = self.clock.now_ms()
@@ -345,12 +370,12 @@ class Scheduler:
                         f"fire:{session_id}", self.node_id, FIRE_CLAIM_TTL
                     )
                     if claim is None:  # another node is settling this session's slots
-                        self._retry_at[session_id] = self.clock.now_ms() + RETRY_MS
+                        self._retry_later(session_id, RETRY_MS)
                         return
                 state = await self._settle(session_id, trigger_ids)
             if state is None or (before is not None and state.version == before.version):
                 # due by the heap but nothing to record: never spin on it
-                self._retry_at[session_id] = self.clock.now_ms() + RETRY_MS
+                self._retry_later(session_id, RETRY_MS)
             else:
                 self._retry_at.pop(session_id, None)
                 self.fires_settled += 1
@@ -358,10 +383,10 @@ class Scheduler:
             log.info("fires for %s not recorded: %s", session_id, exc.message)
         except StoreUnavailable as exc:
             self.supervisor.incidents.refused_write(exc)  # one log line per incident
-            self._retry_at[session_id] = self.clock.now_ms() + STORE_RETRY_MS
+            self._retry_later(session_id, STORE_RETRY_MS)
         except Exception:
             log.exception("recording fires for %s failed; retrying in %d ms", session_id, RETRY_MS)
-            self._retry_at[session_id] = self.clock.now_ms() + RETRY_MS
+            self._retry_later(session_id, RETRY_MS)
         finally:
             if claim is not None and self.leases is not None:
                 with contextlib.suppress(Exception):
