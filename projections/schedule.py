@@ -473,6 +473,14 @@ def fire_event_text(session_id: str, trigger_id: str, scheduled_ms: int) -> str:
     return uuid_text(hashlib.sha1(_FIRE_NAMESPACE_BYTES + name).digest(), 5)
 
 
+def taken_event_text(event_id: str, anchor_ms: int, n: int) -> str:
+    """The id an outcome gets when its derived id `event_id` is already stored (a slot
+    recorded under the same trigger id before it was removed and added again): derived
+    from that id and the trigger's anchor, so every node and retry picks the same one;
+    `n` counts up past ids that are taken too."""
+    return str(uuid.uuid5(FIRE_NAMESPACE, f"taken\x00{event_id}\x00{anchor_ms}\x00{n}"))
+
+
 def missed_event_id(session_id: str, trigger_id: str, through_ms: int) -> uuid.UUID:
     return uuid.uuid5(FIRE_NAMESPACE, f"missed\x00{session_id}\x00{trigger_id}\x00{through_ms}")
 

@@ -26,6 +26,7 @@ from projections.schedule import (
     parse_schedule,
     plan_due,
     sane_ms,
+    taken_event_text,
 )
 from projections.session import SessionState
 from projections.trigger_config import (
@@ -221,9 +222,19 @@ def _paused_through(state: SessionState) -> int:
 
 
 def scheduled_events(
-    state: SessionState, trigger: TriggerState, now_ms: int, session_id: str
+    state: SessionState,
+    trigger: TriggerState,
+    now_ms: int,
+    session_id: str,
+    *,
+    taken: frozenset[str] = frozenset(),
 ) -> list[NewEvent]:
-    """The outcome of every slot of one timer due at `now_ms` (may be none)."""
+    """The outcome of every slot of one timer due at `now_ms` (may be none).
+
+    `taken`: derived ids the store already holds (the scheduler learns them from its
+    refusals). A slot whose fire id is taken is not fired again: it is recorded as
+    skipped (`fire_id_taken`) under an id derived from the taken one, so the trigger
+    goes on to its next slot."""
     schedule = parse_schedule(trigger.trigger_type, trigger.trigger_config)
     if schedule is None or not trigger.active or not sane_ms(trigger.anchor_at):
         return []  # a bad logged value means "never fires", never an exception here
@@ -236,18 +247,22 @@ def scheduled_events(
     if paused > after:  # resumed after a stop: what fell due meanwhile is skipped, and said
         stopped = plan_due(schedule, after, min(paused, now_ms), anchor, policy="skip", grace_ms=-1)
         if stopped.missed:
-            events.append(_missed(state, trigger, stopped, "session_stopped", now, session_id))
+            missed = _missed(state, trigger, stopped, "session_stopped", now, session_id, taken)
+            events.append(missed)
             after = stopped.handled_through or after
     plan = plan_due(schedule, after, now_ms, anchor)
     if plan.handled_through is None:
         return events
     if plan.missed:
-        events.append(_missed(state, trigger, plan, "downtime", now, session_id))
+        events.append(_missed(state, trigger, plan, "downtime", now, session_id, taken))
     following = next_slot(schedule, plan.handled_through, anchor)
     reason = gate(state)
     count = trigger.fire_count
     for slot in plan.fire:
         event_id = fire_event_text(session_id, trigger.id, slot)  # str(fire_event_id(...))
+        if taken and event_id in taken:
+            events.append(_taken(state, trigger, slot, event_id, now, taken))
+            continue
         if reason is not None:
             data = {
                 "trigger_id": trigger.id,
@@ -269,6 +284,40 @@ def scheduled_events(
     return events
 
 
+def _untaken(event_id: str, trigger: TriggerState, taken: frozenset[str]) -> str:
+    """`event_id` when it is free, else the first `taken_event_text` not taken either."""
+    if event_id not in taken:
+        return event_id
+    anchor = trigger.anchor_at if trigger.anchor_at is not None else 0
+    n = 0
+    while (other := taken_event_text(event_id, anchor, n)) in taken:
+        n += 1  # ends: `taken` is finite
+    return other
+
+
+def _taken(
+    state: SessionState,
+    trigger: TriggerState,
+    slot: int,
+    event_id: str,
+    now: float,
+    taken: frozenset[str],
+) -> NewEvent:
+    """A slot whose derived fire id is already stored: not fired again (that id stands
+    for this trigger id's outcome of this slot), recorded as skipped so it is handled."""
+    data = {
+        "trigger_id": trigger.id,
+        "trigger_type": trigger.trigger_type,
+        "name": _name(trigger),
+        "scheduled_at": slot,
+        "reason": "fire_id_taken",
+        "taken_event_id": event_id,
+    }
+    return _event(
+        state, "trigger_fire_skipped", data, now, event_id=_untaken(event_id, trigger, taken)
+    )
+
+
 def _missed(
     state: SessionState,
     trigger: TriggerState,
@@ -276,8 +325,12 @@ def _missed(
     reason: str,
     now: float,
     session_id: str,
+    taken: frozenset[str] = frozenset(),
 ) -> NewEvent:
     assert plan.handled_through is not None
+    fired = len(plan.catch_up)
+    if taken:  # a catch-up slot whose fire id is taken is skipped, not fired
+        fired -= sum(fire_event_text(session_id, trigger.id, s) in taken for s in plan.catch_up)
     data = {
         "trigger_id": trigger.id,
         "trigger_type": trigger.trigger_type,
@@ -287,27 +340,35 @@ def _missed(
         "first_missed_at": plan.first_missed,
         "last_missed_at": plan.last_missed,
         "decision": plan.decision,
-        "fired": len(plan.catch_up),
+        "fired": fired,
         "capped": plan.capped,
         "dropped": plan.dropped,
         "handled_through": plan.handled_through,
         "reason": reason,
     }
-    event_id = missed_event_id(session_id, trigger.id, plan.handled_through)
+    event_id = str(missed_event_id(session_id, trigger.id, plan.handled_through))
+    if taken:
+        event_id = _untaken(event_id, trigger, taken)
     return _event(state, "missed_triggers", data, now, event_id=event_id)
 
 
 def decide_fires(
-    state: SessionState | None, session_id: str, trigger_ids: set[str], now_ms: int
+    state: SessionState | None,
+    session_id: str,
+    trigger_ids: set[str],
+    now_ms: int,
+    *,
+    taken: frozenset[str] = frozenset(),
 ) -> list[NewEvent]:
-    """The scheduler's command: settle every due slot of these triggers (stale ids are fine)."""
+    """The scheduler's command: settle every due slot of these triggers (stale ids are
+    fine); `taken` as in `scheduled_events`."""
     if state is None:
         return []
     events: list[NewEvent] = []
     for trigger_id in sorted(trigger_ids):
         trigger = state.triggers.get(trigger_id)
         if trigger is not None:
-            events.extend(scheduled_events(state, trigger, now_ms, session_id))
+            events.extend(scheduled_events(state, trigger, now_ms, session_id, taken=taken))
     return events
 
 

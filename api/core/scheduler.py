@@ -16,8 +16,10 @@ session's due fires are also claimed (`fire:<session>` lease, fenced) before the
 are appended, so during an adoption the old and the new runner never both work on
 the same session's slots.
 
-Retry backoffs are kept on the monotonic clock, so a wall-clock step does not
-stretch them (`_note_clock_step`).
+A fire id the store already holds (the same trigger id's slot, recorded before the
+trigger was removed and added again) makes that slot a `fire_id_taken` skip, never a
+second fire (`_record_alone`). Retry backoffs are kept on the monotonic clock, so a
+wall-clock step does not stretch them (`_note_clock_step`).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from projections.catalogue import SESSIONS_STREAM
 from projections.envelope import decode, payload
 from projections.errors import DomainError
 from projections.ids import is_session_stream
-from projections.schedule import next_due
+from projections.schedule import FIRE_ALL_CAP, next_due
 from projections.session import SessionState
 from projections.trigger_commands import decide_fires
 from projections.triggers import TRIGGER_EVENT_TYPES, TriggerState
@@ -71,6 +73,10 @@ HEAP_SLACK = 64  # stale heap entries tolerated beyond the live ones before a re
 # Wall minus monotonic time moving by more than this is a clock step: retry times,
 # kept monotonic, are turned into due times again.
 CLOCK_STEP_MS = 100
+# Fire ids found already stored for one trigger in one round, at most (a fire_all
+# round holds up to FIRE_ALL_CAP + 1 fires and two `missed_triggers`; ids derived in
+# their place may be taken too): past it the trigger is poisoned.
+MAX_TAKEN_IDS = 2 * (FIRE_ALL_CAP + 3)
 
 Key = tuple[str, str]  # (session id, trigger id)
 
@@ -399,8 +405,8 @@ class Scheduler:
 
     async def _settle(self, session_id: str, trigger_ids: set[str]) -> SessionState | None:
         """Record the round; if the store refuses it for one event's sake (a derived fire
-        id already stored, an event over the size limit), record each trigger on its own
-        and poison those refused: the others still fire and nothing is retried hot."""
+        id already stored, an event over the size limit), record each trigger on its own:
+        the others still fire and nothing is retried hot."""
         try:
             return await self._record(session_id, trigger_ids)
         except (DuplicateEventId, InvalidEvent) as exc:
@@ -408,28 +414,53 @@ class Scheduler:
         # Decide again on a caught-up projection: without fire claims another node may
         # just have recorded some of these slots (its ids, a different batch); those are
         # then no longer due, and what is refused still is really this trigger's fault.
-        await self.service.wait_for(await self.service.store.head_position())
+        await self._catch_up()
         for tid in sorted(trigger_ids):
-            try:
-                await self._record(session_id, {tid})
-            except (DuplicateEventId, InvalidEvent) as exc:
-                self._refused(session_id, tid, exc)
+            await self._record_alone(session_id, tid)
         return self.service.get(session_id)
 
-    def _refused(self, session_id: str, trigger_id: str, exc: BaseException) -> None:
-        """Poison one trigger whose own fire append the store refused: retrying it
+    async def _catch_up(self) -> None:
+        await self.service.wait_for(await self.service.store.head_position())
+
+    async def _record_alone(self, session_id: str, trigger_id: str) -> None:
+        """One trigger's fires. A derived id the store already holds stands for this
+        trigger id's outcome of that slot, recorded before (by a trigger of the same id
+        removed and added again with an anchor before it, e.g. on a node whose clock is
+        behind): the slot is then recorded as skipped under an id derived from the taken
+        one (`scheduled_events`' `taken`), never fired twice, and the trigger goes on.
+        Each refusal names one taken id, so this asks again with it, a bounded number of
+        times; an event the store refuses otherwise poisons the trigger: retrying it
         would be refused again until its state changes."""
+        taken: set[str] = set()
+        for _attempt in range(MAX_TAKEN_IDS + 1):
+            try:
+                await self._record(session_id, {trigger_id}, frozenset(taken))
+                return
+            except InvalidEvent as exc:
+                self._refused(session_id, trigger_id, exc)
+                return
+            except DuplicateEventId as exc:
+                if exc.event_id in taken or len(taken) >= MAX_TAKEN_IDS:
+                    self._refused(session_id, trigger_id, exc)
+                    return
+                taken.add(exc.event_id)
+                await self._catch_up()
+
+    def _refused(self, session_id: str, trigger_id: str, exc: BaseException) -> None:
+        """Poison one trigger whose own fire append the store refuses."""
         state = self.service.get(session_id)
         trigger = state.triggers.get(trigger_id) if state is not None else None
         self._poison((session_id, trigger_id), trigger, exc, "the store refuses its fire")
 
-    async def _record(self, session_id: str, trigger_ids: set[str]) -> SessionState:
+    async def _record(
+        self, session_id: str, trigger_ids: set[str], taken: frozenset[str] = frozenset()
+    ) -> SessionState:
         """One append for the round; triggers whose decision raised are poisoned, the
         others' fires recorded (one bad value never stops the other timers)."""
         bad: BadDecisions = {}
         try:
             return await self.service.execute(
-                session_id, lambda st: self._decide(st, session_id, trigger_ids, bad)
+                session_id, lambda st: self._decide(st, session_id, trigger_ids, bad, taken)
             )
         finally:
             for tid, (trigger, exc) in bad.items():
@@ -441,32 +472,22 @@ class Scheduler:
         session_id: str,
         trigger_ids: set[str],
         bad: BadDecisions,
+        taken: frozenset[str],
     ) -> list[NewEvent]:
         """`decide_fires` for the round; if it raises, each trigger is decided on its own
         and those that raise are left out (into `bad`), so the rest still fire."""
         bad.clear()  # execute may decide again on a newer state
         now_ms = self.clock.now_ms()
         try:
-            return decide_fires(state, session_id, trigger_ids, now_ms)
+            return decide_fires(state, session_id, trigger_ids, now_ms, taken=taken)
         except DomainError:
             raise
         except Exception:
             pass  # some trigger's input is bad: find which below
-        return self._decide_alone(state, session_id, trigger_ids, now_ms, bad)
-
-    def _decide_alone(
-        self,
-        state: SessionState | None,
-        session_id: str,
-        trigger_ids: set[str],
-        now_ms: int,
-        bad: BadDecisions,
-    ) -> list[NewEvent]:
-        """Each trigger's decision on its own; one that raises goes into `bad`."""
         events: list[NewEvent] = []
         for tid in sorted(trigger_ids):
             try:
-                events.extend(decide_fires(state, session_id, {tid}, now_ms))
+                events.extend(decide_fires(state, session_id, {tid}, now_ms, taken=taken))
             except DomainError:
                 raise
             except Exception as exc:

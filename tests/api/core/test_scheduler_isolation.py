@@ -27,10 +27,12 @@ async def test_a_decision_that_raises_for_one_trigger_spares_its_co_due_triggers
     healthy trigger of the same session, due in the same rounds, fires every slot."""
     real = trigger_commands.scheduled_events
 
-    def bad_events(state: SessionState, trigger: TriggerState, now_ms: int, session_id: str) -> Any:
+    def bad_events(
+        state: SessionState, trigger: TriggerState, now_ms: int, session_id: str, **kw: Any
+    ) -> Any:
         if trigger.trigger_config.get("poison"):
             raise OverflowError("injected")
-        return real(state, trigger, now_ms, session_id)
+        return real(state, trigger, now_ms, session_id, **kw)
 
     monkeypatch.setattr(trigger_commands, "scheduled_events", bad_events)
     clock = FakeClock(T0)
@@ -46,12 +48,13 @@ async def test_a_decision_that_raises_for_one_trigger_spares_its_co_due_triggers
         assert "OverflowError" in str(n.scheduler.poison_report())
 
 
-async def test_a_fire_id_already_stored_poisons_only_its_trigger(
+async def test_a_fire_id_already_stored_holds_up_no_co_due_trigger(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Trigger c is re-added with an anchor before its last recorded slot (a node whose
-    clock is 30 s behind), so its derived fire ids are already stored: that trigger is
-    poisoned after one refusal, its co-due trigger g keeps firing, nothing spins."""
+    clock is 30 s behind), so its first derived fire id is already stored: its co-due
+    trigger g keeps firing, nothing spins, and c is not poisoned (it skips that slot and
+    fires on: test_scheduler_fire_clash.py; before, it was skipped until edited)."""
     t0 = T0 - T0 % (120 * MIN)
     clock = FakeClock(t0)
     async with node(db_url, clock) as n:
@@ -70,8 +73,8 @@ async def test_a_fire_id_already_stored_poisons_only_its_trigger(
             (f["trigger_id"], f["scheduled_at"]) for f in await n.payloads("s", "trigger_fired")
         ]
         assert [t for t in fired if t[0] == "g"] == [("g", t0 + k * MIN) for k in range(1, 7)]
-        assert set(n.scheduler.poisoned) == {("s", "c")}
-        assert "DuplicateEventId" in str(n.scheduler.poison_report())
+        assert n.scheduler.poisoned == {}
+        assert [t for t in fired if t[0] == "c"] == [("c", t0 + k * MIN) for k in range(1, 7)]
         assert refused == {"DuplicateEventId": 2}  # the round's append, then c's alone
 
 

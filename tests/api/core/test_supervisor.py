@@ -148,11 +148,15 @@ async def test_a_fire_decision_that_raises_poisons_only_its_session(
     real_decide = decide_fires  # the function the scheduler module looks up by this name
 
     def poisoned_decide(
-        state: SessionState | None, session_id: str, trigger_ids: set[str], now_ms: int
+        state: SessionState | None,
+        session_id: str,
+        trigger_ids: set[str],
+        now_ms: int,
+        **kw: Any,
     ) -> Any:
         if session_id == "bad":
             raise ValueError("bad input")
-        return real_decide(state, session_id, trigger_ids, now_ms)
+        return real_decide(state, session_id, trigger_ids, now_ms, **kw)
 
     monkeypatch.setattr(scheduler_module, "decide_fires", poisoned_decide)
     clock = FakeClock(T0)
