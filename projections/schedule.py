@@ -22,9 +22,9 @@ import hashlib
 import heapq
 import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -207,16 +207,19 @@ def _cron_walk(schedule: Schedule, after_ms: int) -> Iterator[int]:
             return
 
 
-def _cron_slots_before(schedule: Schedule, now_ms: int, after_ms: int, keep: int) -> list[int]:
+def _cron_slots_before(
+    schedule: Schedule, now_ms: int, after_ms: int, keep: int
+) -> Generator[None, None, list[int]]:
     """The newest `keep` cron slots in (after_ms, now_ms], descending: the slots
     `_cron_slots(schedule, after_ms)` gives up to `now_ms`, read from the other end (the
     same walls, mapped by `_instants`). Ends (never raises) where datetime or croniter
-    give up, so it may return fewer."""
+    give up, so it may return fewer. Pauses before each slot, as `_count_cron` does."""
     out: list[int] = []
     if keep <= 0:
         return out
     try:
         for slot in _cron_walk_back(schedule, now_ms):
+            yield
             if slot <= after_ms:
                 break
             out.append(slot)
@@ -316,10 +319,19 @@ class Due:
     newest: tuple[int, ...]
 
 
-def due_slots(schedule: Schedule, after_ms: int, now_ms: int, anchor_ms: int, keep: int) -> Due:
+def due_slots(
+    schedule: Schedule,
+    after_ms: int,
+    now_ms: int,
+    anchor_ms: int,
+    keep: int,
+    backlogs: Backlogs | None = None,
+) -> Due:
     """Bounded work whatever the downtime: intervals by arithmetic; cron counted up to
     COUNT_LIMIT (past it `exact` is False and `count` a lower bound), the newest `keep`
-    always the real newest due (past the limit, walked back from `now`)."""
+    always the real newest due (past the limit, walked back from `now`). With `backlogs`
+    a cron count takes at most its budget's steps and raises `Uncounted` when the
+    budget runs out (same result once counted)."""
     after = max(after_ms, anchor_ms)
     if not (sane_ms(after) and sane_ms(anchor_ms) and sane_ms(now_ms)):
         return Due(0, True, None, ())
@@ -338,10 +350,31 @@ def due_slots(schedule: Schedule, after_ms: int, now_ms: int, anchor_ms: int, ke
             anchor_ms + k_first * step,
             tuple(anchor_ms + k * step for k in ks),
         )
+    if backlogs is None:
+        return _to_the_end(_count_cron(schedule, after, now_ms, keep))
+    return backlogs.count((schedule, after, now_ms, keep))
+
+
+def _to_the_end(steps: Generator[None, None, Due]) -> Due:
+    """Run a count without a budget (every caller but the scheduler)."""
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        result: Due = done.value
+        return result
+
+
+def _count_cron(
+    schedule: Schedule, after: int, now_ms: int, keep: int
+) -> Generator[None, None, Due]:
+    """The cron part of `due_slots`, pausing (a bare `yield`) before each slot it takes
+    from croniter (about one croniter step each), so a caller can spread it over turns."""
     newest: deque[int] = deque(maxlen=keep)
     count = 0
     first: int | None = None
     for slot in _cron_slots(schedule, after):
+        yield
         if slot > now_ms:
             break
         if count >= COUNT_LIMIT:
@@ -349,13 +382,82 @@ def due_slots(schedule: Schedule, after_ms: int, now_ms: int, anchor_ms: int, ke
             # from a walk back from `now` (bounded by `keep`), so `handled_through` is the
             # real newest due slot and one plan settles the whole backlog. The union also
             # holds the forward walk's newest (all due) should the walk back end early.
-            back = _cron_slots_before(schedule, now_ms, after, keep)
+            back = yield from _cron_slots_before(schedule, now_ms, after, keep)
             merged = sorted(set(newest).union(back))[-keep:] if keep > 0 else []
             return Due(count + 1, False, first, tuple(merged))  # at least this slot more
         first = slot if first is None else first
         count += 1
         newest.append(slot)
     return Due(count, True, first, tuple(newest))
+
+
+_T = TypeVar("_T")
+BacklogKey = tuple[Schedule, int, int, int]  # (schedule, after, now, keep) of a cron count
+
+
+class Uncounted(Exception):
+    """A budgeted plan stopped where its step budget ran out: wait a loop turn and
+    decide again (the count goes on where it stopped)."""
+
+
+class StepBudget:
+    """Croniter steps the plans may take before their caller yields a loop turn; one
+    object shared by every plan of a process, refilled by its owner between turns."""
+
+    __slots__ = ("per_turn", "remaining")
+
+    def __init__(self, per_turn: int) -> None:
+        self.per_turn = per_turn
+        self.remaining = per_turn
+
+    def refill(self) -> None:
+        self.remaining = self.per_turn
+
+
+class Backlogs:
+    """The cron counts of one decision that may span several loop turns: those finished
+    (a decision asks again for each when it is retried) and those stopped by the budget
+    (resumed where they stopped). Results equal the unbudgeted `due_slots`. It also
+    keeps each trigger's outcome on the state it was decided on (`remembered`), so a
+    retried decision does not plan again the triggers it already planned."""
+
+    __slots__ = ("_counted", "_counting", "_decided", "_decided_on", "budget")
+
+    def __init__(self, budget: StepBudget) -> None:
+        self.budget = budget
+        self._counted: dict[BacklogKey, Due] = {}
+        self._counting: dict[BacklogKey, Generator[None, None, Due]] = {}
+        self._decided_on: object = None  # the (immutable) state the outcomes are of
+        self._decided: dict[Hashable, Any] = {}
+
+    def remembered(self, state: object, key: Hashable, decide: Callable[[], _T]) -> _T:
+        """`decide()`, once per `key` while the state is the same object."""
+        if state is not self._decided_on:
+            self._decided_on = state
+            self._decided = {}
+        if key not in self._decided:
+            self._decided[key] = decide()
+        result: _T = self._decided[key]
+        return result
+
+    def count(self, key: BacklogKey) -> Due:
+        """The count for `key`, or `Uncounted` when the budget runs out first."""
+        done = self._counted.get(key)
+        if done is not None:
+            return done
+        steps = self._counting.pop(key, None) or _count_cron(*key)
+        budget = self.budget
+        try:
+            while True:
+                if budget.remaining <= 0:
+                    self._counting[key] = steps
+                    raise Uncounted
+                budget.remaining -= 1
+                next(steps)
+        except StopIteration as stop:
+            result: Due = stop.value
+        self._counted[key] = result
+        return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,12 +492,14 @@ def plan_due(
     *,
     policy: str | None = None,
     grace_ms: int | None = None,
+    backlogs: Backlogs | None = None,
 ) -> FirePlan:
     """The misfire policy. Only the newest due slot may be on time (late by <= grace);
     every other due slot is missed: `skip` drops them, `fire_once` coalesces the backlog
     into one fire (the on-time slot, else the newest missed), `fire_all` replays up to
     FIRE_ALL_CAP of the newest missed ones and reports the rest as dropped. `policy` and
-    `grace_ms` override the schedule's (a stopped session's slots: skip, no grace)."""
+    `grace_ms` override the schedule's (a stopped session's slots: skip, no grace).
+    `backlogs`: count cron backlogs within a step budget (see `due_slots`)."""
     step = schedule.interval_ms
     if step is not None and step > 0:
         # An interval timer's usual case (no slot or exactly one due) by arithmetic:
@@ -410,7 +514,7 @@ def plan_due(
                 slot = anchor_ms + k_last * step
                 if now_ms - slot <= (schedule.grace_ms if grace_ms is None else grace_ms):
                     return FirePlan(fire=(slot,), handled_through=slot)
-    return _plan_due_slots(schedule, after_ms, now_ms, anchor_ms, policy, grace_ms)
+    return _plan_due_slots(schedule, after_ms, now_ms, anchor_ms, policy, grace_ms, backlogs)
 
 
 def _plan_due_slots(
@@ -420,9 +524,10 @@ def _plan_due_slots(
     anchor_ms: int,
     policy: str | None,
     grace_ms: int | None,
+    backlogs: Backlogs | None = None,
 ) -> FirePlan:
     """`plan_due` for any schedule and backlog (the reference its fast path must equal)."""
-    due = due_slots(schedule, after_ms, now_ms, anchor_ms, keep=FIRE_ALL_CAP + 1)
+    due = due_slots(schedule, after_ms, now_ms, anchor_ms, FIRE_ALL_CAP + 1, backlogs)
     if due.count == 0:
         return _NOTHING_DUE
     newest = due.newest[-1]

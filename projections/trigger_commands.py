@@ -9,6 +9,7 @@ recorded only once, whichever process or retry decides it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from projections.commands import require_live
 from projections.envelope import new_event
 from projections.errors import Conflict, DomainError, Invalid, NotFound
 from projections.schedule import (
+    Backlogs,
     FirePlan,
     fire_event_text,
     missed_event_id,
@@ -228,13 +230,14 @@ def scheduled_events(
     session_id: str,
     *,
     taken: frozenset[str] = frozenset(),
+    backlogs: Backlogs | None = None,
 ) -> list[NewEvent]:
     """The outcome of every slot of one timer due at `now_ms` (may be none).
 
     `taken`: derived ids the store already holds (the scheduler learns them from its
     refusals). A slot whose fire id is taken is not fired again: it is recorded as
     skipped (`fire_id_taken`) under an id derived from the taken one, so the trigger
-    goes on to its next slot."""
+    goes on to its next slot. `backlogs`: count cron backlogs within a step budget."""
     schedule = parse_schedule(trigger.trigger_type, trigger.trigger_config)
     if schedule is None or not trigger.active or not sane_ms(trigger.anchor_at):
         return []  # a bad logged value means "never fires", never an exception here
@@ -245,12 +248,20 @@ def scheduled_events(
     events: list[NewEvent] = []
     paused = _paused_through(state)
     if paused > after:  # resumed after a stop: what fell due meanwhile is skipped, and said
-        stopped = plan_due(schedule, after, min(paused, now_ms), anchor, policy="skip", grace_ms=-1)
+        stopped = plan_due(
+            schedule,
+            after,
+            min(paused, now_ms),
+            anchor,
+            policy="skip",
+            grace_ms=-1,
+            backlogs=backlogs,
+        )
         if stopped.missed:
             missed = _missed(state, trigger, stopped, "session_stopped", now, session_id, taken)
             events.append(missed)
             after = stopped.handled_through or after
-    plan = plan_due(schedule, after, now_ms, anchor)
+    plan = plan_due(schedule, after, now_ms, anchor, backlogs=backlogs)
     if plan.handled_through is None:
         return events
     if plan.missed:
@@ -359,16 +370,25 @@ def decide_fires(
     now_ms: int,
     *,
     taken: frozenset[str] = frozenset(),
+    backlogs: Backlogs | None = None,
 ) -> list[NewEvent]:
     """The scheduler's command: settle every due slot of these triggers (stale ids are
-    fine); `taken` as in `scheduled_events`."""
+    fine); `taken` and `backlogs` as in `scheduled_events`."""
     if state is None:
         return []
     events: list[NewEvent] = []
     for trigger_id in sorted(trigger_ids):
         trigger = state.triggers.get(trigger_id)
-        if trigger is not None:
+        if trigger is None:
+            continue
+        if backlogs is None:
             events.extend(scheduled_events(state, trigger, now_ms, session_id, taken=taken))
+            continue
+        decide = partial(
+            scheduled_events, state, trigger, now_ms, session_id, taken=taken, backlogs=backlogs
+        )
+        # on `Uncounted` this decision is asked again: the triggers done are not redone
+        events.extend(backlogs.remembered(state, (trigger_id, now_ms, taken), decide))
     return events
 
 

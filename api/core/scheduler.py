@@ -19,7 +19,8 @@ the same session's slots.
 A fire id the store already holds (the same trigger id's slot, recorded before the
 trigger was removed and added again) makes that slot a `fire_id_taken` skip, never a
 second fire (`_record_alone`). Retry backoffs are kept on the monotonic clock, so a
-wall-clock step does not stretch them (`_note_clock_step`).
+wall-clock step does not stretch them (`_note_clock_step`). Plans count long cron
+backlogs within STEPS_PER_TURN croniter steps per loop turn (`_record`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,13 @@ from projections.catalogue import SESSIONS_STREAM
 from projections.envelope import decode, payload
 from projections.errors import DomainError
 from projections.ids import is_session_stream
-from projections.schedule import FIRE_ALL_CAP, next_due
+from projections.schedule import (
+    FIRE_ALL_CAP,
+    Backlogs,
+    StepBudget,
+    Uncounted,
+    next_due,
+)
 from projections.session import SessionState
 from projections.trigger_commands import decide_fires
 from projections.triggers import TRIGGER_EVENT_TYPES, TriggerState
@@ -70,6 +77,9 @@ FIRE_CLAIM_TTL = 30.0  # seconds a fire claim lasts if its node dies while holdi
 # It bounds the added lateness (p99 target 50 ms); 0 fires each slot on its own.
 FIRE_TICK_SECONDS = 0.020
 HEAP_SLACK = 64  # stale heap entries tolerated beyond the live ones before a rebuild
+# Cron slots the plans of one event-loop turn may count (~25-45 µs each: ~3-6 ms):
+# a long backlog is counted over several turns, the loop serving requests between them.
+STEPS_PER_TURN = 128
 # Wall minus monotonic time moving by more than this is a clock step: retry times,
 # kept monotonic, are turned into due times again.
 CLOCK_STEP_MS = 100
@@ -119,6 +129,8 @@ class Scheduler:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._retry_at: dict[str, int] = {}  # monotonic ms (a backoff, not a wall time)
         self._clock_offset: int | None = None  # wall minus monotonic ms at the last look
+        self._budget = StepBudget(STEPS_PER_TURN)  # shared by every fire's plans
+        self._refill: asyncio.Handle | None = None
         # per session, per trigger: (state, loaded_at, due) as last computed
         self._seen: dict[str, dict[str, tuple[TriggerState, float, int | None]]] = {}
         self._wake = asyncio.Event()
@@ -406,9 +418,12 @@ class Scheduler:
     async def _settle(self, session_id: str, trigger_ids: set[str]) -> SessionState | None:
         """Record the round; if the store refuses it for one event's sake (a derived fire
         id already stored, an event over the size limit), record each trigger on its own:
-        the others still fire and nothing is retried hot."""
+        the others still fire and nothing is retried hot. The round's cron counts (and
+        its `now`) serve every attempt."""
+        now_ms = self.clock.now_ms()
+        backlogs = Backlogs(self._budget)
         try:
-            return await self._record(session_id, trigger_ids)
+            return await self._record(session_id, trigger_ids, now_ms, backlogs)
         except (DuplicateEventId, InvalidEvent) as exc:
             log.warning("fires for %s refused (%s): settling each trigger alone", session_id, exc)
         # Decide again on a caught-up projection: without fire claims another node may
@@ -416,13 +431,15 @@ class Scheduler:
         # then no longer due, and what is refused still is really this trigger's fault.
         await self._catch_up()
         for tid in sorted(trigger_ids):
-            await self._record_alone(session_id, tid)
+            await self._record_alone(session_id, tid, now_ms, backlogs)
         return self.service.get(session_id)
 
     async def _catch_up(self) -> None:
         await self.service.wait_for(await self.service.store.head_position())
 
-    async def _record_alone(self, session_id: str, trigger_id: str) -> None:
+    async def _record_alone(
+        self, session_id: str, trigger_id: str, now_ms: int, backlogs: Backlogs
+    ) -> None:
         """One trigger's fires. A derived id the store already holds stands for this
         trigger id's outcome of that slot, recorded before (by a trigger of the same id
         removed and added again with an anchor before it, e.g. on a node whose clock is
@@ -434,7 +451,7 @@ class Scheduler:
         taken: set[str] = set()
         for _attempt in range(MAX_TAKEN_IDS + 1):
             try:
-                await self._record(session_id, {trigger_id}, frozenset(taken))
+                await self._record(session_id, {trigger_id}, now_ms, backlogs, frozenset(taken))
                 return
             except InvalidEvent as exc:
                 self._refused(session_id, trigger_id, exc)
@@ -453,42 +470,73 @@ class Scheduler:
         self._poison((session_id, trigger_id), trigger, exc, "the store refuses its fire")
 
     async def _record(
-        self, session_id: str, trigger_ids: set[str], taken: frozenset[str] = frozenset()
+        self,
+        session_id: str,
+        trigger_ids: set[str],
+        now_ms: int,
+        backlogs: Backlogs,
+        taken: frozenset[str] = frozenset(),
     ) -> SessionState:
         """One append for the round; triggers whose decision raised are poisoned, the
-        others' fires recorded (one bad value never stops the other timers)."""
+        others' fires recorded (one bad value never stops the other timers). A decision
+        whose cron counts ran out of the turn's step budget is made again after a loop
+        turn (nothing was appended; the counts go on where they stopped)."""
         bad: BadDecisions = {}
         try:
-            return await self.service.execute(
-                session_id, lambda st: self._decide(st, session_id, trigger_ids, bad, taken)
-            )
+            while True:
+                try:
+                    return await self.service.execute(
+                        session_id,
+                        lambda st: self._decide(
+                            st, session_id, trigger_ids, now_ms, bad, taken, backlogs
+                        ),
+                    )
+                except Uncounted:
+                    await self._next_turn()
         finally:
             for tid, (trigger, exc) in bad.items():
                 self._poison((session_id, tid), trigger, exc)
+
+    async def _next_turn(self) -> None:
+        """Let the event loop take a turn (I/O, requests, timers), then refill the step
+        budget: the refill is queued before the waiters resume, so one turn's plans count
+        at most STEPS_PER_TURN slots, whichever fires share them."""
+        if self._refill is None:
+            self._refill = asyncio.get_running_loop().call_soon(self._refilled)
+        await asyncio.sleep(0)
+
+    def _refilled(self) -> None:
+        self._refill = None
+        self._budget.refill()
 
     def _decide(
         self,
         state: SessionState | None,
         session_id: str,
         trigger_ids: set[str],
+        now_ms: int,
         bad: BadDecisions,
         taken: frozenset[str],
+        backlogs: Backlogs,
     ) -> list[NewEvent]:
         """`decide_fires` for the round; if it raises, each trigger is decided on its own
         and those that raise are left out (into `bad`), so the rest still fire."""
         bad.clear()  # execute may decide again on a newer state
-        now_ms = self.clock.now_ms()
         try:
-            return decide_fires(state, session_id, trigger_ids, now_ms, taken=taken)
-        except DomainError:
+            return decide_fires(
+                state, session_id, trigger_ids, now_ms, taken=taken, backlogs=backlogs
+            )
+        except (DomainError, Uncounted):
             raise
         except Exception:
             pass  # some trigger's input is bad: find which below
         events: list[NewEvent] = []
         for tid in sorted(trigger_ids):
             try:
-                events.extend(decide_fires(state, session_id, {tid}, now_ms, taken=taken))
-            except DomainError:
+                events.extend(
+                    decide_fires(state, session_id, {tid}, now_ms, taken=taken, backlogs=backlogs)
+                )
+            except (DomainError, Uncounted):
                 raise
             except Exception as exc:
                 bad[tid] = (state.triggers.get(tid) if state is not None else None, exc)
