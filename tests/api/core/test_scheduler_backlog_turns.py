@@ -4,7 +4,7 @@ that queues itself again each turn.
 
 Before, each due session's plan counted every trigger's backlog in one go, and the
 fires of one round all planned in the same loop turn: 20 `* * * * * *` timers after a
-day's downtime held the loop ~7 s (measured: /work/scratch/h9/sched/lag_probe.py),
+day's downtime held one loop iteration for 5.6-7.5 s (measured with a loop probe),
 whether in one session or in several. Now the plans of a turn share STEPS_PER_TURN
 steps and go on after a loop turn; what is recorded is what the unbudgeted plan gives.
 """
