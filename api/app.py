@@ -114,6 +114,7 @@ def create_app(
                 node_id=settings.node_id,
                 leases=store.leases if several_nodes else None,
                 supervisor=supervisor,
+                may_fire=lambda: not node.displaced,
             )
             await scheduler.start()
             stack.push_async_callback(scheduler.stop)

@@ -114,8 +114,12 @@ class Scheduler:
         leases: Leases | None = None,
         supervisor: Supervisor | None = None,
         fire_tick: float = FIRE_TICK_SECONDS,
+        may_fire: Callable[[], bool] = lambda: True,
     ) -> None:
         self.service = service
+        # False while this process must not fire (its node id was taken by another
+        # process while it was paused: that one runs the node's timers now)
+        self.may_fire = may_fire
         self.fire_tick = fire_tick
         self._round_at = 0.0  # loop time before which no new fire round starts
         self.supervisor = supervisor or service.supervisor
@@ -383,6 +387,9 @@ class Scheduler:
         try:
             before = self.service.get(session_id)
             async with self._slots:
+                if not self.may_fire():
+                    self._retry_later(session_id, RETRY_MS)
+                    return
                 if self.leases is not None and self.node_id is not None:
                     claim = await self.leases.acquire(
                         f"fire:{session_id}", self.node_id, FIRE_CLAIM_TTL

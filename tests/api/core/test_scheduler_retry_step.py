@@ -60,3 +60,22 @@ async def test_a_retry_queued_before_a_backward_step_waits_only_its_backoff(
         fired = await n.payloads("s", "trigger_fired")
         assert [f["scheduled_at"] for f in fired] == [slot, slot + MIN, slot + 2 * MIN]
         assert all(f["last_fired_at"] == f["scheduled_at"] for f in fired)  # each on time
+
+
+async def test_a_scheduler_told_not_to_fire_records_nothing_until_it_may(db_url: str) -> None:
+    """A process whose node id another process took while it was paused stands aside
+    (api/core/nodes.py: `displaced`): its scheduler records no fire while `may_fire`
+    says no, and fires the slots due (as its misfire policy says) once it may again.
+    Before, a displaced process went on running the node's timers."""
+    clock = FakeClock(T0)
+    allowed = False
+    async with node(db_url, clock) as n:
+        n.scheduler.may_fire = lambda: allowed
+        await seed(n.store, "s", [timer("t", interval_minutes=1)], clock.now())
+        await n.settle()
+        await n.run_until(T0 + 3 * MIN)
+        assert await n.payloads("s", "trigger_fired") == []
+        allowed = True
+        await n.run_until(T0 + 5 * MIN)
+        fired = await n.payloads("s", "trigger_fired")
+        assert fired and fired[-1]["scheduled_at"] == T0 + 5 * MIN
