@@ -4,10 +4,17 @@ Write-side figures come from the store's group-commit hook (`on_commit`, called
 once per committed batch with the number of appends in it and the commit's
 duration), so counting costs nothing per request. SSE clients and projection lag
 are read when scraped. Both backends call the hook.
+
+The one store read a scrape makes (the log head) is bounded: when the store does not
+answer, the head and lag gauges read NaN (unknown) and everything else is still
+served, since a stuck store is when an operator most needs the other figures.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -25,6 +32,9 @@ from eventstore import EventStore
 if TYPE_CHECKING:
     from api.http.sse import Hub
 
+log = logging.getLogger("hivelog.metrics")
+
+HEAD_READ_SECONDS = 2.0  # a scrape does not wait longer than this for the log head
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
 
@@ -85,9 +95,16 @@ class Metrics:
         return float(self.hub.client_count)
 
     async def render(self) -> bytes:
-        head = await self.store.head_position()
-        self.head_position.set(head)
-        self.projection_lag.set(max(head - self.sessions.position, 0))
+        try:
+            async with asyncio.timeout(HEAD_READ_SECONDS):
+                head = await self.store.head_position()
+        except Exception as exc:  # the store is down or stuck: unknown, not a 500 or a hang
+            log.debug("metrics: log head unreadable: %s: %s", type(exc).__name__, exc)
+            self.head_position.set(math.nan)
+            self.projection_lag.set(math.nan)
+        else:
+            self.head_position.set(head)
+            self.projection_lag.set(max(head - self.sessions.position, 0))
         data: bytes = generate_latest(self.registry)
         if self.requests is not None:
             data += self.requests.render()
