@@ -12,6 +12,11 @@ Every operation also answers hive's `{"error": ...}` on refusal: the codes the
 annotation lists, and `4XX` for the rest (401 token, 404/405 routing, 413 size,
 415 content type). Response objects allow extra keys; unknown request keys are
 accepted and ignored (the schema does not forbid them).
+
+The token is a security requirement of the document (`hiveToken`, or none: a server
+started without a token needs none), lifted (`security: []`) on the operations
+TokenMiddleware lets through, from the same list it uses: generated clients send
+`X-Hive-Token` only where a requirement names it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from starlette.routing import BaseRoute, Route
 from api.core.version import hivelog_version
 from api.http import shapes
 from api.http.contract import Doc, doc_of, documented
+from api.http.middleware import PUBLIC_PATHS, PUBLIC_PREFIXES
 
 Schema = dict[str, Any]
 REF_TEMPLATE = "#/components/schemas/{name}"
@@ -57,6 +63,12 @@ def _convertor_schema(convertor: Convertor[Any]) -> Schema:
     if isinstance(convertor, UUIDConvertor):
         return {"type": "string", "format": "uuid"}
     return {"type": "string"}
+
+
+def is_public(route_path: str) -> bool:
+    """Whether TokenMiddleware lets this route through without the token (its own rule,
+    on the route's template: `/api/webhooks/{path:path}` is under `/api/webhooks/`)."""
+    return route_path in PUBLIC_PATHS or route_path.startswith(PUBLIC_PREFIXES)
 
 
 def fallback_doc(endpoint: Callable[..., Any]) -> Doc:
@@ -95,8 +107,8 @@ def build_document(routes: Sequence[BaseRoute]) -> Schema:
     """The whole document for `routes` (Route objects; others are not served here)."""
     schemas = _Schemas()
     error_index = schemas.add(shapes.Error)
-    # (path, method, doc, path params, slots into the rendered schema list)
-    pending: list[tuple[str, str, str, Doc, list[Schema], dict[str, Any]]] = []
+    # (path, method, operation id, doc, path params, slots, public)
+    pending: list[tuple[str, str, str, Doc, list[Schema], dict[str, Any], bool]] = []
     for route in routes:
         if not isinstance(route, Route) or not route.include_in_schema:
             continue  # the console's static files are pages, not API
@@ -114,13 +126,15 @@ def build_document(routes: Sequence[BaseRoute]) -> Schema:
         }
         methods = sorted(m.lower() for m in route.methods or () if m != "HEAD")  # GET adds HEAD
         name = getattr(route.endpoint, "__name__", "operation")
+        public = is_public(route.path)
         for method in methods:
-            pending.append((path, method, _unique(name, method, methods), doc, path_params, slots))
+            operation_id = _unique(name, method, methods)
+            pending.append((path, method, operation_id, doc, path_params, slots, public))
 
     rendered, components = schemas.render()
     error_ref = rendered[error_index]
     paths: dict[str, dict[str, Schema]] = {}
-    for path, method, operation_id, doc, path_params, slots in pending:
+    for path, method, operation_id, doc, path_params, slots, public in pending:
         parameters = list(path_params)
         parameters += [
             {"name": n, "in": "query", "required": False, "schema": rendered[i]}
@@ -147,6 +161,8 @@ def build_document(routes: Sequence[BaseRoute]) -> Schema:
         }
         if parameters:
             operation["parameters"] = parameters
+        if public:
+            operation["security"] = []  # reachable without the token
         if slots["body"] is not None:
             operation["requestBody"] = {
                 "required": doc.body_required,
@@ -157,6 +173,9 @@ def build_document(routes: Sequence[BaseRoute]) -> Schema:
         "openapi": "3.1.0",
         "info": {"title": "hivelog", "version": hivelog_version(), "description": DESCRIPTION},
         "paths": paths,
+        # with a token configured (`hivelog serve --token`) every other operation needs
+        # it; without one, none does (`{}`: the alternative of no requirement)
+        "security": [{"hiveToken": []}, {}],
         "components": {
             "schemas": components,
             "securitySchemes": {

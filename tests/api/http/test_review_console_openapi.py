@@ -1,0 +1,56 @@
+"""The OpenAPI document says which operations need the token, as the server does
+(review of the console, metrics and health area).
+
+The document defined the `hiveToken` scheme but named it in no security requirement,
+so a client generated from it never sent `X-Hive-Token` and met 401 on every /api
+call of a server with a token. Now the document names it (beside `{}`: a server
+without a token needs none), and lifts it on exactly the operations the server lets
+through without it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from api.app import create_app
+from api.core.settings import Settings
+from api.http.openapi import build_document
+from tests.support.server import running_server
+
+TOKEN = "doc-token"
+
+
+def needs_token(document: dict[str, Any], operation: dict[str, Any]) -> bool:
+    """Whether the token is named among the operation's security requirements
+    (OpenAPI: the operation's `security` overrides the document's). The document also
+    offers `{}`, no requirement, since a server started without a token needs none."""
+    requirements = operation.get("security", document.get("security", []))
+    return any("hiveToken" in requirement for requirement in requirements)
+
+
+def test_documented_token_requirement_matches_the_server(tmp_path: Path) -> None:
+    document = build_document(create_app(Settings(db_url="sqlite:///unused.db")).routes)
+    assert document["components"]["securitySchemes"]["hiveToken"]["name"] == "X-Hive-Token"
+    db = f"sqlite:///{tmp_path / 'doc.db'}"
+    server_cm = running_server(db, tmp_path, ["--token", TOKEN])
+    with server_cm as server, httpx.Client(base_url=server.base_url, timeout=30) as c:
+        checked = 0
+        for path, operations in document["paths"].items():
+            concrete = re.sub(r"{\w+}", "x", path)
+            for method, operation in operations.items():
+                r = c.request(method.upper(), concrete)  # no token
+                refused = r.status_code == 401 and r.json() == {"error": "unauthorized"}
+                assert refused == needs_token(document, operation), (method, path, r)
+                checked += 1
+        assert checked == sum(len(ops) for ops in document["paths"].values()) > 40
+        # and the public ones are the three the README names
+        public = sorted(
+            path
+            for path, ops in document["paths"].items()
+            if not any(needs_token(document, op) for op in ops.values())
+        )
+        assert public == ["/api/health", "/api/webhooks/{path}", "/openapi.json"]
