@@ -10,8 +10,11 @@ shapes in api.http.shapes). So the validator and the document cannot drift.
 
 Every operation also answers hive's `{"error": ...}` on refusal: the codes the
 annotation lists, and `4XX` for the rest (401 token, 404/405 routing, 413 size,
-415 content type). Response objects allow extra keys; unknown request keys are
-accepted and ignored (the schema does not forbid them).
+415 content type). Any of them may also answer 503: the store refused (disk full,
+I/O error, database unreachable: hive's JSON error with Retry-After), or uvicorn's
+connection limit (`--max-connections`: plain text, before the app). Response objects
+allow extra keys; unknown request keys are accepted and ignored (the schema does not
+forbid them).
 
 The token is a security requirement of the document (`hiveToken`, or none: a server
 started without a token needs none), lifted (`security: []`) on the operations
@@ -98,6 +101,19 @@ def _json(media_type: str, schema: Any, description: str) -> Schema:
     return {"description": description, "content": {media_type: {"schema": schema}}}
 
 
+def _unavailable(error_ref: Schema) -> Schema:
+    """The 503 any operation may answer (see the module docstring)."""
+    return {
+        "description": "Service Unavailable: storage unavailable (retry after Retry-After) "
+        "or too many connections",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        "content": {
+            "application/json": {"schema": error_ref},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+
+
 def _unique(name: str, method: str, methods: list[str]) -> str:
     """The handler's name; `receive_post` where one handler serves several methods."""
     return name if len(methods) == 1 else f"{name}_{method}"
@@ -153,6 +169,7 @@ def build_document(routes: Sequence[BaseRoute]) -> Schema:
             responses[str(code)] = _json(
                 "application/json", error_ref, http.HTTPStatus(code).phrase
             )
+        responses.setdefault("503", _unavailable(error_ref))  # unless listed with its own body
         responses["4XX"] = _json("application/json", error_ref, "refused; nothing was appended")
         operation: Schema = {
             "summary": doc.summary,

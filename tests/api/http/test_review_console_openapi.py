@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
 from api.app import create_app
 from api.core.settings import Settings
+from api.http import shapes
 from api.http.openapi import build_document
-from tests.support.server import running_server
+from eventstore import StoreUnavailable
+from tests.support.server import running_server, serve_in_process
 
 TOKEN = "doc-token"
 
@@ -54,3 +57,29 @@ def test_documented_token_requirement_matches_the_server(tmp_path: Path) -> None
             if not any(needs_token(document, op) for op in ops.values())
         )
         assert public == ["/api/health", "/api/webhooks/{path}", "/openapi.json"]
+
+
+async def test_a_refused_store_answers_a_documented_503(tmp_path: Path) -> None:
+    """Any operation that touches the store answers 503 when the store refuses (disk
+    full, database unreachable); the document listed 503 on the webhooks only, so a
+    generated client met an undocumented status. A real SQLite app whose appends are
+    swapped for refused ones."""
+    app = create_app(Settings(db_url=f"sqlite:///{tmp_path / 'full.db'}", node_id="full"))
+    document = build_document(app.routes)
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert "503" in operation["responses"], (method, path)
+    async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as c:
+        store = app.state.parts.store
+
+        async def refused(*args: Any, **kwargs: Any) -> Any:
+            raise StoreUnavailable("injected: database or disk is full")
+
+        store.append = refused
+        r = await c.post("/api/sessions", json={})
+    assert r.status_code == 503 and r.headers["retry-after"].isdigit()
+    documented = document["paths"]["/api/sessions"]["post"]["responses"]["503"]
+    assert documented["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+    msgspec.convert(r.json(), shapes.Error)
