@@ -1,4 +1,5 @@
-// Sessions: every session on record (live and cold), searchable, refreshed every 3 s.
+// Sessions: every session on record (live and cold), searched and cut on the server
+// (GET /api/admin/sessions), refreshed every 3 s.
 
 import { get } from "./api.js";
 import { fmtAgo, fmtNum, fmtTime, h } from "./format.js";
@@ -6,39 +7,21 @@ import { rovingList } from "./keys.js";
 
 const REFRESH_MS = 3000;
 const SHOWN = 200; // rows in the DOM at once; "show more" adds another page
+const MAX_SHOWN = 2000; // the route's own bound on `limit`
+const SEARCH_DEBOUNCE_MS = 200;
 
-/** Merges /api/sessions/history (every session) with /api/sessions (live detail). */
-export function mergeSessions(history, live) {
-  const liveById = new Map(live.map((s) => [s.session_id, s]));
-  const rows = history.map((s) => {
-    const l = liveById.get(s.session_id) || {};
-    return {
-      id: s.session_id,
-      live: Boolean(s.live),
-      queen: l.queen_name || s.queen_id || "",
-      colony: l.colony_name || l.colony_id || s.agent_name || "",
-      agentPath: l.agent_path || s.agent_path || "",
-      events: s.event_count,
-      lastActive: s.last_active_at,
-      runner: s.runner_node || "",
-    };
-  });
-  for (const l of live) {
-    if (!rows.some((r) => r.id === l.session_id)) {
-      rows.push({ id: l.session_id, live: true, queen: l.queen_name || l.queen_id || "",
-        colony: l.colony_name || "", agentPath: l.agent_path || "", events: null,
-        lastActive: l.loaded_at, runner: "" });
-    }
-  }
-  return rows;
-}
-
-export function matches(row, query, state) {
-  if (state === "live" && !row.live) return false;
-  if (state === "cold" && row.live) return false;
-  if (!query) return true;
-  const hay = `${row.id} ${row.queen} ${row.colony} ${row.agentPath} ${row.runner}`.toLowerCase();
-  return query.toLowerCase().split(/\s+/).every((word) => hay.includes(word));
+/** A row of /api/admin/sessions as the list draws it. */
+export function toRow(s) {
+  return {
+    id: s.session_id,
+    live: Boolean(s.live),
+    queen: s.queen || "",
+    colony: s.colony || "",
+    agentPath: s.agent_path || "",
+    events: s.event_count,
+    lastActive: s.last_active_at,
+    runner: s.runner_node || "",
+  };
 }
 
 export function mountSessions(root, _params, ctx) {
@@ -62,15 +45,15 @@ export function mountSessions(root, _params, ctx) {
   );
   const roving = rovingList(list, "a.srow");
   let rows = [];
+  let matched = 0;
+  let total = 0;
   let limit = SHOWN;
   let signature = "";
+  let asked = 0; // bumps on every request, so a stale answer is ignored
 
   function render() {
-    const q = search.value.trim();
-    sessionStorage.setItem("hivelog.sessions.filter", JSON.stringify({ q, state: state.value }));
-    const found = rows.filter((r) => matches(r, q, state.value));
-    const shown = found.slice(0, limit);
-    const sig = JSON.stringify([shown, found.length]);
+    const shown = rows;
+    const sig = JSON.stringify([shown, matched, total]);
     if (sig === signature) return; // nothing changed: keep the DOM (and focus) as it is
     signature = sig;
     const focusedId = document.activeElement?.closest?.("#session-list") ? document.activeElement.dataset.id : null;
@@ -92,22 +75,26 @@ export function mountSessions(root, _params, ctx) {
           h("span", { class: "mono" }, h("span", { class: "lbl" }, "node "), r.runner || "—")))),
     );
     if (!shown.length) {
-      list.append(h("li", { class: "marker" }, rows.length ? "No session matches." : "No sessions yet."));
+      list.append(h("li", { class: "marker" }, total ? "No session matches." : "No sessions yet."));
     }
-    counter.textContent = `${fmtNum(found.length)} of ${fmtNum(rows.length)}`;
-    more.hidden = found.length <= limit;
+    counter.textContent = `${fmtNum(matched)} of ${fmtNum(total)}`;
+    more.hidden = matched <= shown.length || limit >= MAX_SHOWN;
     const again = focusedId && list.querySelector(`a.srow[data-id="${CSS.escape(focusedId)}"]`);
     roving.settle(again || null);
     if (again) again.focus();
   }
 
   async function refresh() {
+    const q = search.value.trim().slice(0, 256);
+    sessionStorage.setItem("hivelog.sessions.filter", JSON.stringify({ q, state: state.value }));
+    const params = new URLSearchParams({ q, state: state.value, limit: String(limit) });
+    const mine = ++asked;
     try {
-      const [history, live] = await Promise.all([
-        get("/api/sessions/history", { signal: ctx.signal }),
-        get("/api/sessions", { signal: ctx.signal }),
-      ]);
-      rows = mergeSessions(history.sessions, live.sessions);
+      const body = await get(`/api/admin/sessions?${params}`, { signal: ctx.signal });
+      if (mine !== asked) return;
+      rows = body.sessions.map(toRow);
+      matched = body.matched;
+      total = body.total;
       error.hidden = true;
       render();
     } catch (err) {
@@ -117,9 +104,15 @@ export function mountSessions(root, _params, ctx) {
     }
   }
 
-  search.addEventListener("input", () => { limit = SHOWN; render(); });
-  state.addEventListener("change", () => { limit = SHOWN; render(); });
-  more.addEventListener("click", () => { limit += SHOWN; render(); });
+  let debounce = null;
+  search.addEventListener("input", () => {
+    limit = SHOWN;
+    clearTimeout(debounce);
+    debounce = setTimeout(refresh, SEARCH_DEBOUNCE_MS);
+  });
+  ctx.signal.addEventListener("abort", () => clearTimeout(debounce), { once: true });
+  state.addEventListener("change", () => { limit = SHOWN; refresh(); });
+  more.addEventListener("click", () => { limit = Math.min(limit + SHOWN, MAX_SHOWN); refresh(); });
   search.addEventListener("keydown", (event) => {
     if (event.key === "ArrowDown") {
       event.preventDefault();
