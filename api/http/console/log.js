@@ -5,7 +5,7 @@
 
 import { get, getText, post } from "./api.js";
 import { fmtNum, h, s } from "./format.js";
-import { intervals, parseMetrics, sample } from "./metrics.js";
+import { intervals, lagNote, parseMetrics, sample } from "./metrics.js";
 
 const SAMPLE_MS = 2000;
 const WINDOW_MS = 5 * 60_000;
@@ -73,18 +73,24 @@ export function mountLog(root, _params, ctx) {
 
   async function scrape() {
     try {
-      const [text, health] = await Promise.all([
+      // /metrics answers while the store is stuck (head and lag NaN) and health is then
+      // a 503: show what there is rather than nothing when the operator needs it most
+      const [scraped, probed] = await Promise.allSettled([
         getText("/metrics", { signal: ctx.signal }),
         get("/api/health", { signal: ctx.signal }),
       ]);
+      if (scraped.status === "rejected") throw scraped.reason;
+      const health = probed.status === "fulfilled" ? probed.value : null;
       const now = Date.now();
-      samples.push(sample(parseMetrics(text), now));
+      samples.push(sample(parseMetrics(scraped.value), now));
       while (samples.length && samples[0].at < now - WINDOW_MS) samples.shift();
       const last = samples.at(-1);
       const steps = intervals(samples);
       const recent = steps.at(-1);
-      cards.head.v.textContent = fmtNum(health.head_position);
-      cards.head.note.textContent = `${fmtNum(health.sessions)} live sessions, ${fmtNum(health.agents_loaded)} with a colony`;
+      cards.head.v.textContent = fmtNum(health ? health.head_position : last.head);
+      cards.head.note.textContent = health
+        ? `${fmtNum(health.sessions)} live sessions, ${fmtNum(health.agents_loaded)} with a colony`
+        : "";
       cards.rate.v.textContent = recent ? fmtNum(recent.rate, 1) : "…";
       const seconds = Math.round((now - samples[0].at) / 1000);
       const span = seconds < 90 ? `${seconds} s` : `${Math.round(seconds / 6) / 10} min`;
@@ -99,9 +105,17 @@ export function mountLog(root, _params, ctx) {
       cards.commit.v.textContent = recent && recent.commitMs !== null ? fmtNum(recent.commitMs, 2) : "—";
       cards.commit.chart.replaceChildren(sparkline(steps.map((x) => x.commitMs), "commit time"));
       cards.lag.v.textContent = fmtNum(last.lag);
-      cards.lag.note.textContent = last.lag ? "the projection is catching up" : "up to date";
+      cards.lag.note.textContent = lagNote(last.lag);
       cards.sse.v.textContent = fmtNum(last.sse);
-      error.hidden = true;
+      if (health) {
+        error.hidden = true;
+      } else {
+        const status = probed.reason?.status;
+        error.textContent = status === 503
+          ? "The store is not answering: /api/health answered 503 (its components say what is down)."
+          : `Could not read /api/health: ${probed.reason?.message}`;
+        error.hidden = ctx.signal.aborted;
+      }
     } catch (err) {
       if (ctx.signal.aborted) return;
       error.textContent = `Could not read the metrics: ${err.message}`;

@@ -59,3 +59,9 @@ export function intervals(samples) {
   }
   return out;
 }
+
+/** The projection lag card's note; NaN or null: /metrics could not read the log head. */
+export function lagNote(lag) {
+  if (lag === null || Number.isNaN(lag)) return "unknown: the store is not answering";
+  return lag ? "the projection is catching up" : "up to date";
+}
