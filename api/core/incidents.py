@@ -46,6 +46,12 @@ class StoreIncidents:
 
     def on_commit(self, _appends: int, _seconds: float) -> None:
         """The store's commit hook: a commit went through, so the incident is over."""
+        self.recovered()
+
+    def recovered(self) -> None:
+        """A write went through (a commit, or a lease renewed): the incident is over.
+        Lease renewals count, so an idle server does not stay "degraded" until the next
+        append after the store came back."""
         if self.since is not None:
             log.warning(
                 "store available again after %.1f s; %d writes were refused",

@@ -277,6 +277,8 @@ class NodeLiveness:
                 log.warning("node lease for %s was lost; taking it again", self.node_id)
                 renewed = await self._acquire()
             self.lease = renewed
+            if renewed is not None:  # a durable write went through
+                self.supervisor.incidents.recovered()
 
     async def alive(self) -> set[str]:
         """Node ids whose lease is unexpired right now."""

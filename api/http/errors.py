@@ -62,11 +62,17 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+READS = frozenset({"GET", "HEAD"})
+
+
 async def store_unavailable(request: Request, exc: Exception) -> Response:
     """Disk full, I/O error, database unreachable: 503 with Retry-After, logged once
     per incident (by `StoreIncidents`), never a traceback per request."""
     assert isinstance(exc, StoreUnavailable)
-    parts(request).supervisor.incidents.refused_write(exc)
+    if request.method not in READS:
+        # a failed read is no refused write: counted as one, it kept /api/health
+        # "degraded" after the store came back, until the next append
+        parts(request).supervisor.incidents.refused_write(exc)
     response = error(
         503,
         "Storage unavailable (disk full, I/O error or database unreachable); try again later",
