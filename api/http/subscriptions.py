@@ -278,17 +278,24 @@ async def nack(request: Request) -> Response:
     return JSONResponse({"nacked": done, "unknown": unknown})
 
 
+PARKED_MAX = 1000
+
+
 @documented(
     "Parked messages, oldest first",
     response=ParkedMessages,
     errors=(400, 404),
-    query={"limit": int},
+    query={
+        "limit": Annotated[
+            int, msgspec.Meta(ge=1, le=PARKED_MAX, description="messages, default 100")
+        ]
+    },
 )
 async def parked(request: Request) -> Response:
     name = _group_name(request)
     text = request.query_params.get("limit", "100")
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1000:  # '²' is a digit
-        raise RequestError(400, "'limit' must be an integer in [1, 1000]")
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= PARKED_MAX:  # '²'
+        raise RequestError(400, f"'limit' must be an integer in [1, {PARKED_MAX}]")
     found = await _service(request).parked(name, int(text))
     items = [
         b'{"position":%d,"attempts":%d,"reason":%b,"event":%b}'

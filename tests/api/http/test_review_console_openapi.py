@@ -83,3 +83,23 @@ async def test_a_refused_store_answers_a_documented_503(tmp_path: Path) -> None:
         "$ref": "#/components/schemas/Error"
     }
     msgspec.convert(r.json(), shapes.Error)
+
+
+async def test_the_parked_limit_is_documented_with_the_bounds_the_route_keeps(
+    tmp_path: Path,
+) -> None:
+    """`GET …/parked?limit=` was documented as any integer; the route takes 1-1000."""
+    app = create_app(Settings(db_url=f"sqlite:///{tmp_path / 'h.db'}"))
+    document = build_document(app.routes)
+    (param,) = [
+        p
+        for p in document["paths"]["/api/subscriptions/{group}/parked"]["get"]["parameters"]
+        if p["name"] == "limit"
+    ]
+    low, high = param["schema"]["minimum"], param["schema"]["maximum"]
+    async with serve_in_process(app) as base, httpx.AsyncClient(base_url=base) as c:
+        made = await c.put("/api/subscriptions/g", json={})
+        assert made.status_code == 201, made.text
+        for limit, status in ((low - 1, 400), (low, 200), (high, 200), (high + 1, 400)):
+            r = await c.get("/api/subscriptions/g/parked", params={"limit": limit})
+            assert r.status_code == status, (limit, r.text)
