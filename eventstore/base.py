@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -320,6 +320,9 @@ class EventStore(abc.ABC):
         return False
 
     # ---- archiving (truncate-before; tools/archive.py): both backends implement it ----
+    # Each backend reads per stream (id, head, first live version, newest version at or
+    # below the checkpoint, newest version recorded before the age) and `plan_cuts`
+    # turns those rows into the plan, so both cut by the same rule.
 
     async def archive_plan(
         self,
@@ -449,3 +452,25 @@ class EventStore(abc.ABC):
                 position = head
                 continue
             await wait_for_ticket(ticket, self.poll_seconds)
+
+
+ArchiveFacts = tuple[Any, Any, Any, Any, Any]  # (stream, head, first, below_checkpoint, older)
+
+
+def plan_cuts(
+    rows: Iterable[ArchiveFacts], recorded_before_us: int | None, keep_last: int | None
+) -> list[tuple[str, int, int]]:
+    """(stream, first live version, cut) for each stream with a prefix to archive: below
+    the checkpoint, and below the age or the newest `keep_last` versions (pure)."""
+    plan = []
+    for sid, head, first, below_checkpoint, older in rows:
+        if first is None or below_checkpoint is None:
+            continue
+        cut = below_checkpoint + 1
+        if recorded_before_us is not None:
+            cut = min(cut, (older or 0) + 1)
+        if keep_last is not None:
+            cut = min(cut, head - keep_last + 1)
+        if cut > first:
+            plan.append((str(sid), int(first), int(cut)))
+    return plan

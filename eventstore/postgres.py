@@ -40,6 +40,7 @@ from .base import (
     Doorbell,
     EventStore,
     encode_events,
+    plan_cuts,
     validate_checkpoint_name,
     validate_count,
     validate_expected,
@@ -749,18 +750,7 @@ class PostgresStore(EventStore):
             'GROUP BY e.stream_id ORDER BY e.stream_id COLLATE "C"',
             *args,
         )
-        plan = []
-        for sid, head, first, below_checkpoint, older in rows:
-            if below_checkpoint is None:
-                continue
-            cut = below_checkpoint + 1
-            if recorded_before_us is not None:
-                cut = min(cut, (older or 0) + 1)
-            if keep_last is not None:
-                cut = min(cut, head - keep_last + 1)
-            if cut > first:
-                plan.append((str(sid), int(first), int(cut)))
-        return plan
+        return plan_cuts(rows, recorded_before_us, keep_last)
 
     async def archive_rows(self, stream_id: str, before_version: int) -> list[tuple[Any, ...]]:
         """The live events below the cut with their digest and link (backup row order)."""
