@@ -4,19 +4,25 @@ Each of `--concurrency` threads claims one message at a time (long-polling), run
 CMD through `/bin/sh -c` with the event JSON on stdin and `HIVELOG_SESSION_ID`,
 `HIVELOG_EVENT_TYPE`, `HIVELOG_ATTEMPT`, `HIVELOG_DELIVERY_ID` in its environment,
 then acks on exit 0 or nacks for a retry with exponential backoff (1 s, 2 s, 4 s,
-... up to 5 min; the group's `max_retries` then parks it). SIGTERM or SIGINT:
+... up to 5 min; the group's `max_retries` then parks it). A command still running
+shortly before the group's `ack_timeout_seconds` is killed (its whole process group)
+and nacked as timed out: left running, its message would be handed out again and run
+a second time alongside it. Only the end of the command's stderr is kept (its reason
+on a nack), so a command that writes gigabytes costs no memory. SIGTERM or SIGINT:
 commands already running finish and are acked or nacked; a message claimed but
 not started is handed back at once; then the worker exits 0.
 
 Only the standard library (urllib): a worker host needs nothing but Python.
 Delivery is at-least-once: a worker killed mid-command leaves its message to be
 redelivered after the group's ack timeout, so CMD should be idempotent (the event's
-`position` is a stable key). Keep the group's `ack_timeout_seconds` above CMD's run time.
+`position` is a stable key). Keep the group's `ack_timeout_seconds` above CMD's run time:
+it is CMD's time limit.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -33,6 +39,8 @@ DEFAULT_URL = "http://127.0.0.1:8787"
 CLAIM_WAIT_SECONDS = 5.0  # a stop is noticed within this long
 MAX_BACKOFF_SECONDS = 300.0
 STDERR_TAIL = 500
+DEFAULT_ACK_TIMEOUT = 30.0  # the server's default, used until the group's is read
+KILL_GRACE_SECONDS = 2.0  # from SIGTERM to SIGKILL for a command past its time
 
 
 class ApiError(Exception):
@@ -84,6 +92,19 @@ class Worker:
         self.worker_id = worker_id
         self.stopping = threading.Event()
         self.base = f"/api/subscriptions/{group}"
+        self.ack_timeout = DEFAULT_ACK_TIMEOUT
+
+    def time_limit(self) -> float:
+        """How long a command may run: the group's ack timeout (read now, so a changed
+        setting counts), less a margin for the kill and the nack to land before the
+        server hands the message out again."""
+        try:
+            view = self.api.call("GET", self.base, timeout=10.0)
+            self.ack_timeout = float(view["ack_timeout_seconds"])
+        except (OSError, ApiError, ValueError, KeyError, TypeError) as exc:
+            self.log(f"cannot read the group's ack timeout ({exc}); using {self.ack_timeout}s")
+        margin = min(KILL_GRACE_SECONDS + 3.0, self.ack_timeout / 4)
+        return self.ack_timeout - margin
 
     def log(self, text: str) -> None:
         print(f"hivelog worker {self.worker_id}: {text}", file=sys.stderr, flush=True)
@@ -128,37 +149,113 @@ class Worker:
             "HIVELOG_DELIVERY_ID": delivery,
             "HIVELOG_POSITION": str(event.get("position", "")),
         }
-        done = subprocess.run(
-            ["/bin/sh", "-c", self.command],
-            input=json.dumps(event).encode(),
-            env=env,
-            stdout=sys.stderr,  # the command's output goes to the worker's log
-            stderr=subprocess.PIPE,
-            check=False,
-            start_new_session=True,  # a Ctrl-C to the worker does not kill the command
-        )
-        tail = done.stderr.decode(errors="replace")[-STDERR_TAIL:]
+        limit = self.time_limit()
+        status, tail = run_command(self.command, json.dumps(event).encode(), env, limit)
         if tail:
             sys.stderr.write(tail)
         where = f"position {event.get('position')} ({event.get('type')})"
-        if done.returncode == 0:
+        if status == 0:
             self.settle("ack", delivery)
             self.log(f"{where} done")
+            return
+        delay = backoff(int(message["attempt"]))
+        # the server refuses NUL in a reason (400): binary stderr must not stop the nack
+        tail = tail.replace("\x00", "\ufffd")
+        if status is None:
+            reason = (
+                f"timed out: killed after {limit:.1f}s (the group's ack_timeout_seconds "
+                f"is {self.ack_timeout:g}): {tail.strip()[-200:]}"
+            )
         else:
-            delay = backoff(int(message["attempt"]))
-            reason = f"exit status {done.returncode}: {tail.strip()[-200:]}"
-            self.settle("nack", delivery, action="retry", reason=reason, delay_seconds=delay)
-            self.log(f"{where} failed ({reason}); retry in {delay:.0f}s")
+            reason = f"exit status {status}: {tail.strip()[-200:]}"
+        self.settle("nack", delivery, action="retry", reason=reason, delay_seconds=delay)
+        self.log(f"{where} failed ({reason}); retry in {delay:.0f}s")
 
     def settle(self, verb: str, delivery: str, **extra: Any) -> None:
         """Ack or nack, retrying through short outages (the delivery would time out anyway)."""
         for attempt in range(5):
             try:
-                self.api.call("POST", f"{self.base}/{verb}", {"delivery_ids": [delivery], **extra})
+                body = {"delivery_ids": [delivery], **extra}
+                answer = self.api.call("POST", f"{self.base}/{verb}", body)
+                if isinstance(answer, dict) and delivery in (answer.get("unknown") or []):
+                    self.log(
+                        f"{verb} of {delivery} came too late: its ack timeout had passed, "
+                        "so the message is handed out again and may run twice"
+                    )
                 return
             except (OSError, ApiError) as exc:
                 self.log(f"{verb} of {delivery} failed: {exc}")
+                if isinstance(exc, ApiError) and 400 <= exc.status < 500 and exc.status != 429:
+                    return  # the same request will be refused again; the ack timeout decides
                 time.sleep(0.5 * (attempt + 1))
+
+
+def run_command(
+    command: str, stdin: bytes, env: dict[str, str], limit: float
+) -> tuple[int | None, str]:
+    """Run `command` for at most `limit` seconds: its exit status (None when it was
+    killed for running too long) and the end of its stderr. stderr is read as it comes
+    and only its tail kept; the whole process group is killed on time-out, so no
+    grandchild keeps running next to the message's next delivery."""
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        stdin=subprocess.PIPE,
+        stdout=sys.stderr,  # the command's output goes to the worker's log
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,  # a Ctrl-C to the worker does not kill the command
+    )
+    assert process.stdin is not None and process.stderr is not None
+    tail = bytearray()
+    feeder = threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True)
+    reader = threading.Thread(target=_drain, args=(process.stderr, tail), daemon=True)
+    feeder.start()
+    reader.start()
+    try:
+        status: int | None = process.wait(timeout=max(limit, 0.1))
+    except subprocess.TimeoutExpired:
+        status = None
+        _kill_group(process)
+    feeder.join(timeout=KILL_GRACE_SECONDS)
+    reader.join(timeout=KILL_GRACE_SECONDS)  # a detached grandchild may hold the pipe
+    return status, bytes(tail).decode(errors="replace")[-STDERR_TAIL:]
+
+
+def _feed(pipe: Any, data: bytes) -> None:
+    """The event on stdin; a command that does not read it is not an error."""
+    try:
+        pipe.write(data)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            pipe.close()
+
+
+def _drain(pipe: Any, tail: bytearray) -> None:
+    """Read stderr to its end, keeping only the last STDERR_TAIL * 4 bytes."""
+    keep = STDERR_TAIL * 4  # a UTF-8 character is at most 4 bytes
+    while chunk := pipe.read1(65536):
+        tail += chunk
+        if len(tail) > keep:
+            del tail[:-keep]
+    pipe.close()
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the command's process group, SIGKILL it after a grace period."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=KILL_GRACE_SECONDS)
+            if sig == signal.SIGTERM:
+                os.killpg(process.pid, signal.SIGKILL)  # grandchildren that ignored it
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            return
 
 
 def run(args: argparse.Namespace) -> int:
