@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,3 +133,36 @@ def test_binary_stderr_still_parks_with_its_reason(server: Server) -> None:
             assert stop(worker) == 0
         (message,) = parked(c, "bin")
         assert message["reason"] == "exit status 4: bin\ufffdary\ufffd end (after 1 attempts)"
+
+
+def test_an_ack_after_the_timeout_says_the_message_may_run_twice(
+    server: Server, tmp_path: Path
+) -> None:
+    """Worker A is paused (SIGSTOP, as a frozen host) past the ack timeout while its
+    command runs; worker B gets attempt 2 and acks it; A's ack is then `unknown`,
+    which A logged as plain 'done'."""
+    started = tmp_path / "started"
+    cmd = f'[ "$HIVELOG_ATTEMPT" = 1 ] || exit 0; touch "{started}"; sleep 1'
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    with client(server) as c:
+        c.put(f"{G}/late", json={"types": ["job"], "ack_timeout_seconds": 2})
+        argv = [sys.executable, "-m", "tools", "worker", "late", "--exec", cmd]
+        with logs[0].open("wb") as out:
+            a = subprocess.Popen([*argv, "--url", server.base_url], stderr=out)
+        b: subprocess.Popen[bytes] | None = None
+        try:
+            wait_until(lambda: b"started" in logs[0].read_bytes())
+            produce(c, 1)
+            wait_until(started.exists)
+            os.kill(a.pid, signal.SIGSTOP)
+            with logs[1].open("wb") as out:
+                b = subprocess.Popen([*argv, "--url", server.base_url], stderr=out)
+            wait_until(lambda: b"done" in logs[1].read_bytes())
+            os.kill(a.pid, signal.SIGCONT)
+            wait_until(lambda: b"ack of" in logs[0].read_bytes() or b"done" in logs[0].read_bytes())
+        finally:
+            os.kill(a.pid, signal.SIGCONT)
+            codes = [stop(a), stop(b) if b is not None else 0]
+        assert codes == [0, 0]
+    text = logs[0].read_text()
+    assert "came too late" in text and "may run twice" in text
