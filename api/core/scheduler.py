@@ -436,13 +436,10 @@ class Scheduler:
         # Decide again on a caught-up projection: without fire claims another node may
         # just have recorded some of these slots (its ids, a different batch); those are
         # then no longer due, and what is refused still is really this trigger's fault.
-        await self._catch_up()
+        await self.service.catch_up()
         for tid in sorted(trigger_ids):
             await self._record_alone(session_id, tid, now_ms, backlogs)
         return self.service.get(session_id)
-
-    async def _catch_up(self) -> None:
-        await self.service.wait_for(await self.service.store.head_position())
 
     async def _record_alone(
         self, session_id: str, trigger_id: str, now_ms: int, backlogs: Backlogs
@@ -468,7 +465,7 @@ class Scheduler:
                     self._refused(session_id, trigger_id, exc)
                     return
                 taken.add(exc.event_id)
-                await self._catch_up()
+                await self.service.catch_up()
 
     def _refused(self, session_id: str, trigger_id: str, exc: BaseException) -> None:
         """Poison one trigger whose own fire append the store refuses."""

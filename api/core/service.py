@@ -338,12 +338,12 @@ class SessionService:
             try:
                 events = list(decide(state))
             except DomainError:
-                if fresh or not await self._catch_up():
+                if fresh or not await self.catch_up():
                     raise
                 fresh = True
                 continue
             if not events:
-                if not fresh and await self._catch_up():
+                if not fresh and await self.catch_up():
                     fresh = True
                     continue
                 if state is None:
@@ -354,7 +354,7 @@ class SessionService:
             try:
                 result = await self.store.append(session_id, events, expected=expected)
             except WrongExpectedVersion:
-                await self.wait_for(await self.store.head_position())
+                await self.catch_up()
                 continue
             except StreamDeleted:
                 raise NotFound(f"Session '{session_id}' not found") from None
@@ -369,7 +369,7 @@ class SessionService:
             return new_state
         raise Conflict(f"Session '{session_id}' is busy; try again")
 
-    async def _catch_up(self) -> bool:
+    async def catch_up(self) -> bool:
         """Fold up to the log's current head; whether the projection moved meanwhile
         (by this fold or the follower's, during the head query)."""
         seen = self.catalogue.position
@@ -382,7 +382,7 @@ class SessionService:
         try:
             return check(self.get(session_id))
         except DomainError:
-            if not await self._catch_up():
+            if not await self.catch_up():
                 raise
         return check(self.get(session_id))
 
@@ -399,7 +399,7 @@ class SessionService:
         try:
             async with turn.lock:
                 if not self._deletable(session_id):
-                    await self._catch_up()
+                    await self.catch_up()
                     if not self._deletable(session_id):
                         return False
                 if self.get(session_id) is not None:

@@ -259,8 +259,7 @@ async def colony_lock(request: Request) -> AsyncIterator[None]:
                     if time.monotonic() >= deadline:  # a hung holder: answer, do not hang
                         raise Conflict("Colonies are busy (another open holds them); try again")
                     await asyncio.sleep(LOCK_POLL_SECONDS)
-            service = sessions_of(request)
-            await service.wait_for(await service.store.head_position())
+            await sessions_of(request).catch_up()
             yield
         finally:
             if home_fd is not None:
@@ -432,7 +431,7 @@ async def _await_session(service: SessionService, session_id: str) -> None:
     the session stream's expected version lets exactly one start create it."""
     deadline = time.monotonic() + CLAIM_WAIT_SECONDS
     while service.get(session_id) is None and not service.is_deleted(session_id):
-        await service.wait_for(await service.store.head_position())
+        await service.catch_up()
         if service.get(session_id) is not None or time.monotonic() >= deadline:
             return
         await asyncio.sleep(LOCK_POLL_SECONDS)
