@@ -13,7 +13,6 @@ import datetime as dt
 import itertools
 
 import pytest
-from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +26,7 @@ from projections.schedule import (
     plan_due,
     slots_after,
 )
+from tests.support.croniter_steps import CountingCroniter
 
 SEC = 1000
 MIN = 60 * SEC
@@ -171,20 +171,6 @@ def test_past_the_limit_the_newest_slots_are_those_a_forward_walk_gives(
         assert not due.exact and limit < due.count <= len(reference)
     else:
         assert due.exact and due.count == len(reference)
-
-
-class CountingCroniter(croniter):  # type: ignore[misc]
-    """croniter that counts the slots it steps through (both directions)."""
-
-    steps = 0
-
-    def get_next(self, *args: object, **kwargs: object) -> object:
-        CountingCroniter.steps += 1
-        return super().get_next(*args, **kwargs)
-
-    def get_prev(self, *args: object, **kwargs: object) -> object:
-        CountingCroniter.steps += 1
-        return super().get_prev(*args, **kwargs)
 
 
 @pytest.mark.parametrize("cron", ["* * * * * *", "* * * * *"])

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
-from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +30,7 @@ from projections.schedule import (
 from projections.session import ColonyState, SessionState
 from projections.trigger_commands import decide_fires
 from projections.triggers import TriggerState
+from tests.support.croniter_steps import CountingCroniter
 
 SEC = 1000
 MIN = 60 * SEC
@@ -46,18 +46,6 @@ def timer(**config: object) -> Schedule:
     schedule = parse_schedule("timer", config)
     assert schedule is not None
     return schedule
-
-
-class CountingCroniter(croniter):  # type: ignore[misc]
-    steps = 0
-
-    def get_next(self, *args: object, **kwargs: object) -> object:
-        CountingCroniter.steps += 1
-        return super().get_next(*args, **kwargs)
-
-    def get_prev(self, *args: object, **kwargs: object) -> object:
-        CountingCroniter.steps += 1
-        return super().get_prev(*args, **kwargs)
 
 
 def in_turns(budget: StepBudget, decide: Callable[[], T], turns: list[int]) -> T:

@@ -14,29 +14,17 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from croniter import croniter
 
 import projections.schedule as schedule_module
 from api.core.clock import FakeClock
 from api.core.scheduler import STEPS_PER_TURN
 from projections.schedule import parse_schedule, plan_due
+from tests.support.croniter_steps import CountingCroniter
 from tests.support.triggers_support import node, seed, timer
 
 DAY = 24 * 3600 * 1000
 T0 = 1_790_000_000_000
 LIMIT = 1000  # COUNT_LIMIT, smaller to keep the test short (past it all the same)
-
-
-class CountingCroniter(croniter):  # type: ignore[misc]
-    steps = 0
-
-    def get_next(self, *args: object, **kwargs: object) -> object:
-        CountingCroniter.steps += 1
-        return super().get_next(*args, **kwargs)
-
-    def get_prev(self, *args: object, **kwargs: object) -> object:
-        CountingCroniter.steps += 1
-        return super().get_prev(*args, **kwargs)
 
 
 async def test_a_day_of_seconds_cron_backlogs_is_counted_a_turn_at_a_time(
