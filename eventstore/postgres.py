@@ -29,7 +29,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -770,90 +770,88 @@ class PostgresStore(EventStore):
         log's top position is kept in `erased_up_to` (as an erase does), and a stream
         archived whole keeps its head through its cut row."""
         stream_id = validate_stream_id(stream_id)
-        self._check_open()
         q = self.names.q
-        with _unavailable_on_outage():
-            async with self._pool.acquire() as conn, conn.transaction():
-                await self._lock(conn)
-                old_cut = await self._live_cut(conn, stream_id, "no live stream to archive")
-                await conn.execute(
-                    f"UPDATE {q}.log_state SET erased_up_to = m.top FROM (SELECT "
-                    f"max(position) AS top FROM {q}.events) AS m WHERE m.top > erased_up_to"
+        async with self._locked() as conn:
+            old_cut = await self._live_cut(conn, stream_id, "no live stream to archive")
+            await conn.execute(
+                f"UPDATE {q}.log_state SET erased_up_to = m.top FROM (SELECT "
+                f"max(position) AS top FROM {q}.events) AS m WHERE m.top > erased_up_to"
+            )
+            await conn.execute(
+                f"INSERT INTO {q}.erased_links (position, stream_id, version, event_id, "
+                "type, recorded_at_us, digest, chain) SELECT position, stream_id, version, "
+                "event_id, type, (extract(epoch FROM recorded_at) * 1000000)::bigint, "
+                f"digest, chain FROM {q}.events WHERE stream_id = $1 AND version < $2 "
+                "AND chain IS NOT NULL",
+                stream_id,
+                before_version,
+            )
+            status = await conn.execute(
+                f"DELETE FROM {q}.events WHERE stream_id = $1 AND version < $2",
+                stream_id,
+                before_version,
+            )
+            removed = int(status.split()[-1])
+            if removed != expected:
+                raise InvalidEvent(
+                    f"{stream_id}: {removed} events below the cut, archived {expected}"
                 )
-                await conn.execute(
-                    f"INSERT INTO {q}.erased_links (position, stream_id, version, event_id, "
-                    "type, recorded_at_us, digest, chain) SELECT position, stream_id, version, "
-                    "event_id, type, (extract(epoch FROM recorded_at) * 1000000)::bigint, "
-                    f"digest, chain FROM {q}.events WHERE stream_id = $1 AND version < $2 "
-                    "AND chain IS NOT NULL",
-                    stream_id,
-                    before_version,
-                )
-                status = await conn.execute(
-                    f"DELETE FROM {q}.events WHERE stream_id = $1 AND version < $2",
-                    stream_id,
-                    before_version,
-                )
-                removed = int(status.split()[-1])
-                if removed != expected:
-                    raise InvalidEvent(
-                        f"{stream_id}: {removed} events below the cut, archived {expected}"
-                    )
-                if before_version > old_cut:
-                    await self._set_cut(conn, stream_id, before_version)
+            if before_version > old_cut:
+                await self._set_cut(conn, stream_id, before_version)
         return removed
 
     async def restore_archived(self, stream_id: str, rows: list[tuple[Any, ...]]) -> int:
         """Put archived rows back, each checked against the link it left behind, in one
         transaction under the append lock; the cut moves down to what is still archived."""
         stream_id = validate_stream_id(stream_id)
-        self._check_open()
         q = self.names.q
-        with _unavailable_on_outage():
-            async with self._pool.acquire() as conn, conn.transaction():
-                await self._lock(conn)
-                why = "deleted or unknown; its archive cannot come back"
-                await self._live_cut(conn, stream_id, why)
-                kept = {
-                    r[0]: tuple(r[1:])
-                    for r in await conn.fetch(
-                        "SELECT position, stream_id, version, event_id, type, recorded_at_us, "
-                        f"digest, chain FROM {q}.erased_links WHERE position = ANY($1::bigint[])",
-                        [r[0] for r in rows],
-                    )
-                }
-                for position, sid, version, event_id, type_, data, meta, rec_us, dig, chain in rows:
-                    link = (sid, version, event_id, type_, rec_us, dig, chain)
-                    if kept.get(position) != link:
-                        raise InvalidEvent(
-                            f"position {position}: does not match the link the log kept"
-                        )
-                    if sid != stream_id or content_digest(data, meta) != dig:
-                        raise InvalidEvent(f"position {position}: content differs from its digest")
-                await conn.executemany(
-                    f"INSERT INTO {q}.events (position, stream_id, version, event_id, type, "
-                    "data, metadata, recorded_at, digest, chain) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    [(*r[:7], _moment(r[7]), *r[8:]) for r in rows],
-                )
-                await conn.execute(
-                    f"DELETE FROM {q}.erased_links WHERE position = ANY($1::bigint[])",
+        async with self._locked() as conn:
+            why = "deleted or unknown; its archive cannot come back"
+            await self._live_cut(conn, stream_id, why)
+            kept = {
+                r[0]: tuple(r[1:])
+                for r in await conn.fetch(
+                    "SELECT position, stream_id, version, event_id, type, recorded_at_us, "
+                    f"digest, chain FROM {q}.erased_links WHERE position = ANY($1::bigint[])",
                     [r[0] for r in rows],
                 )
-                still = await conn.fetchval(
-                    f"SELECT max(version) + 1 FROM {q}.erased_links WHERE stream_id = $1",
-                    stream_id,
-                )
-                await conn.execute(f"DELETE FROM {q}.stream_cuts WHERE stream_id = $1", stream_id)
-                if still is not None and still > 1:
-                    await self._set_cut(conn, stream_id, int(still))
+            }
+            for position, sid, version, event_id, type_, data, meta, rec_us, dig, chain in rows:
+                link = (sid, version, event_id, type_, rec_us, dig, chain)
+                if kept.get(position) != link:
+                    raise InvalidEvent(f"position {position}: does not match the link the log kept")
+                if sid != stream_id or content_digest(data, meta) != dig:
+                    raise InvalidEvent(f"position {position}: content differs from its digest")
+            await conn.executemany(
+                f"INSERT INTO {q}.events (position, stream_id, version, event_id, type, "
+                "data, metadata, recorded_at, digest, chain) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                [(*r[:7], _moment(r[7]), *r[8:]) for r in rows],
+            )
+            await conn.execute(
+                f"DELETE FROM {q}.erased_links WHERE position = ANY($1::bigint[])",
+                [r[0] for r in rows],
+            )
+            still = await conn.fetchval(
+                f"SELECT max(version) + 1 FROM {q}.erased_links WHERE stream_id = $1",
+                stream_id,
+            )
+            await conn.execute(f"DELETE FROM {q}.stream_cuts WHERE stream_id = $1", stream_id)
+            if still is not None and still > 1:
+                await self._set_cut(conn, stream_id, int(still))
         return len(rows)
 
-    async def _lock(self, conn: Any) -> None:
-        """The append lock, for this transaction: appends and erases wait for the cut."""
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, $2)", APPEND_LOCK_CLASS, self.names.lock_key
-        )
+    @contextlib.asynccontextmanager
+    async def _locked(self) -> AsyncIterator[Any]:
+        """A pool connection in a transaction holding the append lock (appends and erases
+        wait for the cut or restore); an outage is StoreUnavailable."""
+        self._check_open()
+        with _unavailable_on_outage():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2)", APPEND_LOCK_CLASS, self.names.lock_key
+                )
+                yield conn
 
     async def _live_cut(self, conn: Any, stream_id: str, why: str) -> int:
         """The cut of a live stream (0: none); InvalidEvent(`why`) for an erased or
