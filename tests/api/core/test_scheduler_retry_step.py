@@ -17,19 +17,13 @@ import pytest
 from api.core.clock import FakeClock
 from api.core.scheduler import STORE_RETRY_MS
 from eventstore import NewEvent, StoreUnavailable
+from tests.api.core.test_scheduler_clock_step import SteppingClock
 from tests.support.triggers_support import node, seed, timer
 
 SEC = 1000
 MIN = 60 * SEC
 HOUR = 60 * MIN
 T0 = 1_790_000_000_000
-
-
-class SteppingClock(FakeClock):
-    """A fake clock whose wall time a correction can step back (monotonic time goes on)."""
-
-    def step_back(self, ms: int) -> None:
-        self._now_ms -= ms
 
 
 @pytest.mark.parametrize("step", [10 * SEC, HOUR, 24 * HOUR])
@@ -51,7 +45,8 @@ async def test_a_retry_queued_before_a_backward_step_waits_only_its_backoff(
         assert await n.payloads("s", "trigger_fired") == []
         monkeypatch.setattr(n.store, "append", real_append)
 
-        clock.step_back(step)  # the wall clock is corrected; nothing refreshes the session
+        # the wall clock is corrected; nothing refreshes the session
+        clock.step_back_to(clock.now_ms() - step)
         clock.advance(STORE_RETRY_MS)  # the backoff has passed (monotonic time)
         await n.settle()
         slot = T0 + step + MIN

@@ -11,15 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.api.http.test_review_subs_webhooks import OPEN
 from tests.support.sessions_support import make_colony, make_env
-
-OPEN = {
-    "id": "open",
-    "name": "Open",
-    "trigger_type": "webhook",
-    "trigger_config": {"path": "/open", "methods": ["POST"]},
-    "task": "anything",
-}
 
 
 def test_copies_of_one_delivery_fire_once_and_say_so(tmp_path: Path) -> None:
